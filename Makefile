@@ -1,0 +1,52 @@
+# kdh_ai: two commands do all set-up on a fresh machine with Python 3.11 and make:
+#   make demo   creates .venv (pinned), runs the demo job on bundled sample audio
+#   make test   same install, then the whole test suite
+# Label Studio runs from its own virtual environment (.venv-ls): it pins Django and much else.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+LS_VENV := .venv-ls
+LS_VERSION := 1.23.2
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip --disable-pip-version-check
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install install-ls demo test lab bench clean help
+
+help:
+	@echo "make demo    set up everything and run the demo job on the bundled sample audio"
+	@echo "make test    set up everything and run the whole test suite"
+	@echo "make lab     open the trainee notebooks in JupyterLab"
+	@echo "make bench   run the speed benchmarks (minutes)"
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "kdh_ai needs Python 3.11 (found %d.%d); set PYTHON=/path/to/python3.11" % sys.version_info[:2])'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=24"
+	$(PIP) install -q -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name kdh-ai --display-name "kdh_ai (.venv)" >/dev/null
+	touch $@
+
+$(LS_VENV)/.installed:
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip --disable-pip-version-check install -q --upgrade "pip>=24"
+	$(LS_VENV)/bin/pip --disable-pip-version-check install -q "label-studio==$(LS_VERSION)"
+	touch $@
+
+install: $(VENV)/.installed $(LS_VENV)/.installed
+
+demo: install
+	$(PY) -m pipelines.demo
+
+test: install
+	$(VENV)/bin/pytest -q
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: install
+	$(PY) benchmarks/transcription_speed.py
+
+clean:
+	rm -rf $(VENV) $(LS_VENV) demo_out .pytest_cache

@@ -1,0 +1,185 @@
+"""The ``kdh`` command: a thin face over the library (parse arguments, call kdh_ai, print).
+
+Exit codes: 0 success; 1 the job ran but some item failed (each one is listed with what to do); 2 bad usage,
+bad configuration or an input that cannot be read at all; 3 the job directory is in use by another run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["app", "main"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="kdh",
+    help="kdh_ai: offline pre-labeling, Label Studio hand-off and quality measurement for client batches.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Models available to this hub (never downloaded: they ship in packages).",
+                         no_args_is_help=True)
+prelabel_app = typer.Typer(help="Pre-label a client batch with a model into a job directory.",
+                           no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(prelabel_app, name="prelabel")
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=err_console, show_path=False)], force=True)
+    logging.getLogger("kdh_ai").setLevel(logging.INFO)
+    if not verbose:
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show detailed logs.")] = False) -> None:
+    _setup_logging(verbose)
+
+
+# ---- models -------------------------------------------------------------------------------------------------
+@models_app.command("list")
+def models_list(
+    details: Annotated[bool, typer.Option("--details", "-d", help="Print each model's full card.")] = False,
+) -> None:
+    """Show each model, whether it is available on this machine, and its card."""
+    from kdh_ai.registry import ModelNotAvailableError, list_cards, resolve_model
+
+    table = Table(title="kdh models")
+    for col in ("name", "task", "languages", "available", "where / why not", "license"):
+        table.add_column(col, overflow="fold")
+    cards = list_cards()
+    for card in cards:
+        try:
+            resolved = resolve_model(card.name)
+            avail, where = "[green]yes[/]", f"{resolved.path} (v{resolved.version})"
+        except ModelNotAvailableError as exc:
+            avail, where = "[red]no[/]", str(exc)
+        table.add_row(card.name, card.task, ", ".join(card.languages), avail, where, card.license)
+    console.print(table)
+    console.print("Any local CTranslate2 Whisper directory also works: [bold]--model /path/to/model[/].")
+    if details:
+        for card in cards:
+            console.rule(card.name)
+            console.print(card.path.read_text(encoding="utf-8") if card.path else card)
+
+
+# ---- prelabel -----------------------------------------------------------------------------------------------
+@prelabel_app.command("transcribe")
+def prelabel_transcribe(
+    input: Annotated[Path, typer.Option("--input", "-i", help="A directory of audio files (wav, flac, mp3, "
+                                        "ogg, m4a) or a manifest (CSV/JSONL: item_id, path, optional "
+                                        "reference and metadata).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The job directory (created; re-use it to resume).")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="A pipeline YAML, e.g. "
+                                                   "pipelines/transcribe.yaml; flags override it.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Registry name (see `kdh models list`) or a local "
+                                                 "CTranslate2 Whisper directory. [default: whisper-tiny.en]")] = None,
+    beam_size: Annotated[Optional[int], typer.Option(help="Beam width (1 = greedy). [default: 5]")] = None,
+    compute_type: Annotated[Optional[str], typer.Option(help="int8 | int8_float32 | float32. [default: int8]")] = None,
+    language: Annotated[Optional[str], typer.Option(help="Language code; default: detect (en for .en models).")] = None,
+    vad: Annotated[Optional[bool], typer.Option("--vad/--no-vad", help="Detect speech first (silence -> "
+                                                "no_speech). [default: on]")] = None,
+    pack: Annotated[Optional[bool], typer.Option("--pack/--no-pack", help="Transcribe several short clips "
+                                                 "per Whisper window (faster). [default: on]")] = None,
+    max_duration: Annotated[Optional[float], typer.Option(help="Refuse files longer than this many seconds. "
+                                                          "[default: 14400]")] = None,
+    max_items: Annotated[Optional[int], typer.Option(help="Process at most N pending items now (a trial run; "
+                                                     "run again to continue).")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Transcribe a batch of audio with Whisper, offline, into JOB_DIR (resumable).
+
+    Writes predictions.jsonl (append-only; the latest record per item for the current configuration wins),
+    predictions.parquet, items.jsonl and job.json. Killed or interrupted? Run the same command again: done
+    items are skipped. Exit code 1 when some item failed (each is listed with what to do).
+    """
+    from kdh_ai.config import ConfigError, load_pipeline, validate_options
+    from kdh_ai.items import InputError
+    from kdh_ai.job import JobLockedError
+    from kdh_ai.prelabel import run_prelabel
+    from kdh_ai.registry import ModelNotAvailableError
+    from kdh_ai.tasks.transcription import Transcriber
+
+    overrides: dict[str, Any] = {k: v for k, v in {
+        "model": model, "beam_size": beam_size, "compute_type": compute_type, "language": language, "vad": vad,
+        "pack_short_clips": pack, "max_duration_s": max_duration}.items() if v is not None}
+    try:
+        if config is not None:
+            task, options = load_pipeline(config, overrides=overrides)
+            if task != "transcription":
+                raise ConfigError(f"{config} is a {task} pipeline; use `kdh prelabel classify`")
+        else:
+            options = validate_options("transcription", overrides, where="flags")
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+    import dataclasses
+
+    try:
+        summary = run_prelabel(
+            out, input, make_prelabeler=lambda: Transcriber(options), task="transcription", item_kind="audio",
+            options=dataclasses.asdict(options), log_progress=progress, max_items=max_items)
+    except JobLockedError as exc:
+        raise _fail(str(exc), 3) from None
+    except (InputError, ModelNotAvailableError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]Interrupted.[/] Everything finished so far is saved; run the same command "
+                          "again to continue.")
+        raise typer.Exit(130) from None
+    _print_summary(summary)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _print_summary(summary: Any) -> None:
+    c = summary.counts
+    table = Table(title=f"{summary.task} job: {summary.job_dir}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("items ok / no_speech / error",
+                  f"{c.get('ok', 0)} / {c.get('no_speech', 0)} / {c.get('error', 0)}"
+                  + (f"  ({c['pending']} pending)" if c.get("pending") else ""))
+    table.add_row("this run", f"{summary.processed} processed, {summary.skipped} already done")
+    if summary.audio_s:
+        table.add_row("audio processed", f"{summary.audio_s:.1f} s ({summary.audio_s / 3600:.3f} h)")
+    table.add_row("wall time", f"{summary.wall_s:.1f} s")
+    if summary.real_time_factor:
+        table.add_row("real-time factor", f"{summary.real_time_factor:.1f}x (audio seconds per wall second)")
+    console.print(table)
+    for item_id, message in summary.errors:
+        err_console.print(f"[red]item {item_id}:[/] {message}")
+    for issue in summary.ingest_issues:
+        err_console.print(f"[yellow]input:[/] {issue}")
+    console.print(f"Results: {summary.job_dir / 'predictions.jsonl'} and predictions.parquet; "
+                  f"job manifest: {summary.job_dir / 'job.json'}")
+
+
+def main() -> None:
+    """Entry point of the ``kdh`` console script."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Pipeline configuration: YAML files in ``pipelines/``, validated with pydantic.
+
+A pipeline file names its task and gives the task's options; an unknown key or a bad value is an error that
+names the key::
+
+    # pipelines/transcribe.yaml
+    task: transcription
+    options:
+      model: whisper-tiny.en
+      beam_size: 5
+
+Options given as command-line flags override the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+__all__ = ["ConfigError", "PipelineConfig", "load_pipeline", "validate_options"]
+
+TASKS = ("transcription", "classification")
+
+
+class ConfigError(ValueError):
+    """A pipeline file or option value is invalid; the message names the key and the problem."""
+
+
+class PipelineConfig(BaseModel):
+    """The top level of a pipeline YAML file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Literal["transcription", "classification"]
+    description: str | None = None
+    options: dict[str, Any] = {}
+
+
+def _format(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see the documented options)"
+        lines.append(f"{where}: {loc}: {msg}" + (f" (got {err['input']!r})" if err["type"] != "extra_forbidden"
+                                                  and not isinstance(err.get("input"), dict) else ""))
+    return "\n".join(lines)
+
+
+def _options_class(task: str) -> type:
+    if task == "transcription":
+        from kdh_ai.tasks.transcription import TranscribeOptions
+
+        return TranscribeOptions
+    raise ConfigError(f"task {task!r} has no options class here; valid tasks: {', '.join(TASKS)}")
+
+
+def validate_options(task: str, values: dict[str, Any], *, where: str = "options") -> Any:
+    """Build the task's typed options from a dict, or raise :class:`ConfigError` naming each bad key."""
+    cls = _options_class(task)
+    try:
+        return TypeAdapter(cls).validate_python(values)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, where)) from None
+
+
+def load_pipeline(path: str | Path, *, overrides: dict[str, Any] | None = None) -> tuple[str, Any]:
+    """Read a pipeline file and return ``(task, options)`` with ``overrides`` applied on top.
+
+    Raises:
+        ConfigError: Unreadable YAML, an unknown key or an invalid value (the message names it).
+    """
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"pipeline file {p} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping with 'task' and 'options'")
+    try:
+        cfg = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, str(p))) from None
+    values = {**cfg.options, **(overrides or {})}
+    return cfg.task, validate_options(cfg.task, values, where=f"{p}: options")
