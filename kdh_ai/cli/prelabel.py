@@ -1,89 +1,22 @@
-"""The ``kdh`` command: a thin face over the library (parse arguments, call kdh_ai, print).
-
-Exit codes: 0 success; 1 the job ran but some item failed (each one is listed with what to do); 2 bad usage,
-bad configuration or an input that cannot be read at all; 3 the job directory is in use by another run.
-"""
+"""``kdh prelabel``: pre-label a client batch into a job directory."""
 
 from __future__ import annotations
 
-import logging
-import os
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-__all__ = ["app", "main"]
+from kdh_ai.cli._common import console, err_console, fail
 
-console = Console()
-err_console = Console(stderr=True)
+__all__ = ["app", "print_summary"]
 
-app = typer.Typer(
-    name="kdh",
-    help="kdh_ai: offline pre-labeling, Label Studio hand-off and quality measurement for client batches.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-models_app = typer.Typer(help="Models available to this hub (never downloaded: they ship in packages).",
-                         no_args_is_help=True)
-prelabel_app = typer.Typer(help="Pre-label a client batch with a model into a job directory.",
-                           no_args_is_help=True)
-app.add_typer(models_app, name="models")
-app.add_typer(prelabel_app, name="prelabel")
+app = typer.Typer(help="Pre-label a client batch with a model into a job directory.", no_args_is_help=True)
 
 
-def _setup_logging(verbose: bool) -> None:
-    from rich.logging import RichHandler
-
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=err_console, show_path=False)], force=True)
-    logging.getLogger("kdh_ai").setLevel(logging.INFO)
-    if not verbose:
-        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-@app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show detailed logs.")] = False) -> None:
-    _setup_logging(verbose)
-
-
-# ---- models -------------------------------------------------------------------------------------------------
-@models_app.command("list")
-def models_list(
-    details: Annotated[bool, typer.Option("--details", "-d", help="Print each model's full card.")] = False,
-) -> None:
-    """Show each model, whether it is available on this machine, and its card."""
-    from kdh_ai.registry import ModelNotAvailableError, list_cards, resolve_model
-
-    table = Table(title="kdh models")
-    for col in ("name", "task", "languages", "available", "where / why not", "license"):
-        table.add_column(col, overflow="fold")
-    cards = list_cards()
-    for card in cards:
-        try:
-            resolved = resolve_model(card.name)
-            avail, where = "[green]yes[/]", f"{resolved.path} (v{resolved.version})"
-        except ModelNotAvailableError as exc:
-            avail, where = "[red]no[/]", str(exc)
-        table.add_row(card.name, card.task, ", ".join(card.languages), avail, where, card.license)
-    console.print(table)
-    console.print("Any local CTranslate2 Whisper directory also works: [bold]--model /path/to/model[/].")
-    if details:
-        for card in cards:
-            console.rule(card.name)
-            console.print(card.path.read_text(encoding="utf-8") if card.path else card)
-
-
-# ---- prelabel -----------------------------------------------------------------------------------------------
-@prelabel_app.command("transcribe")
+@app.command("transcribe")
 def prelabel_transcribe(
     input: Annotated[Path, typer.Option("--input", "-i", help="A directory of audio files (wav, flac, mp3, "
                                         "ogg, m4a) or a manifest (CSV/JSONL: item_id, path, optional "
@@ -130,28 +63,26 @@ def prelabel_transcribe(
         else:
             options = validate_options("transcription", overrides, where="flags")
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
-
-    import dataclasses
+        raise fail(str(exc)) from None
 
     try:
         summary = run_prelabel(
             out, input, make_prelabeler=lambda: Transcriber(options), task="transcription", item_kind="audio",
             options=dataclasses.asdict(options), log_progress=progress, max_items=max_items)
     except JobLockedError as exc:
-        raise _fail(str(exc), 3) from None
+        raise fail(str(exc), 3) from None
     except (InputError, ModelNotAvailableError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]Interrupted.[/] Everything finished so far is saved; run the same command "
                           "again to continue.")
         raise typer.Exit(130) from None
-    _print_summary(summary)
+    print_summary(summary)
     if summary.failed:
         raise typer.Exit(1)
 
 
-def _print_summary(summary: Any) -> None:
+def print_summary(summary: Any) -> None:
     c = summary.counts
     table = Table(title=f"{summary.task} job: {summary.job_dir}", show_header=False)
     table.add_column(style="bold")
@@ -172,14 +103,3 @@ def _print_summary(summary: Any) -> None:
         err_console.print(f"[yellow]input:[/] {issue}")
     console.print(f"Results: {summary.job_dir / 'predictions.jsonl'} and predictions.parquet; "
                   f"job manifest: {summary.job_dir / 'job.json'}")
-
-
-def main() -> None:
-    """Entry point of the ``kdh`` console script."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    app()
-
-
-if __name__ == "__main__":
-    main()

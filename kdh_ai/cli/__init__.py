@@ -1,0 +1,41 @@
+"""The ``kdh`` command: a thin face over the library (parse arguments, call kdh_ai, print).
+
+Each group of subcommands lives in its own module of this package and is registered here.
+
+Exit codes: 0 success; 1 the job ran but some item failed (each one is listed with what to do); 2 bad usage,
+bad configuration or an input that cannot be read at all; 3 the job directory is in use by another run.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from kdh_ai.cli import models, prelabel
+from kdh_ai.cli._common import setup_logging
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="kdh",
+    help="kdh_ai: offline pre-labeling, Label Studio hand-off and quality measurement for client batches.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models.app, name="models")
+app.add_typer(prelabel.app, name="prelabel")
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show detailed logs.")] = False) -> None:
+    setup_logging(verbose)
+
+
+def main() -> None:
+    """Entry point of the ``kdh`` console script."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    app()
