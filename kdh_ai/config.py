@@ -39,15 +39,19 @@ class PipelineConfig(BaseModel):
     options: dict[str, Any] = {}
 
 
-def _format(exc: ValidationError, where: str) -> str:
+_UNKNOWN = ("extra_forbidden", "unexpected_keyword_argument")
+
+
+def _format(exc: ValidationError, where: str, valid: list[str]) -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see the documented options)"
-        lines.append(f"{where}: {loc}: {msg}" + (f" (got {err['input']!r})" if err["type"] != "extra_forbidden"
-                                                  and not isinstance(err.get("input"), dict) else ""))
+        if err["type"] in _UNKNOWN:
+            lines.append(f"{where}: {loc}: unknown key; valid keys: {', '.join(valid)}")
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"{where}: {loc}: {err['msg']}{shown}")
     return "\n".join(lines)
 
 
@@ -65,7 +69,7 @@ def validate_options(task: str, values: dict[str, Any], *, where: str = "options
     try:
         return TypeAdapter(cls).validate_python(values)
     except ValidationError as exc:
-        raise ConfigError(_format(exc, where)) from None
+        raise ConfigError(_format(exc, where, list(cls.__dataclass_fields__))) from None
 
 
 def load_pipeline(path: str | Path, *, overrides: dict[str, Any] | None = None) -> tuple[str, Any]:
@@ -86,6 +90,6 @@ def load_pipeline(path: str | Path, *, overrides: dict[str, Any] | None = None) 
     try:
         cfg = PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format(exc, str(p))) from None
+        raise ConfigError(_format(exc, str(p), list(PipelineConfig.model_fields))) from None
     values = {**cfg.options, **(overrides or {})}
     return cfg.task, validate_options(cfg.task, values, where=f"{p}: options")
