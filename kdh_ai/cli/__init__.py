@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from kdh_ai.cli import models, prelabel
+from kdh_ai.cli import labelstudio, models, prelabel
 from kdh_ai.cli._common import setup_logging
 
 __all__ = ["app", "main"]
@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(prelabel.app, name="prelabel")
+labelstudio.register(app)  # kdh labelstudio start|stop|status|add-annotator, kdh push|pull|status
 
 
 @app.callback()

@@ -1,0 +1,197 @@
+"""Gold items: items with known answers, mixed among ordinary tasks to measure each annotator's accuracy.
+
+Gold answers live only in the job directory (``gold.jsonl``), never in Label Studio, where any annotator's
+token could read or edit them. They come from
+
+* a **gold manifest** (CSV or JSONL) with the columns ``item_id`` and ``answer``, plus ``path`` (audio) or
+  ``text`` (texts) for items that are not part of this job; relative paths are taken from the manifest's
+  folder; or
+* an **earlier job**: its gold items, and its items whose human annotations all agree (at least
+  ``min_annotators`` of them, not skipped, not deleted).
+
+``gold.jsonl`` records: ``{item_id, answer, source, path, text, added_at}``; the latest record per item_id
+wins. A record with ``answer: null`` withdraws an item from the gold set.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from kdh_ai.job import Job
+    >>> job = Job(pathlib.Path(tempfile.mkdtemp()))
+    >>> job.items.append([{"item_id": "a1", "path": "/audio/a1.wav", "text": None, "error": None}])
+    >>> add_gold(job, [GoldItem("a1", "hello world", source="manual"), GoldItem("x9", "bye")])
+    (1, ["gold item 'x9' is not in this job and has no audio path; add a 'path' column to the gold manifest"])
+    >>> current_gold(job)["a1"]["answer"]
+    'hello world'
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kdh_ai.job import Job
+from kdh_ai.records import utc_now
+
+__all__ = ["GoldItem", "add_gold", "current_gold", "gold_from_job", "read_gold_manifest"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GoldItem:
+    """One known answer.
+
+    Attributes:
+        item_id: The item's id (an item of this job, or an extra item shipped with the gold set).
+        answer: The known answer (transcript or label).
+        source: Where it came from (manifest path, ``job:<dir>``...).
+        path: Audio file of an item that is not in the job.
+        text: Text of an item that is not in the job.
+    """
+
+    item_id: str
+    answer: str
+    source: str = ""
+    path: str | None = None
+    text: str | None = None
+
+
+def read_gold_manifest(path: str | Path) -> tuple[list[GoldItem], list[str]]:
+    """Read a gold manifest (CSV/TSV/JSONL: ``item_id, answer[, path | text]``).
+
+    Returns:
+        The gold items, and one message per row that could not be used (naming the row and what to do).
+
+    Raises:
+        ValueError: The file cannot be read, or it has no ``item_id``/``answer`` columns.
+    """
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise ValueError(f"gold manifest {p} does not exist; give a CSV or JSONL file with item_id and answer")
+    rows: list[tuple[str, dict[str, Any]]] = []
+    suffix = p.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    rows.append((f"{p.name}:{n}", {"__error__": f"not valid JSON ({exc.msg})"}))
+                    continue
+                rows.append((f"{p.name}:{n}", row if isinstance(row, dict) else {"__error__": "not an object"}))
+    elif suffix in (".csv", ".tsv"):
+        with open(p, encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+            missing = {"item_id", "answer"} - set(reader.fieldnames or [])
+            if missing:
+                raise ValueError(f"gold manifest {p} lacks the column(s) {sorted(missing)}; "
+                                 "it needs item_id and answer")
+            # an empty CSV cell means "no answer given"; an empty answer (silence) needs JSONL ("answer": "")
+            rows = [(f"{p.name}:{n}", {**r, "answer": r.get("answer") or None}) for n, r in enumerate(reader, 2)]
+    else:
+        raise ValueError(f"gold manifest {p}: unknown format {suffix!r}; use .csv, .tsv or .jsonl")
+    items, issues = [], []
+    for where, row in rows:
+        if "__error__" in row:
+            issues.append(f"{where}: {row['__error__']}; fix the line")
+            continue
+        item_id = str(row.get("item_id") or "").strip()
+        answer = row.get("answer")
+        if not item_id:
+            issues.append(f"{where}: no item_id; give every gold row the item's id")
+            continue
+        if answer is None:
+            issues.append(f"{where}: item {item_id!r} has no answer; add it or drop the row")
+            continue
+        audio = row.get("path") or None
+        if audio:
+            ap = Path(str(audio)).expanduser()
+            audio = str(ap if ap.is_absolute() else (p.parent / ap).resolve())
+        items.append(GoldItem(item_id=item_id, answer=str(answer), source=str(p), path=audio,
+                              text=row.get("text") or None))
+    return items, issues
+
+
+def gold_from_job(job_dir: str | Path, *, min_annotators: int = 1) -> list[GoldItem]:
+    """Gold taken from an earlier job: its gold set, and items whose human answers all agree.
+
+    Args:
+        job_dir: The earlier job directory (it must have been pulled).
+        min_annotators: How many agreeing annotators an item needs.
+    """
+    if min_annotators < 1:
+        raise ValueError(f"min_annotators must be >= 1, got {min_annotators}")
+    prev = Job(Path(job_dir))
+    if not prev.manifest_path.exists():
+        raise ValueError(f"{prev.root} is not a job directory (no job.json)")
+    items = prev.current_items()
+    source = f"job:{prev.root}"
+    out: dict[str, GoldItem] = {}
+    for item_id, rec in current_gold(prev).items():
+        out[item_id] = GoldItem(item_id, rec["answer"], source, rec.get("path"), rec.get("text"))
+    answers: dict[str, dict[Any, str]] = defaultdict(dict)
+    for rec in prev.log("annotations").latest_by("annotation_id").values():
+        if rec.get("deleted") or rec.get("skipped") or rec.get("answer") is None or rec.get("gold"):
+            continue
+        answers[rec["item_id"]][rec.get("annotator_id")] = rec["answer"]
+    for item_id, by_annotator in answers.items():
+        values = {" ".join(str(a).split()) for a in by_annotator.values()}
+        if item_id in out or len(by_annotator) < min_annotators or len(values) != 1:
+            continue
+        item = items.get(item_id, {})
+        out[item_id] = GoldItem(item_id, next(iter(by_annotator.values())), source, item.get("path"),
+                                item.get("text"))
+    return list(out.values())
+
+
+def current_gold(job: Job) -> dict[str, dict[str, Any]]:
+    """The job's gold set by item_id (latest record wins; withdrawn items are left out)."""
+    return {k: v for k, v in job.log("gold").latest_by("item_id").items() if v.get("answer") is not None}
+
+
+def add_gold(job: Job, gold: Iterable[GoldItem]) -> tuple[int, list[str]]:
+    """Add gold items to the job's ``gold.jsonl`` (unchanged ones are not written again).
+
+    An item that is not part of the job needs its own ``path`` (audio tasks) or ``text`` (text tasks).
+
+    Returns:
+        How many records were written, and one message per gold item that could not be used.
+    """
+    items = job.current_items()
+    known = current_gold(job)
+    kind = _item_kind(job)
+    new, issues = [], []
+    for g in gold:
+        if g.item_id not in items:
+            if kind == "audio" and not g.path:
+                issues.append(f"gold item {g.item_id!r} is not in this job and has no audio path; add a 'path' "
+                              "column to the gold manifest")
+                continue
+            if kind == "audio" and g.path and not Path(g.path).is_file():
+                issues.append(f"gold item {g.item_id!r}: audio file {g.path} not found; fix the path")
+                continue
+            if kind == "text" and not g.text:
+                issues.append(f"gold item {g.item_id!r} is not in this job and has no text; add a 'text' column")
+                continue
+        rec = {"item_id": g.item_id, "answer": g.answer, "source": g.source, "path": g.path, "text": g.text}
+        old = known.get(g.item_id)
+        if old and all(old.get(k) == v for k, v in rec.items() if k != "source"):
+            continue
+        new.append({**rec, "added_at": utc_now()})
+    job.log("gold").append(new)
+    return len(new), issues
+
+
+def _item_kind(job: Job) -> str:
+    from kdh_ai.tasks import get_task
+
+    task = job.read_manifest().get("task")
+    try:
+        return get_task(task).item_kind if task else "audio"
+    except ValueError:
+        return "audio"

@@ -1,0 +1,181 @@
+"""Pull annotations from Label Studio into the job directory (``annotations.jsonl``), incrementally.
+
+Label Studio offers no change feed, so each pull reads every annotated task of the project in one call, the
+server's own synchronous JSON export (``GET /api/projects/{id}/export?exportType=JSON``: annotated tasks only,
+skipped annotations included), and compares it with what the job already holds:
+
+* an annotation not seen before, or whose ``updated_at``, result, skip flag, lead time or annotator changed,
+  gets a new record;
+* an annotation recorded before and now absent from Label Studio (deleted, or its task deleted) gets a record
+  with ``deleted: true``;
+* an unchanged annotation writes nothing.
+
+All new records are appended in one write, after the whole export was read and checked, so a pull that fails
+half-way leaves the job directory as it was. The cost is that of the export plus one call listing users (for
+e-mails), about 1.0-1.1x the export alone (see ``benchmarks/labelstudio_bulk.py``).
+
+Example:
+    >>> a = {"result": [], "updated_at": "t1", "was_cancelled": False, "lead_time": 1.0, "completed_by": 2}
+    >>> _fingerprint(a) == _fingerprint(dict(a, completed_by={"id": 2, "email": "x@y.z"}))
+    True
+    >>> _fingerprint(a) == _fingerprint(dict(a, updated_at="t2"))
+    False
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kdh_ai.job import Job
+from kdh_ai.labelstudio.client import Connection, LabelStudioClient
+from kdh_ai.labelstudio.push import _write_ls_state, read_ls_state
+from kdh_ai.records import utc_now
+from kdh_ai.tasks import TaskType, get_task
+
+__all__ = ["PullResult", "export_project", "pull"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PullResult:
+    """What a pull did.
+
+    Attributes:
+        project_id: The Label Studio project.
+        tasks_seen: Annotated tasks in the export.
+        annotations_seen: Annotations in the export (skipped ones included).
+        new: Annotations recorded for the first time.
+        changed: Annotations edited in Label Studio since the last pull.
+        deleted: Annotations deleted in Label Studio since the last pull.
+        unchanged: Annotations already up to date (nothing written).
+        unknown_items: Annotated tasks without a known ``item_id`` (not from this job; left out).
+        export_s: Seconds spent in Label Studio's export.
+        wall_s: Seconds in all.
+    """
+
+    project_id: int
+    tasks_seen: int = 0
+    annotations_seen: int = 0
+    new: int = 0
+    changed: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    unknown_items: int = 0
+    export_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def written(self) -> int:
+        return self.new + self.changed + self.deleted
+
+
+def _fingerprint(ann: dict[str, Any]) -> str:
+    completed = ann.get("completed_by")
+    if isinstance(completed, dict):
+        completed = completed.get("id")
+    key = json.dumps([ann.get("result"), ann.get("updated_at"), bool(ann.get("was_cancelled")),
+                      ann.get("lead_time"), completed], sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def export_project(client: LabelStudioClient, project_id: int) -> list[dict[str, Any]]:
+    """Label Studio's own synchronous JSON export of a project's annotated tasks."""
+    resp = client.request("GET", f"api/projects/{project_id}/export", what=f"export project {project_id}",
+                          params={"exportType": "JSON", "download_all_tasks": "false"})
+    return json.loads(resp.content)
+
+
+def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type: TaskType | None = None
+         ) -> PullResult:
+    """Bring the project's annotations into ``annotations.jsonl`` (see the module docstring).
+
+    Args:
+        job_dir: A job directory that was pushed.
+        connection: The server (default: :func:`kdh_ai.labelstudio.server.resolve_connection`).
+        task_type: The task type (default: the job's, from ``job.json``).
+
+    Raises:
+        ValueError: The job was never pushed.
+        JobLockedError: Another kdh run writes to the job.
+        LabelStudioError: The server failed; nothing was written.
+    """
+    t0 = time.perf_counter()
+    job = Job(Path(job_dir))
+    state = read_ls_state(job)
+    if not state.get("project_id"):
+        raise ValueError(f"{job.root} was never pushed to Label Studio (no labelstudio.json); run `kdh push` first")
+    pid = int(state["project_id"])
+    if connection is None:
+        from kdh_ai.labelstudio.server import resolve_connection
+
+        connection = resolve_connection()
+    client = LabelStudioClient(connection)
+    task = task_type or get_task(job.read_manifest().get("task") or state.get("task") or "")
+    result = PullResult(project_id=pid)
+    with job:
+        users = {u["id"]: u.get("email") for u in client.users()}
+        t_exp = time.perf_counter()
+        exported = export_project(client, pid)
+        result.export_s = time.perf_counter() - t_exp
+
+        pushed = job.log("tasks").latest_by("item_id", where={"ls_project_id": pid})
+        by_task = {rec["ls_task_id"]: rec for rec in pushed.values()}
+        previous = job.log("annotations").latest_by("annotation_id", where={"ls_project_id": pid})
+        now = utc_now()
+        records: list[dict[str, Any]] = []
+        seen: set[Any] = set()
+        for t in exported:
+            result.tasks_seen += 1
+            info = by_task.get(t["id"])
+            item_id = info["item_id"] if info else (t.get("data") or {}).get("item_id")
+            if item_id is None:
+                result.unknown_items += 1
+                continue
+            role = info.get("role") if info else None
+            for ann in t.get("annotations") or []:
+                result.annotations_seen += 1
+                aid = ann["id"]
+                seen.add(aid)
+                fp = _fingerprint(ann)
+                old = previous.get(aid)
+                if old is not None and not old.get("deleted") and old.get("fingerprint") == fp:
+                    result.unchanged += 1
+                    continue
+                completed = ann.get("completed_by")
+                annotator_id = completed.get("id") if isinstance(completed, dict) else completed
+                skipped = bool(ann.get("was_cancelled"))
+                result_list = ann.get("result") or []
+                records.append({
+                    "item_id": str(item_id), "task": task.name, "annotation_id": aid, "ls_task_id": t["id"],
+                    "ls_project_id": pid, "annotator_id": annotator_id,
+                    "annotator_email": users.get(annotator_id), "answer": None if skipped
+                    else task.result_to_answer(result_list), "result": result_list,
+                    "lead_time_s": ann.get("lead_time"), "created_at": ann.get("created_at"),
+                    "updated_at": ann.get("updated_at"), "skipped": skipped, "gold": role == "gold",
+                    "prelabeled": bool(info.get("prelabeled")) if info else bool(t.get("predictions")),
+                    "role": role, "deleted": False, "fingerprint": fp, "pulled_at": now})
+                if old is None or old.get("deleted"):
+                    result.new += 1
+                else:
+                    result.changed += 1
+        for aid, old in previous.items():
+            if aid not in seen and not old.get("deleted"):
+                records.append({**old, "deleted": True, "pulled_at": now})
+                result.deleted += 1
+        job.log("annotations").append(records)
+        state["last_pull_at"] = now
+        _write_ls_state(job, state)
+        ls_manifest = dict(job.read_manifest().get("labelstudio") or {})
+        ls_manifest.update(last_pull_at=now, project_id=pid)
+        job.update_manifest(labelstudio=ls_manifest)
+    result.wall_s = time.perf_counter() - t0
+    logger.info("Pulled project %d: %d new, %d changed, %d deleted, %d unchanged annotations (%.1f s)", pid,
+                result.new, result.changed, result.deleted, result.unchanged, result.wall_s)
+    return result

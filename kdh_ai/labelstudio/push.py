@@ -1,0 +1,658 @@
+"""Push a job's items to Label Studio as tasks, with the model's pre-annotations, overlap and gold.
+
+What goes out (see :mod:`kdh_ai.labelstudio` for the whole design):
+
+* **Which items.** Without ``routing.jsonl``: every item whose prediction has status ``ok`` or ``no_speech``,
+  or only those with ``confidence < max_confidence``. With ``routing.jsonl`` (``{item_id, role}``, latest
+  record wins): every item whose role is not ``auto_accept``; items not routed yet wait. Items in the gold set
+  are held back and only go out as gold.
+* **Roles.** Each item gets one role, decided by a hash of ``(seed, item_id)`` so that it never changes between
+  pushes: ``overlap`` (a share ``overlap_fraction`` of the items, done by ``overlap_k`` annotators each),
+  ``control`` (a share ``control_share`` of the rest, sent *without* a pre-annotation so that the time saved
+  by pre-labels can be measured from lead_time) or ``human``. ``routing.jsonl`` may set ``overlap``,
+  ``control`` or ``gold`` directly.
+* **Gold.** Gold items are inserted at random positions of the import order, which annotators follow
+  (sequential sampling), at a rate that gives each annotator about ``gold_rate`` gold in their stream (see
+  :func:`gold_count`). Each gold task is done by ``gold_overlap`` annotators (default: all the annotators of
+  the server; pushing again after adding annotators raises it). The answers never leave the job directory.
+* **Audio.** Through local-files storage when kdh runs the server on this machine: each project gets a folder
+  of symlinks (one per pushed item) under the server's narrow document root. By upload otherwise.
+
+Idempotent and crash-safe: each task carries ``data.item_id``; a chunk is recorded in ``tasks.jsonl`` as soon
+as Label Studio confirms it. Before importing, push compares the project's task count with ``tasks.jsonl``;
+when they differ (an import whose answer was lost, a task deleted by hand) it lists the project's tasks and
+reconciles by ``item_id``, so pushing again never creates a duplicate.
+
+Example:
+    >>> assign_role("LJ001-0001", seed=0, overlap_fraction=0.0, control_share=0.0)
+    'human'
+    >>> assign_role("LJ001-0001", seed=0, overlap_fraction=1.0, control_share=0.0)
+    'overlap'
+    >>> gold_count(100, rate=0.1, gold_overlap=2)
+    6
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tqdm import tqdm
+
+from kdh_ai.job import Job, write_json_atomic
+from kdh_ai.labelstudio.client import Connection, LabelStudioClient, LabelStudioError
+from kdh_ai.labelstudio.gold import current_gold
+from kdh_ai.labelstudio.project import create_project, data_key, project_url, read_guidelines
+from kdh_ai.records import Prediction, utc_now
+from kdh_ai.tasks import TaskType, get_task
+
+__all__ = ["ROLES", "PushOptions", "PushResult", "assign_role", "gold_count", "push", "read_ls_state"]
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("human", "control", "overlap", "gold")
+"""Roles of a pushed task (``tasks.jsonl`` field ``role``)."""
+
+STATE_FILE = "labelstudio.json"
+_PUSHABLE = ("ok", "no_speech")
+_AUDIO_MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
+               ".m4a": "audio/mp4"}
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    """Options of ``kdh push``.
+
+    Attributes:
+        project: Project title (default: the job directory's name). A job lives in one project.
+        project_id: Attach the job to this existing project instead (its tasks are matched by item_id).
+        max_confidence: Push only items whose confidence is below this (until routing exists).
+        control_share: Share of the ordinary human items sent without a pre-annotation.
+        overlap_fraction: Share of the human items done by ``overlap_k`` annotators.
+        overlap_k: Annotators per overlap item (>= 2).
+        gold_rate: Target share of gold in each annotator's stream (0 = no gold).
+        gold_overlap: Annotators per gold item (default: every annotator on the server, at least 1).
+        guidelines: Markdown or HTML file shown to annotators (when the project is created or updated).
+        labels: Label list for task types that take one (classification).
+        audio: ``"auto"`` (local files for a local server, else upload), ``"local"`` or ``"upload"``.
+        chunk_size: Tasks per import request.
+        upload_batch: Files per upload request (Label Studio accepts at most 100).
+        workers: Parallel requests when setting per-task overlap.
+        limit: Push at most this many new ordinary items now.
+        seed: Seed of the role hash and of gold positions.
+    """
+
+    project: str | None = None
+    project_id: int | None = None
+    max_confidence: float | None = None
+    control_share: float = 0.1
+    overlap_fraction: float = 0.1
+    overlap_k: int = 2
+    gold_rate: float = 0.05
+    gold_overlap: int | None = None
+    guidelines: Path | None = None
+    labels: tuple[str, ...] | None = None
+    audio: Literal["auto", "local", "upload"] = "auto"
+    chunk_size: int = 1000
+    upload_batch: int = 50
+    workers: int = 4
+    limit: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("control_share", "overlap_fraction", "gold_rate"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {v}")
+        if self.gold_rate >= 1.0:
+            raise ValueError("gold_rate must be below 1")
+        if self.overlap_k < 2:
+            raise ValueError(f"overlap_k must be >= 2, got {self.overlap_k}")
+        if self.gold_overlap is not None and self.gold_overlap < 1:
+            raise ValueError(f"gold_overlap must be >= 1, got {self.gold_overlap}")
+        if self.audio not in ("auto", "local", "upload"):
+            raise ValueError(f"audio must be 'auto', 'local' or 'upload', got {self.audio!r}")
+        if self.chunk_size < 1 or self.workers < 1 or not 1 <= self.upload_batch <= 100:
+            raise ValueError("chunk_size and workers must be >= 1, upload_batch in 1..100")
+        if self.max_confidence is not None and not 0.0 < self.max_confidence <= 1.0 + 1e-9:
+            raise ValueError(f"max_confidence must lie in (0, 1], got {self.max_confidence}")
+        if self.limit is not None and self.limit < 0:
+            raise ValueError(f"limit must be >= 0, got {self.limit}")
+
+
+@dataclass
+class PushResult:
+    """What a push did.
+
+    Attributes:
+        project_id: The Label Studio project.
+        project_url: Its page.
+        created: New tasks by role.
+        already: Items pushed before (not sent again).
+        adopted: Tasks found in Label Studio but missing from ``tasks.jsonl``, now recorded.
+        skipped: Items not sent, by reason.
+        issues: One message per item that could not be sent (what is wrong and what to do).
+        overlap_set: Tasks whose overlap was set or raised.
+        gold_overlap: Annotators per gold task.
+        audio_mode: ``"local"``, ``"upload"`` or ``"none"`` (text tasks).
+        import_s: Seconds spent importing.
+        wall_s: Seconds in all.
+    """
+
+    project_id: int
+    project_url: str
+    created: dict[str, int] = field(default_factory=dict)
+    already: int = 0
+    adopted: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    issues: list[str] = field(default_factory=list)
+    overlap_set: int = 0
+    gold_overlap: int = 1
+    audio_mode: str = "none"
+    import_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def total_created(self) -> int:
+        return sum(self.created.values())
+
+
+def _unit(*parts: object) -> float:
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+def assign_role(item_id: str, *, seed: int, overlap_fraction: float, control_share: float) -> str:
+    """The role of an ordinary item: ``overlap``, ``control`` or ``human`` (stable for a given seed)."""
+    if _unit(seed, "overlap", item_id) < overlap_fraction:
+        return "overlap"
+    if _unit(seed, "control", item_id) < control_share:
+        return "control"
+    return "human"
+
+
+def gold_count(ordinary: int, *, rate: float, gold_overlap: int) -> int:
+    """How many gold tasks to mix among ``ordinary`` new tasks.
+
+    Each gold task is done by ``gold_overlap`` annotators and each ordinary task by about one, so an
+    annotator sees ``G`` gold among ``ordinary / gold_overlap + G`` tasks. Solving for a share ``rate`` gives
+    ``G = rate * ordinary / (gold_overlap * (1 - rate))``, rounded up.
+    """
+    if ordinary <= 0 or rate <= 0:
+        return 0
+    return math.ceil(rate * ordinary / (gold_overlap * (1.0 - rate)) - 1e-9)
+
+
+def read_ls_state(job: Job) -> dict[str, Any]:
+    """The job's ``labelstudio.json`` (``{}`` before the first push)."""
+    path = job.root / STATE_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _write_ls_state(job: Job, state: dict[str, Any]) -> None:
+    state["updated_at"] = utc_now()
+    write_json_atomic(job.root / STATE_FILE, state)
+
+
+def _job_key(job: Job) -> str:
+    return hashlib.sha256(str(job.root).encode()).hexdigest()[:12]
+
+
+def _model_version(pred: Prediction) -> str:
+    m = pred.model or {}
+    return f"{m.get('name', 'model')}@{m.get('version', '?')}/{(pred.config_hash or '')[:8]}"
+
+
+def _safe_name(item_id: str, suffix: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", item_id).strip("._")[:80] or "item"
+    return f"{stem}-{hashlib.sha256(item_id.encode()).hexdigest()[:8]}{suffix.lower()}"
+
+
+# ---- the project --------------------------------------------------------------------------------------------
+def _list_projects(client: LabelStudioClient) -> list[dict[str, Any]]:
+    out, page = [], 1
+    while True:
+        body = client.get_json("api/projects/", what="list projects", params={"page": page, "page_size": 100})
+        results = body.get("results", []) if isinstance(body, dict) else body
+        out.extend(results)
+        if not isinstance(body, dict) or not body.get("next") or not results:
+            return out
+        page += 1
+
+
+def _ensure_project(job: Job, client: LabelStudioClient, task: TaskType, opts: PushOptions,
+                    state: dict[str, Any]) -> dict[str, Any]:
+    """Find or create the job's project; record it in labelstudio.json before anything else happens."""
+    title = opts.project or job.root.name
+    marker = f"kdh job {_job_key(job)}"
+    guidelines = read_guidelines(opts.guidelines) if opts.guidelines else None
+    pid = state.get("project_id")
+    if opts.project_id is not None and pid is not None and int(pid) != opts.project_id:
+        raise ValueError(f"{job.root} is already pushed to project {pid} ({state.get('project_title')!r}); a job "
+                         "lives in one project: use a new job directory for another project")
+    if opts.project_id is not None or pid is not None:
+        want = int(opts.project_id if opts.project_id is not None else pid)
+        try:
+            project = client.get_json(f"api/projects/{want}/", what=f"read project {want}")
+        except LabelStudioError as exc:
+            if "HTTP 404" in str(exc):
+                raise ValueError(f"project {want} does not exist on {client.url} (the job was pushed to "
+                                 f"{state.get('url', client.url)}); check KDH_LS_URL, or attach the job to "
+                                 "another project with --project-id") from None
+            raise
+        if opts.project and pid is not None and opts.project != project["title"]:
+            raise ValueError(f"{job.root} is already pushed to project {want} titled {project['title']!r}, not "
+                             f"{opts.project!r}; a job lives in one project")
+    else:
+        same = [p for p in _list_projects(client) if p.get("title") == title]
+        mine = [p for p in same if marker in (p.get("description") or "")]
+        if mine:
+            project = mine[0]
+            logger.info("Found this job's project %d %r (created by an interrupted push)", project["id"], title)
+        elif same:
+            raise ValueError(f"a project titled {title!r} already exists on {client.url} (id {same[0]['id']}) and "
+                             f"is not this job's; choose another --project name, or attach the job to it with "
+                             f"--project-id {same[0]['id']}")
+        else:
+            project = create_project(client, task, title=title, guidelines=guidelines, labels=opts.labels,
+                                     description=f"{task.name} batch; {marker}")
+    if guidelines and project.get("expert_instruction") != guidelines:
+        client.request("PATCH", f"api/projects/{project['id']}/", what="update the guidelines",
+                       json_body={"expert_instruction": guidelines, "show_instruction": True})
+    state.update({"url": client.url, "project_id": int(project["id"]), "project_title": project["title"],
+                  "task": task.name, "data_key": data_key(task, labels=opts.labels), "job_key": _job_key(job)})
+    state.setdefault("created_at", utc_now())
+    _write_ls_state(job, state)
+    return project
+
+
+def _ensure_local_storage(client: LabelStudioClient, conn: Connection, project_id: int,
+                          state: dict[str, Any]) -> Path:
+    """The project's folder under the server's narrow document root, and its local-files storage record."""
+    if conn.files_root is None:
+        raise ValueError("local-files audio needs a server that kdh runs on this machine; use --audio upload")
+    folder = Path(conn.files_root) / f"project-{project_id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    storages = client.get_json("api/storages/localfiles/", what="list local-files storages",
+                               params={"project": project_id})
+    if not any(Path(s.get("path", "")) == folder for s in storages):
+        # regex_filter matches nothing: a "Sync" clicked in the UI cannot create tasks without item_id
+        client.request("POST", "api/storages/localfiles/", what="create the local-files storage",
+                       json_body={"project": project_id, "path": str(folder), "title": "kdh audio",
+                                  "use_blob_urls": True, "regex_filter": "(?!)"})
+    state["files_dir"] = str(folder)
+    return folder
+
+
+# ---- reconciling ------------------------------------------------------------------------------------------
+def _reconcile(job: Job, client: LabelStudioClient, project_id: int, recorded: dict[str, dict[str, Any]],
+               roles_for: dict[str, tuple[str, int]], result: PushResult) -> dict[str, dict[str, Any]]:
+    """Make tasks.jsonl agree with the tasks in Label Studio (by data.item_id)."""
+    project = client.get_json(f"api/projects/{project_id}/", what=f"read project {project_id}")
+    if int(project.get("task_number") or 0) == len(recorded):
+        return recorded
+    logger.info("Project %d has %s tasks, tasks.jsonl records %d: reconciling by item_id", project_id,
+                project.get("task_number"), len(recorded))
+    in_ls: dict[str, dict[str, Any]] = {}
+    for t in client.iter_tasks(project_id):
+        item_id = (t.get("data") or {}).get("item_id")
+        if item_id is None:
+            continue
+        item_id = str(item_id)
+        if item_id in in_ls:
+            logger.warning("Project %d holds two tasks for item %s (%d and %d); kdh uses the first", project_id,
+                           item_id, in_ls[item_id]["id"], t["id"])
+            continue
+        in_ls[item_id] = t
+    now = utc_now()
+    records = []
+    for item_id, t in in_ls.items():
+        rec = recorded.get(item_id)
+        if rec is not None and rec["ls_task_id"] == t["id"]:
+            continue
+        role, overlap = roles_for.get(item_id, ("human", 1))
+        records.append({"item_id": item_id, "ls_project_id": project_id, "ls_task_id": t["id"], "role": role,
+                        "prelabeled": bool(t.get("total_predictions")), "overlap": overlap,
+                        "overlap_applied": int(t.get("overlap") or 1), "model_version": None,
+                        "data_url": None, "pushed_at": t.get("created_at") or now, "adopted": True,
+                        "missing": False})
+    for item_id, rec in recorded.items():
+        if item_id not in in_ls:
+            logger.warning("Item %s (task %s) is no longer in project %d; it will not be sent again",
+                           item_id, rec["ls_task_id"], project_id)
+            records.append({**rec, "missing": True, "checked_at": now})
+    job.log("tasks").append(records)
+    result.adopted = sum(1 for r in records if r.get("adopted") and not r.get("missing"))
+    return {k: v for k, v in job.log("tasks").latest_by("item_id", where={"ls_project_id": project_id}).items()}
+
+
+# ---- audio ------------------------------------------------------------------------------------------------
+def _link_audio(folder: Path, item_id: str, path: str) -> str:
+    src = Path(path)
+    if not src.is_file():
+        raise FileNotFoundError(path)
+    name = _safe_name(item_id, src.suffix)
+    link = folder / name
+    if link.is_symlink() or link.exists():
+        if link.is_symlink() and os.readlink(link) == str(src.resolve()):
+            return f"/data/local-files/?d={folder.name}/{name}"
+        link.unlink()
+    os.symlink(src.resolve(), link)
+    return f"/data/local-files/?d={folder.name}/{name}"
+
+
+def _upload_audio(job: Job, client: LabelStudioClient, project_id: int, todo: Sequence[tuple[str, str]],
+                  batch: int) -> dict[str, str]:
+    """Upload audio files (``[(item_id, path)]``) not uploaded yet; return ``{item_id: url}``."""
+    log = job.log("uploads")
+    done = {k: v["url"] for k, v in log.latest_by("item_id", where={"ls_project_id": project_id}).items()}
+    out = {i: done[i] for i, _ in todo if i in done}
+    pending = [(i, p) for i, p in todo if i not in done]
+    for start in range(0, len(pending), batch):
+        part = pending[start:start + batch]
+        files, names = {}, {}
+        for n, (item_id, path) in enumerate(part):
+            name = _safe_name(item_id, Path(path).suffix)
+            files[f"file{n}"] = (name, Path(path).read_bytes(), _AUDIO_MIME.get(Path(path).suffix.lower(),
+                                                                                 "application/octet-stream"))
+            names[name] = item_id
+        body = client.request("POST", f"api/projects/{project_id}/import", what=f"upload {len(part)} audio files",
+                              params={"commit_to_project": "false"}, files=files, idempotent=True).json()
+        ids = body.get("file_upload_ids") or []
+        uploads = client.get_json(f"api/projects/{project_id}/file-uploads", what="read uploaded file names",
+                                  params={"ids": json.dumps(ids)})
+        recs = []
+        for u in uploads:
+            stored = str(u["file"])
+            base = stored.rsplit("/", 1)[-1]
+            item_id = next((names[n] for n in names if base.endswith(n)), None)
+            if item_id is None:
+                continue
+            url = f"/data/{stored}"
+            out[item_id] = url
+            recs.append({"item_id": item_id, "ls_project_id": project_id, "file_upload_id": u["id"], "url": url,
+                         "uploaded_at": utc_now()})
+        log.append(recs)
+    return out
+
+
+# ---- the push ---------------------------------------------------------------------------------------------
+@dataclass
+class _Planned:
+    item_id: str
+    role: str
+    value: str | None  # audio path or text
+    prediction: Prediction | None
+    overlap: int
+
+
+def _annotator_count(client: LabelStudioClient) -> int:
+    me = client.whoami().get("id")
+    return sum(1 for u in client.users() if u.get("id") != me)
+
+
+def push(job_dir: str | Path, options: PushOptions | None = None, *, connection: Connection | None = None,
+         task_type: TaskType | None = None, log_progress: bool = False) -> PushResult:
+    """Send the job's items meant for humans to Label Studio (see the module docstring).
+
+    Args:
+        job_dir: The job directory.
+        options: What to send and how.
+        connection: The server (default: :func:`kdh_ai.labelstudio.server.resolve_connection`).
+        task_type: The task type (default: the job's, from ``job.json``).
+        log_progress: Show progress bars.
+
+    Raises:
+        ValueError: Bad options, or a job/project mismatch (the message says what to do).
+        JobLockedError: Another kdh run writes to the job.
+        LabelStudioError: The server failed; what was confirmed is recorded, and pushing again resumes.
+    """
+    t0 = time.perf_counter()
+    opts = options or PushOptions()
+    job = Job(Path(job_dir))
+    if not job.manifest_path.exists():
+        raise ValueError(f"{job.root} is not a job directory (no job.json); run `kdh prelabel` first")
+    if connection is None:
+        from kdh_ai.labelstudio.server import resolve_connection
+
+        connection = resolve_connection()
+    client = LabelStudioClient(connection)
+    with job:
+        manifest = job.read_manifest()
+        task = task_type or get_task(manifest.get("task") or "")
+        if opts.audio == "local" and not connection.local:
+            raise ValueError(f"--audio local needs a server that kdh runs on this machine; {connection.url} is "
+                             "remote: use --audio upload (or auto)")
+        state = read_ls_state(job)
+        project = _ensure_project(job, client, task, opts, state)
+        pid = int(project["id"])
+        result = PushResult(project_id=pid, project_url=project_url(connection.url, pid))
+        key = state["data_key"]
+        if task.item_kind == "audio":
+            result.audio_mode = "local" if (opts.audio == "local" or (opts.audio == "auto" and connection.local)) \
+                else "upload"
+        folder = _ensure_local_storage(client, connection, pid, state) if result.audio_mode == "local" else None
+        state["audio_mode"] = result.audio_mode
+        _write_ls_state(job, state)
+
+        items = job.current_items()
+        preds = job.current_predictions()
+        gold = current_gold(job)
+        routing_log = job.log("routing")
+        routing = routing_log.latest_by("item_id") if routing_log.path.exists() else None
+        gold_overlap = opts.gold_overlap or max(1, _annotator_count(client))
+        result.gold_overlap = gold_overlap
+
+        def role_of(item_id: str) -> tuple[str, int]:
+            if item_id in gold:
+                return "gold", gold_overlap
+            r = (routing or {}).get(item_id, {}).get("role")
+            role = r if r in ("overlap", "control", "human") else assign_role(
+                item_id, seed=opts.seed, overlap_fraction=opts.overlap_fraction, control_share=opts.control_share)
+            return role, (opts.overlap_k if role == "overlap" else 1)
+
+        recorded = {k: v for k, v in job.log("tasks").latest_by("item_id", where={"ls_project_id": pid}).items()}
+        recorded = _reconcile(job, client, pid, {k: v for k, v in recorded.items() if not v.get("missing")},
+                              {i: role_of(i) for i in list(items) + list(gold)}, result)
+        all_recorded = job.log("tasks").latest_by("item_id", where={"ls_project_id": pid})
+
+        # ---- choose the items ----
+        skipped: Counter[str] = Counter()
+        ordinary: list[_Planned] = []
+        for item_id, item in items.items():
+            if item_id in all_recorded:
+                result.already += 1
+                continue
+            if item_id in gold:
+                continue
+            if item.get("error"):
+                skipped["item could not be read at ingest"] += 1
+                continue
+            if routing is not None:
+                r = routing.get(item_id)
+                if r is None:
+                    skipped["not routed yet"] += 1
+                    continue
+                if r.get("role") == "auto_accept":
+                    skipped["auto_accept"] += 1
+                    continue
+                if r.get("role") == "gold":
+                    result.issues.append(f"item {item_id}: routed as gold but gold.jsonl has no answer for it; "
+                                         "add it with --gold")
+                    continue
+            pred = preds.get(item_id)
+            if pred is None:
+                skipped["no prediction yet (run kdh prelabel)"] += 1
+                continue
+            if pred.status not in _PUSHABLE:
+                skipped[f"prediction status {pred.status}"] += 1
+                continue
+            if routing is None and opts.max_confidence is not None and (
+                    pred.confidence is None or pred.confidence >= opts.max_confidence):
+                skipped[f"confidence >= {opts.max_confidence}"] += 1
+                continue
+            value = item.get("path") if task.item_kind == "audio" else item.get("text")
+            role, overlap = role_of(item_id)
+            ordinary.append(_Planned(item_id, role, value, pred if role != "control" else None, overlap))
+        if opts.limit is not None and len(ordinary) > opts.limit:
+            skipped["over --limit (next push)"] += len(ordinary) - opts.limit
+            ordinary = ordinary[:opts.limit]
+
+        # ---- mix in gold ----
+        pool = sorted((g for g in gold if g not in all_recorded), key=lambda g: _unit(opts.seed, "gold", g))
+        n_gold = min(len(pool), gold_count(len(ordinary), rate=opts.gold_rate, gold_overlap=gold_overlap))
+        if gold and opts.gold_rate > 0 and ordinary and n_gold < gold_count(len(ordinary), rate=opts.gold_rate,
+                                                                   gold_overlap=gold_overlap):
+            logger.warning("Only %d gold items are left for %d new tasks (rate %.2f wants more); add gold with "
+                           "--gold", n_gold, len(ordinary), opts.gold_rate)
+        gold_planned = []
+        for g in pool[:n_gold]:
+            grec = gold[g]
+            item = items.get(g, {})
+            value = (item.get("path") or grec.get("path")) if task.item_kind == "audio" else (
+                item.get("text") or grec.get("text"))
+            pred = preds.get(g)
+            prelabel = pred is not None and pred.status in _PUSHABLE and assign_role(
+                g, seed=opts.seed, overlap_fraction=0.0, control_share=opts.control_share) != "control"
+            gold_planned.append(_Planned(g, "gold", value, pred if prelabel else None, gold_overlap))
+        rng = random.Random(f"{opts.seed}:{pid}:{len(all_recorded)}")
+        plan = list(ordinary)
+        for pos, gp in zip(sorted(rng.sample(range(len(ordinary) + len(gold_planned)), len(gold_planned))),
+                           gold_planned):
+            plan.insert(pos, gp)
+
+        # ---- send ----
+        t_import = time.perf_counter()
+        bar = tqdm(total=len(plan), unit="task", desc="push", disable=not log_progress, dynamic_ncols=True)
+        try:
+            for start in range(0, len(plan), opts.chunk_size):
+                chunk = plan[start:start + opts.chunk_size]
+                urls = _resolve_audio(job, client, pid, chunk, folder, result, task, opts)
+                payload, sent = [], []
+                for p in chunk:
+                    if p.item_id not in urls:
+                        continue
+                    entry: dict[str, Any] = {"data": {key: urls[p.item_id], "item_id": p.item_id}}
+                    if p.prediction is not None:
+                        entry["predictions"] = [{"model_version": _model_version(p.prediction),
+                                                 "score": p.prediction.confidence,
+                                                 "result": task.answer_to_result(p.prediction.text)}]
+                    payload.append(entry)
+                    sent.append(p)
+                if not payload:
+                    continue
+                body = client.request(
+                    "POST", f"api/projects/{pid}/import", what=f"import {len(payload)} tasks into project {pid}",
+                    params={"return_task_ids": "true"}, idempotent=False,
+                    content=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+                    headers={"Content-Type": "application/json"}).json()
+                ids = body.get("task_ids") or []
+                if len(ids) != len(sent):
+                    raise LabelStudioError(f"Label Studio created {len(ids)} tasks for {len(sent)} sent; run "
+                                           "`kdh push` again: it reconciles by item_id")
+                now = utc_now()
+                job.log("tasks").append(
+                    {"item_id": p.item_id, "ls_project_id": pid, "ls_task_id": tid, "role": p.role,
+                     "prelabeled": p.prediction is not None, "overlap": p.overlap, "overlap_applied": 1,
+                     "model_version": _model_version(p.prediction) if p.prediction else None,
+                     "data_url": urls[p.item_id], "pushed_at": now, "adopted": False, "missing": False}
+                    for p, tid in zip(sent, ids))
+                for p in sent:
+                    result.created[p.role] = result.created.get(p.role, 0) + 1
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+            result.import_s = time.perf_counter() - t_import
+        if result.total_created:
+            mv = next((_model_version(p.prediction) for p in plan if p.prediction is not None), None)
+            if mv and project.get("model_version") != mv:
+                client.request("PATCH", f"api/projects/{pid}/", what="set the project's model version",
+                               json_body={"model_version": mv})
+
+        # ---- per-task overlap (not possible at bulk import) ----
+        current = job.log("tasks").latest_by("item_id", where={"ls_project_id": pid})
+        todo = []
+        for rec in current.values():
+            if rec.get("missing"):
+                continue
+            target = gold_overlap if rec["role"] == "gold" else int(rec.get("overlap") or 1)
+            if target > int(rec.get("overlap_applied") or 1):
+                todo.append((rec, target))
+        result.overlap_set = _apply_overlap(job, client, todo, opts.workers, log_progress)
+
+        result.skipped = dict(skipped)
+        result.wall_s = time.perf_counter() - t0
+        state["last_push_at"] = utc_now()
+        _write_ls_state(job, state)
+        job.update_manifest(labelstudio={"url": connection.url, "project_id": pid,
+                                         "project_title": project["title"], "last_push_at": state["last_push_at"],
+                                         "tasks": sum(1 for r in current.values() if not r.get("missing"))})
+    logger.info("Pushed %d new tasks to project %d (%s) in %.1f s", result.total_created, pid,
+                dict(result.created), result.wall_s)
+    return result
+
+
+def _resolve_audio(job: Job, client: LabelStudioClient, pid: int, chunk: Sequence[_Planned], folder: Path | None,
+                   result: PushResult, task: TaskType, opts: PushOptions) -> dict[str, str]:
+    """``{item_id: value for task.data}`` for a chunk; items whose audio is missing become issues."""
+    if task.item_kind != "audio":
+        out = {}
+        for p in chunk:
+            if p.value is None:
+                result.issues.append(f"item {p.item_id}: no text to annotate; fix the manifest")
+            else:
+                out[p.item_id] = p.value
+        return out
+    ok: list[tuple[str, str]] = []
+    for p in chunk:
+        if not p.value or not Path(p.value).is_file():
+            result.issues.append(f"item {p.item_id}: audio file {p.value} not found; restore it and push again")
+            continue
+        ok.append((p.item_id, p.value))
+    if folder is not None:
+        return {i: _link_audio(folder, i, path) for i, path in ok}
+    return _upload_audio(job, client, pid, ok, opts.upload_batch)
+
+
+def _apply_overlap(job: Job, client: LabelStudioClient, todo: Iterable[tuple[dict[str, Any], int]], workers: int,
+                   log_progress: bool) -> int:
+    """PATCH each task's overlap (and reopen it); record each success in tasks.jsonl."""
+    todo = list(todo)
+    if not todo:
+        return 0
+
+    def one(rec: dict[str, Any], target: int) -> dict[str, Any]:
+        client.request("PATCH", f"api/tasks/{rec['ls_task_id']}/", what=f"set overlap of task {rec['ls_task_id']}",
+                       json_body={"overlap": target, "is_labeled": False})
+        return {**rec, "overlap": target, "overlap_applied": target, "overlap_set_at": utc_now()}
+
+    done: list[dict[str, Any]] = []
+    error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            tqdm(total=len(todo), unit="task", desc="overlap", disable=not log_progress) as bar:
+        futures = [pool.submit(one, rec, target) for rec, target in todo]
+        for fut in as_completed(futures):
+            try:
+                done.append(fut.result())
+            except LabelStudioError as exc:
+                error = error or exc
+            bar.update(1)
+            if len(done) >= 200:
+                job.log("tasks").append(done)
+                done = []
+    job.log("tasks").append(done)
+    if error is not None:
+        raise error
+    return len(todo)

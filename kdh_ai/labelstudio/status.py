@@ -1,0 +1,194 @@
+"""Where a job stands in Label Studio: pending and done work, per annotator, and when it will be finished.
+
+Computed from the job directory alone (``tasks.jsonl`` and ``annotations.jsonl``; ``kdh status`` pulls first),
+so it also works offline on a copy of the job.
+
+* A task **needs** ``overlap`` annotations from distinct annotators (1 for ordinary tasks, k for overlap
+  tasks, the gold overlap for gold tasks) and is **done** when it has them, counting only annotations that are
+  neither skipped nor deleted (skipped tasks go back to the queue for others, as Label Studio does).
+* **Hours** per annotator are the sum of Label Studio's ``lead_time`` (seconds the annotation was open in the
+  editor, accumulated over edits). ``hours_capped`` counts at most ``lead_time_cap_s`` per annotation, so a tab
+  left open over lunch does not count as work; pay from whichever the hub agreed on.
+* The **ETA** divides the annotations still needed by the recent rate (annotations created over the last
+  ``window_h`` hours, or since the first annotation if later), in calendar time.
+
+Example:
+    >>> s = JobStatus(project_id=1, tasks=10, tasks_done=4, annotations_needed=12, annotations_done=5)
+    >>> s.remaining, s.tasks_pending
+    (7, 6)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from kdh_ai.job import Job
+from kdh_ai.labelstudio.push import read_ls_state
+
+__all__ = ["AnnotatorStats", "JobStatus", "job_status"]
+
+
+@dataclass
+class AnnotatorStats:
+    """One annotator's work in the job (within the optional period).
+
+    Attributes:
+        annotator_id: Label Studio user id.
+        email: Their e-mail.
+        items: Distinct items annotated (not skipped, not deleted).
+        annotations: Annotations (not skipped, not deleted).
+        skipped: Skipped tasks.
+        gold: Gold tasks annotated.
+        control: Control tasks (no pre-annotation) annotated.
+        hours: Sum of lead_time (skips included: skipping takes time too), in hours.
+        hours_capped: The same with each annotation capped at ``lead_time_cap_s``.
+        first_at: First annotation's creation time.
+        last_at: Last annotation's update time.
+    """
+
+    annotator_id: Any
+    email: str | None
+    items: int = 0
+    annotations: int = 0
+    skipped: int = 0
+    gold: int = 0
+    control: int = 0
+    hours: float = 0.0
+    hours_capped: float = 0.0
+    first_at: str | None = None
+    last_at: str | None = None
+
+
+@dataclass
+class JobStatus:
+    """What ``kdh status`` reports.
+
+    Attributes:
+        project_id: The Label Studio project.
+        url: The server.
+        tasks: Tasks pushed (still present in Label Studio).
+        tasks_by_role: Tasks per role.
+        tasks_done: Tasks with all the annotations they need.
+        tasks_started: Tasks with some but not all.
+        annotations_needed: Annotations needed in all.
+        annotations_done: Annotations that count toward them.
+        per_annotator: One row per annotator.
+        rate_per_hour: Recent annotations per hour (calendar time).
+        eta: Estimated finishing time (UTC), ``None`` without a recent rate.
+        last_pull_at: When annotations were last pulled.
+        period: ``(since, until)`` that the per-annotator rows cover.
+    """
+
+    project_id: int | None
+    url: str | None = None
+    tasks: int = 0
+    tasks_by_role: dict[str, int] = field(default_factory=dict)
+    tasks_done: int = 0
+    tasks_started: int = 0
+    annotations_needed: int = 0
+    annotations_done: int = 0
+    per_annotator: list[AnnotatorStats] = field(default_factory=list)
+    rate_per_hour: float | None = None
+    eta: datetime | None = None
+    last_pull_at: str | None = None
+    period: tuple[str | None, str | None] = (None, None)
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.annotations_needed - self.annotations_done)
+
+    @property
+    def tasks_pending(self) -> int:
+        return self.tasks - self.tasks_done
+
+
+def _parse(ts: str | None) -> datetime | None:
+    if not ts:
+        return None
+    dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def job_status(job_dir: str | Path, *, now: datetime | None = None, window_h: float = 168.0,
+               lead_time_cap_s: float = 1800.0, since: datetime | None = None, until: datetime | None = None
+               ) -> JobStatus:
+    """Summarise the job's Label Studio work from its directory (see the module docstring).
+
+    Args:
+        job_dir: The job directory.
+        now: The current time (for the ETA; default: now).
+        window_h: Hours of recent activity the rate is measured over.
+        lead_time_cap_s: Cap per annotation for ``hours_capped``.
+        since: Count per-annotator work created at or after this time only (a pay period).
+        until: ... and before this time.
+    """
+    if window_h <= 0 or lead_time_cap_s <= 0:
+        raise ValueError("window_h and lead_time_cap_s must be > 0")
+    job = Job(Path(job_dir))
+    state = read_ls_state(job)
+    pid = state.get("project_id")
+    now = now or datetime.now(timezone.utc)
+    st = JobStatus(project_id=pid, url=state.get("url"), last_pull_at=state.get("last_pull_at"),
+                   period=(since.isoformat() if since else None, until.isoformat() if until else None))
+    if pid is None:
+        return st
+    tasks = {k: v for k, v in job.log("tasks").latest_by("item_id", where={"ls_project_id": pid}).items()
+             if not v.get("missing")}
+    anns = [a for a in job.log("annotations").latest_by("annotation_id", where={"ls_project_id": pid}).values()
+            if not a.get("deleted")]
+    st.tasks = len(tasks)
+    for rec in tasks.values():
+        st.tasks_by_role[rec["role"]] = st.tasks_by_role.get(rec["role"], 0) + 1
+    by_item: dict[str, set[Any]] = defaultdict(set)
+    for a in anns:
+        if not a.get("skipped"):
+            by_item[a["item_id"]].add(a.get("annotator_id"))
+    for item_id, rec in tasks.items():
+        need = int(rec.get("overlap_applied") or rec.get("overlap") or 1)
+        have = min(need, len(by_item.get(item_id, ())))
+        st.annotations_needed += need
+        st.annotations_done += have
+        if have >= need:
+            st.tasks_done += 1
+        elif have:
+            st.tasks_started += 1
+
+    people: dict[Any, AnnotatorStats] = {}
+    items_of: dict[Any, set[str]] = defaultdict(set)
+    for a in anns:
+        created = _parse(a.get("created_at"))
+        if (since and created and created < since) or (until and created and created >= until):
+            continue
+        key = a.get("annotator_id")
+        s = people.setdefault(key, AnnotatorStats(annotator_id=key, email=a.get("annotator_email")))
+        lead = float(a.get("lead_time_s") or 0.0)
+        s.hours += lead / 3600.0
+        s.hours_capped += min(lead, lead_time_cap_s) / 3600.0
+        if a.get("skipped"):
+            s.skipped += 1
+        else:
+            s.annotations += 1
+            items_of[key].add(a["item_id"])
+            s.gold += bool(a.get("gold"))
+            s.control += a.get("role") == "control"
+        if a.get("created_at") and (s.first_at is None or a["created_at"] < s.first_at):
+            s.first_at = a["created_at"]
+        if a.get("updated_at") and (s.last_at is None or a["updated_at"] > s.last_at):
+            s.last_at = a["updated_at"]
+    for key, s in people.items():
+        s.items = len(items_of[key])
+    st.per_annotator = sorted(people.values(), key=lambda s: (-(s.annotations), str(s.email)))
+
+    created_times = sorted(t for t in (_parse(a.get("created_at")) for a in anns if not a.get("skipped")) if t)
+    if created_times:
+        start = max(now - timedelta(hours=window_h), created_times[0])
+        recent = sum(1 for t in created_times if t >= start)
+        hours = max((now - start).total_seconds() / 3600.0, 0.25)  # no absurd rate from one fresh annotation
+        if recent:
+            st.rate_per_hour = recent / hours
+            st.eta = now + timedelta(hours=st.remaining / st.rate_per_hour) if st.remaining else now
+    return st
