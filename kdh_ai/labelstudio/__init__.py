@@ -87,7 +87,7 @@ from kdh_ai.labelstudio.client import (
     redact,
 )
 from kdh_ai.labelstudio.gold import GoldItem, add_gold, current_gold, gold_from_job, read_gold_manifest
-from kdh_ai.labelstudio.pull import PullResult, pull
+from kdh_ai.labelstudio.pull import PullResult, annotations_frame, pull
 from kdh_ai.labelstudio.push import ROLES, PushOptions, PushResult, push
 from kdh_ai.labelstudio.server import (
     Annotator,
@@ -124,6 +124,7 @@ __all__ = [
     "ServerOptions",
     "add_annotator",
     "add_gold",
+    "annotations_frame",
     "current_gold",
     "ensure_server",
     "gold_from_job",

@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from kdh_ai.job import Job
-from kdh_ai.labelstudio.client import Connection, LabelStudioClient
+from kdh_ai.labelstudio.client import Connection, LabelStudioClient, RetryPolicy
 from kdh_ai.labelstudio.push import _write_ls_state, read_ls_state
 from kdh_ai.records import utc_now
 from kdh_ai.tasks import TaskType, get_task
 
-__all__ = ["PullResult", "export_project", "pull"]
+__all__ = ["PullResult", "annotations_frame", "export_project", "pull"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,35 @@ class PullResult:
         return self.new + self.changed + self.deleted
 
 
+def annotations_frame(job_dir: str | Path, *, include_skipped: bool = False, include_gold: bool = True) -> Any:
+    """The job's current annotations as a DataFrame in the crowd-kit contract.
+
+    Columns: ``task`` (the item_id), ``worker`` (annotator e-mail, or id when unknown), ``label`` (the answer),
+    then ``annotation_id, annotator_id, lead_time, created_at, updated_at, skipped, gold, prelabeled, role``.
+    Deleted annotations are left out.
+
+    Args:
+        job_dir: A pulled job directory.
+        include_skipped: Keep skipped annotations (their label is ``None``).
+        include_gold: Keep annotations of gold tasks.
+    """
+    import pandas as pd
+
+    rows = []
+    for rec in Job(Path(job_dir)).log("annotations").latest_by("annotation_id").values():
+        if rec.get("deleted") or (rec.get("skipped") and not include_skipped) or (rec.get("gold") and not include_gold):
+            continue
+        rows.append({"task": rec["item_id"], "worker": rec.get("annotator_email") or str(rec.get("annotator_id")),
+                     "label": rec.get("answer"), "annotation_id": rec["annotation_id"],
+                     "annotator_id": rec.get("annotator_id"), "lead_time": rec.get("lead_time_s"),
+                     "created_at": rec.get("created_at"), "updated_at": rec.get("updated_at"),
+                     "skipped": bool(rec.get("skipped")), "gold": bool(rec.get("gold")),
+                     "prelabeled": bool(rec.get("prelabeled")), "role": rec.get("role")})
+    columns = ["task", "worker", "label", "annotation_id", "annotator_id", "lead_time", "created_at", "updated_at",
+               "skipped", "gold", "prelabeled", "role"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def _fingerprint(ann: dict[str, Any]) -> str:
     completed = ann.get("completed_by")
     if isinstance(completed, dict):
@@ -92,14 +121,15 @@ def export_project(client: LabelStudioClient, project_id: int) -> list[dict[str,
     return json.loads(resp.content)
 
 
-def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type: TaskType | None = None
-         ) -> PullResult:
+def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type: TaskType | None = None,
+         retry: RetryPolicy | None = None) -> PullResult:
     """Bring the project's annotations into ``annotations.jsonl`` (see the module docstring).
 
     Args:
         job_dir: A job directory that was pushed.
         connection: The server (default: :func:`kdh_ai.labelstudio.server.resolve_connection`).
         task_type: The task type (default: the job's, from ``job.json``).
+        retry: Retry policy for the server calls.
 
     Raises:
         ValueError: The job was never pushed.
@@ -116,7 +146,7 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
         from kdh_ai.labelstudio.server import resolve_connection
 
         connection = resolve_connection()
-    client = LabelStudioClient(connection)
+    client = LabelStudioClient(connection, retry=retry)
     task = task_type or get_task(job.read_manifest().get("task") or state.get("task") or "")
     result = PullResult(project_id=pid)
     with job:

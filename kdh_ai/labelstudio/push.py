@@ -52,7 +52,7 @@ from typing import Any, Literal
 from tqdm import tqdm
 
 from kdh_ai.job import Job, write_json_atomic
-from kdh_ai.labelstudio.client import Connection, LabelStudioClient, LabelStudioError
+from kdh_ai.labelstudio.client import Connection, LabelStudioClient, LabelStudioError, RetryPolicy
 from kdh_ai.labelstudio.gold import current_gold
 from kdh_ai.labelstudio.project import create_project, data_key, project_url, read_guidelines
 from kdh_ai.records import Prediction, utc_now
@@ -404,7 +404,8 @@ def _annotator_count(client: LabelStudioClient) -> int:
 
 
 def push(job_dir: str | Path, options: PushOptions | None = None, *, connection: Connection | None = None,
-         task_type: TaskType | None = None, log_progress: bool = False) -> PushResult:
+         task_type: TaskType | None = None, retry: RetryPolicy | None = None, log_progress: bool = False
+         ) -> PushResult:
     """Send the job's items meant for humans to Label Studio (see the module docstring).
 
     Args:
@@ -412,6 +413,7 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
         options: What to send and how.
         connection: The server (default: :func:`kdh_ai.labelstudio.server.resolve_connection`).
         task_type: The task type (default: the job's, from ``job.json``).
+        retry: Retry policy for the server calls.
         log_progress: Show progress bars.
 
     Raises:
@@ -428,7 +430,7 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
         from kdh_ai.labelstudio.server import resolve_connection
 
         connection = resolve_connection()
-    client = LabelStudioClient(connection)
+    client = LabelStudioClient(connection, retry=retry)
     with job:
         manifest = job.read_manifest()
         task = task_type or get_task(manifest.get("task") or "")
