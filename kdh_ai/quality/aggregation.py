@@ -15,8 +15,8 @@ answer added as pseudo-workers named ``__model__1``, ``__model__2``, ... (for
 majority vote and ROVER a copy is one vote; Dawid-Skene-style methods treat each
 copy as a worker whose reliability is learned from the data). The default weight
 is :data:`DEFAULT_MODEL_WEIGHT` = 1: the model counts as one more annotator, so it
-breaks ties among the crowd and fills in where the crowd is thin, but two agreeing
-humans always outvote it. That was the safe choice on the CrowdSpeech data (see
+breaks ties among the crowd and fills in where the crowd is thin, but a human
+majority of two or more votes is never overturned. That was the safe choice on the CrowdSpeech data (see
 ``notebooks/03_measuring_quality.ipynb``): with 2-3 workers one copy helped, and
 heavier weights only pay off when the model is clearly better than the workers.
 
@@ -86,7 +86,7 @@ LABEL_METHODS: tuple[str, ...] = (
 TEXT_METHODS: tuple[str, ...] = ("rover",)
 """Methods of :func:`aggregate_texts`."""
 
-TIE_BREAKS: tuple[str, ...] = ("random", "first_seen", "smallest")
+TIE_BREAKS: tuple[str, ...] = ("random", "first_seen", "smallest", "crowdkit")
 """Tie rules of majority vote (see :func:`aggregate_labels`)."""
 
 MODEL_WORKER_PREFIX = "__model__"
@@ -189,12 +189,21 @@ def with_model_answers(
     return pd.concat(blocks, ignore_index=True)
 
 
+def _sorted(frame: pd.DataFrame | pd.Series) -> Any:
+    """Sort by task id when the ids are comparable (they are in practice)."""
+    try:
+        return frame.sort_index()
+    except TypeError:
+        return frame
+
+
 def _break_ties(
     data: pd.DataFrame, probas: pd.DataFrame, labels: pd.Series, rule: str, seed: int
 ) -> pd.Series:
     """Re-decide tasks whose top vote share is shared by several labels."""
-    if rule == "smallest":  # crowd-kit's own rule: first label in sorted column order
+    if rule == "crowdkit":
         return labels
+    probas = _sorted(probas)
     values = probas.to_numpy()
     top = values.max(axis=1, keepdims=True)
     is_top = np.isclose(values, top)
@@ -211,11 +220,18 @@ def _break_ties(
             candidates = set(columns[is_top[row]].tolist())
             seen = subset.loc[subset["task"] == task, "label"]
             labels.loc[task] = next(label for label in seen if label in candidates)
+    elif rule == "smallest":
+        for row in tied:
+            candidates = columns[is_top[row]].tolist()
+            try:
+                labels.loc[probas.index[row]] = min(candidates)
+            except TypeError:  # labels of mixed types
+                labels.loc[probas.index[row]] = min(candidates, key=lambda v: (type(v).__name__, str(v)))
     else:  # random, reproducible and independent of row order
         rng = np.random.default_rng(seed)
-        for row in tied:  # probas rows are in crowd-kit's sorted task order
-            candidates = columns[is_top[row]]
-            labels.iloc[row] = candidates[rng.integers(len(candidates))]
+        for row in tied:  # rows in sorted task order: the draw ignores df's row order
+            candidates = sorted(columns[is_top[row]].tolist(), key=lambda v: (type(v).__name__, v))
+            labels.loc[probas.index[row]] = candidates[rng.integers(len(candidates))]
     logger.debug("majority vote: %d tied task(s) decided by rule %r", len(tied), rule)
     return labels
 
@@ -224,7 +240,7 @@ def aggregate_labels(
     df: pd.DataFrame,
     *,
     method: str = "majority_vote",
-    tie_break: Literal["random", "first_seen", "smallest"] = "random",
+    tie_break: Literal["random", "first_seen", "smallest", "crowdkit"] = "random",
     seed: int = 0,
     labels: Sequence[Hashable] | None = None,
     model_labels: pd.Series | Mapping[Hashable, Hashable] | None = None,
@@ -239,8 +255,10 @@ def aggregate_labels(
     * ``"majority_vote"``: the most frequent label. ``tie_break`` decides ties:
       ``"random"`` (default; a seeded random pick among the tied labels, reproducible
       and independent of row order), ``"first_seen"`` (the tied label that occurs
-      first in ``df``'s rows for the task; this is how the data MANIFESTs count) or
-      ``"smallest"`` (the smallest tied label: crowd-kit's own behaviour).
+      first in ``df``'s rows for the task; this is how the data MANIFESTs count),
+      ``"smallest"`` (the smallest tied label) or ``"crowdkit"`` (crowd-kit 1.4.2's
+      own result: the tied label that comes first in its internal vote table, which
+      depends on the row order; use it only to reproduce crowd-kit numbers).
     * ``"wawa"``: majority vote weighted by each worker's agreement with it.
     * ``"dawid_skene"``: Dawid & Skene (1979), a confusion matrix per worker, EM.
     * ``"one_coin_dawid_skene"``: Dawid-Skene with one accuracy per worker.
@@ -307,7 +325,7 @@ def aggregate_labels(
         result = model.fit_predict(data)
     if method == "majority_vote":
         result = _break_ties(data, model.probas_, result, tie_break, seed)
-    result = result.rename("agg_label")
+    result = _sorted(result).rename("agg_label")
     result.index.name = "task"
     return result
 
