@@ -9,8 +9,10 @@ delivery) is shared by all task types. A new task type is one new module in ``kd
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
+
+import numpy as np
 
 from kdh_ai.items import Item
 from kdh_ai.records import Prediction
@@ -44,6 +46,27 @@ class TaskType(abc.ABC):
     @abc.abstractmethod
     def result_to_answer(self, result: list[dict[str, Any]]) -> str | None:
         """The answer held in a Label Studio ``result`` list (``None`` when it holds none)."""
+
+    def item_errors(self, answers: Sequence[str], references: Sequence[str]) -> np.ndarray:
+        """Errors and size of each answer against its reference, as an array of shape ``(n, 2)``.
+
+        The error rate of a set of items is ``errors.sum() / size.sum()``: WER for transcription (errors =
+        substitutions + deletions + insertions, size = reference words), ``1 - accuracy`` for labels. This
+        default counts exact matches (size 1 per item); task types with another measure override it.
+
+        Example:
+            >>> class Labels(TaskType):
+            ...     name, item_kind, from_name, to_name = "labels", "text", "label", "text"
+            ...     def label_config(self, *, labels=None): return ""
+            ...     def answer_to_result(self, answer): return []
+            ...     def result_to_answer(self, result): return None
+            >>> Labels().item_errors(["spam", "ham"], ["spam", "spam"]).tolist()
+            [[0.0, 1.0], [1.0, 1.0]]
+        """
+        if len(answers) != len(references):
+            raise ValueError(f"{len(answers)} answers but {len(references)} references")
+        wrong = [float(a != r) for a, r in zip(answers, references)]
+        return np.column_stack([wrong, np.ones(len(wrong))]) if wrong else np.zeros((0, 2))
 
 
 class Prelabeler(abc.ABC):

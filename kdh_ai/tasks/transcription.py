@@ -6,14 +6,24 @@ How an item is transcribed:
    corrupt or non-audio file, or one longer than ``max_duration_s``, becomes a ``status="error"`` record.
 2. Voice activity detection (Silero, bundled with faster-whisper) finds speech. No speech: the item is
    ``status="no_speech"`` with empty text (Whisper alone answers "You" to silence).
-3. **Short clips are packed**: the speech of several clips is laid into one window of at most
-   ``pack_window_s`` seconds with ``pack_gap_s`` of silence between clips, the window is transcribed once with
-   word timestamps, and each word goes back to the clip that holds its mid-time. Whisper encodes a full 30 s
-   window whatever the input length, so packing spreads that cost over several clips.
-   Long clips are transcribed alone, with VAD.
-4. ``confidence`` is the geometric mean of the item's word probabilities: a number in [0, 1] that ranks
+3. The speech becomes **pieces**: a short clip is one piece (its leading and trailing silence trimmed);
+   a long file is cut at pauses into pieces of at most ``pack_max_clip_s``.
+4. **Pieces are packed** into windows of at most ``pack_window_s`` seconds with ``pack_gap_s`` of silence
+   between them. Whisper encodes a full 30 s window whatever the input length, so packing spreads that cost
+   over several clips.
+5. **Windows are decoded in batches** of ``batch_size``: one encoder call, one beam-search call and one
+   word-alignment call for the whole batch (CTranslate2 batches the work; a lone window leaves most of the
+   CPU's vector units idle in the decoder). Each word goes back to the piece that holds its mid-time.
+6. **Checks**: a piece whose words do not cover its speech (Whisper sometimes skips a clip inside a packed
+   window, mostly in noise) or whose window failed Whisper's own quality checks (compression ratio, mean
+   log-probability) is transcribed again on its own with faster-whisper's full decoding (temperature
+   fallback included). So packing never silently drops a clip.
+7. ``confidence`` is the geometric mean of the item's word probabilities: a number in [0, 1] that ranks
    items by expected error (higher means fewer errors). It is not a calibrated probability; routing
    calibrates a threshold on a human-labelled slice of each batch.
+
+Speed and accuracy against a plain faster-whisper loop are measured in ``benchmarks/transcription_speed.py``
+(results in ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -40,6 +50,10 @@ __all__ = ["Transcriber", "TranscribeOptions", "TranscriptionTask"]
 
 logger = logging.getLogger(__name__)
 
+_VAD_FRAME = 512  # samples per Silero VAD probability (32 ms)
+_PREPEND_PUNCT = "\"'“¿([{-"
+_APPEND_PUNCT = "\"'.。,，!！?？:：”)]}、"
+
 
 @pydantic_dataclass(config=ConfigDict(extra="forbid", frozen=True))
 class TranscribeOptions:
@@ -52,9 +66,14 @@ class TranscribeOptions:
         language: Language code (``"en"``, ``"sw"``...); ``None`` detects it (multilingual models).
         vad: Detect speech first; items without speech become ``no_speech`` (strongly recommended).
         pack_short_clips: Transcribe several short clips in one Whisper window (faster, same accuracy).
-        pack_max_clip_s: Clips with at most this much speech are packed.
+            Off: every clip (and every piece of a long file) gets a window of its own.
+        pack_max_clip_s: Clips with at most this much speech are packed; long files are cut into pieces of
+            at most this length.
         pack_window_s: Length of a packed window (Whisper's window is 30 s).
         pack_gap_s: Silence between packed clips.
+        batch_size: Windows decoded together in one model call (speed only; 1 = one at a time).
+        redo_checks: Transcribe a piece again on its own when its words do not cover its speech or its
+            window failed Whisper's quality checks (see the module docstring).
         max_duration_s: Longer files are refused as errors (protects the batch from a stray 10-hour file).
         cpu_threads: Threads for CTranslate2 (0 = its default).
     """
@@ -68,6 +87,8 @@ class TranscribeOptions:
     pack_max_clip_s: float = Field(15.0, gt=0, le=28)
     pack_window_s: float = Field(28.0, ge=5, le=30)
     pack_gap_s: float = Field(1.0, ge=0.2, le=5)
+    batch_size: int = Field(8, ge=1, le=64)
+    redo_checks: bool = True
     max_duration_s: float = Field(4 * 3600.0, gt=0)
     cpu_threads: int = Field(0, ge=0)
 
@@ -76,7 +97,7 @@ class TranscribeOptions:
         return {"compute_type": self.compute_type, "beam_size": self.beam_size, "language": self.language,
                 "vad": self.vad, "pack_short_clips": self.pack_short_clips,
                 "pack_max_clip_s": self.pack_max_clip_s, "pack_window_s": self.pack_window_s,
-                "pack_gap_s": self.pack_gap_s}
+                "pack_gap_s": self.pack_gap_s, "redo_checks": self.redo_checks, "engine_version": 2}
 
 
 class TranscriptionTask(TaskType):
@@ -103,19 +124,75 @@ class TranscriptionTask(TaskType):
                 return " ".join(t.strip() for t in texts if t and t.strip())
         return None
 
+    def item_errors(self, answers: Sequence[str], references: Sequence[str]) -> np.ndarray:
+        """Word errors (substitutions + deletions + insertions) and reference words of each transcript, after
+        Whisper's English normalization (the project's default for WER)."""
+        import jiwer
+
+        from kdh_ai.quality import normalize_text
+
+        if len(answers) != len(references):
+            raise ValueError(f"{len(answers)} answers but {len(references)} references")
+        out = np.zeros((len(answers), 2))
+        for i, (hyp, ref) in enumerate(zip(answers, references)):
+            h, r = normalize_text(hyp or ""), normalize_text(ref or "")
+            if not r:
+                out[i] = (len(h.split()), 0.0)
+                continue
+            m = jiwer.process_words(r, h) if h else None
+            out[i] = ((m.substitutions + m.deletions + m.insertions) if m else len(r.split()), len(r.split()))
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Work in flight: an item (unit) cut into pieces; pieces packed into windows.
+
 
 @dataclass
-class _Pending:
-    """A short clip waiting in the pack buffer."""
+class _Unit:
+    """An item whose speech is being transcribed."""
 
     item: Item
     sha256: str
     duration_s: float
-    audio: np.ndarray  # the speech span of the clip
-    offset_s: float  # where the speech span starts in the original clip
+    pieces: list[_Piece] = field(default_factory=list)
+    remaining: int = 0
+    language: str | None = None
+
+
+@dataclass
+class _Piece:
+    """A stretch of one item's speech, transcribed inside a window."""
+
+    unit: _Unit
+    audio: np.ndarray
+    offset_s: float  # where the piece starts in the item's audio
     start_in_window: float = 0.0
     words: list[dict[str, Any]] = field(default_factory=list)
-    segments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    segments: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def length_s(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+@dataclass
+class _Window:
+    """Up to ``pack_window_s`` seconds of pieces separated by silence, decoded as one Whisper window."""
+
+    pieces: list[_Piece] = field(default_factory=list)
+    length_s: float = 0.0
+
+
+@dataclass
+class _Decoded:
+    """What the model made of one window."""
+
+    segments: list[dict[str, Any]]  # start, end, tokens, words (window time)
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    language: str | None
 
 
 def _confidence(words: list[dict[str, Any]]) -> float:
@@ -130,10 +207,17 @@ def _join_words(words: list[dict[str, Any]]) -> str:
     return "".join(w["word"] for w in words).strip()
 
 
+def _compression_ratio(text: str) -> float:
+    from faster_whisper.transcribe import get_compression_ratio
+
+    return float(get_compression_ratio(text)) if text else 0.0
+
+
 class Transcriber(Prelabeler):
     """Whisper pre-labeling over a stream of audio items.
 
-    The model loads in the constructor. :meth:`predict` is a lazy generator.
+    The model loads in the constructor. :meth:`predict_batches` is a lazy generator: it holds at most
+    ``batch_size`` windows of audio (plus the long file being cut into pieces), whatever the batch size.
 
     Args:
         options: The job's options.
@@ -147,8 +231,18 @@ class Transcriber(Prelabeler):
 
     task: ClassVar[str] = "transcription"
 
+    # Whisper's own quality checks (faster-whisper's defaults): a window above this compression ratio or below
+    # this mean log-probability is decoded again (as in faster-whisper's temperature fallback).
+    compression_ratio_threshold: ClassVar[float] = 2.4
+    log_prob_threshold: ClassVar[float] = -1.0
+    # A piece is transcribed again alone when its words leave more than this much of its speech uncovered
+    # at its start or end, or in one stretch inside it.
+    max_uncovered_s: ClassVar[float] = 1.5
+
     def __init__(self, options: TranscribeOptions, *, model: ResolvedModel | None = None) -> None:
         from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
 
         self.options = options
         self.resolved = model or resolve_model(options.model)
@@ -156,14 +250,20 @@ class Transcriber(Prelabeler):
                                   cpu_threads=options.cpu_threads)
         self.multilingual = bool(self.model.model.is_multilingual)
         self.language = options.language or (None if self.multilingual else "en")
+        self._tokenizer = Tokenizer(self.model.hf_tokenizer, self.multilingual, task="transcribe",
+                                    language=self.language or "en")
+        self._suppress = get_suppressed_tokens(self._tokenizer, [-1])
         self.model_info = {"name": self.resolved.name, "version": self.resolved.version}
         bin_path = self.resolved.path / "model.bin"
         identity = {"name": self.resolved.name, "version": self.resolved.version,
                     "model_bin_size": bin_path.stat().st_size if bin_path.exists() else None,
                     "decode": options.decode_signature(), "engine": "faster-whisper"}
         self.config_hash = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        self.stats: dict[str, int] = {"windows": 0, "pieces": 0, "redone": 0}
 
     # ------------------------------------------------------------------------------------------------------
+    # Records
+
     def _error(self, item: Item, message: str, sha: str | None, payload: dict[str, Any] | None = None
                ) -> list[Prediction]:
         return [Prediction.failed(item_id=item.item_id, task=self.task, error=message, model=self.model_info,
@@ -178,138 +278,290 @@ class Transcriber(Prelabeler):
                           payload={"duration_s": round(duration, 3), "language": language,
                                    "segments": segments})
 
-    def _speech_span(self, audio: np.ndarray) -> tuple[int, int] | None:
-        """First and last speech sample found by VAD (padded by 0.2 s), or None when there is no speech."""
+    def _unit_record(self, unit: _Unit) -> Prediction:
+        words = [w for p in unit.pieces for w in p.words]
+        segments = [s for p in unit.pieces for s in p.segments]
+        return self._record(unit.item, unit.sha256, unit.duration_s, _join_words(words), words, segments,
+                            unit.language or self.language)
+
+    # ------------------------------------------------------------------------------------------------------
+    # Reading an item and cutting it into pieces
+
+    def _prepare(self, item: Item) -> list[Prediction] | _Unit:
+        """Read, check and cut one item: a finished record (error, no speech) or a unit of pieces."""
+        opts = self.options
+        if item.error:
+            return self._error(item, item.error, None)
+        if not item.path:
+            return self._error(item, "item has no audio path; add it to the manifest", None)
+        try:
+            sha = sha256_file(item.path)
+        except FileNotFoundError:
+            return self._error(item, f"file not found: {item.path}; check the path in the manifest or restore "
+                                     "the file", None)
+        except IsADirectoryError:
+            return self._error(item, f"not a regular file: {item.path}; give the path of an audio file", None)
+        except OSError as exc:
+            return self._error(item, f"cannot read {item.path}: {exc.strerror}; fix the file's permissions or "
+                                     "copy it again", None)
+        try:
+            duration = probe_duration(item.path)
+            if duration > opts.max_duration_s:
+                return self._error(item, f"audio is {duration:.0f} s long, over max_duration_s="
+                                         f"{opts.max_duration_s:.0f}; split the file or raise the limit",
+                                   sha, {"duration_s": round(duration, 3)})
+            audio = load_audio(item.path)
+        except AudioError as exc:
+            return self._error(item, str(exc), sha)
+        duration = len(audio) / SAMPLE_RATE
+        if not opts.vad and duration > opts.pack_window_s:
+            return [self._whole(item, sha, audio)]
+        spans = self._speech_spans(audio)
+        if not spans:
+            return [self._record(item, sha, duration, "", [], [], self.language)]
+        unit = _Unit(item, sha, duration)
+        for start, end in spans:
+            unit.pieces.append(_Piece(unit, audio[start:end], start / SAMPLE_RATE))
+        unit.remaining = len(unit.pieces)
+        return unit
+
+    def _speech_spans(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        """Sample spans of the pieces to transcribe (empty: no speech).
+
+        A clip whose speech fits in ``pack_max_clip_s`` is one piece: from the first to the last frame
+        that VAD finds even weakly speech-like, padded by 0.4 s (a strict VAD cuts off the quiet ends of
+        band-limited speech). Longer audio is cut at VAD pauses into pieces of at most ``pack_max_clip_s``.
+        """
+        opts = self.options
+        max_piece = int(opts.pack_max_clip_s * SAMPLE_RATE)
+        if not opts.vad:
+            return [(0, len(audio))]
+        from faster_whisper.vad import get_vad_model
+
+        padded = np.pad(audio, (0, _VAD_FRAME - len(audio) % _VAD_FRAME))
+        probs = np.asarray(get_vad_model()(padded)).reshape(-1)
+        if probs.size == 0 or float(probs.max()) < 0.5:
+            return []
+        pad = int(0.4 * SAMPLE_RATE)
+        weak = np.flatnonzero(probs >= 0.2)
+        start = max(0, int(weak[0]) * _VAD_FRAME - pad)
+        end = min(len(audio), (int(weak[-1]) + 1) * _VAD_FRAME + pad)
+        if end - start <= max_piece:
+            return [(start, end)]
+        return self._long_pieces(audio, probs)
+
+    def _long_pieces(self, audio: np.ndarray, probs: np.ndarray) -> list[tuple[int, int]]:
+        """Cut long audio at pauses: VAD speech chunks merged while they fit in ``pack_max_clip_s``."""
         from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-        spans = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=500))
-        if not spans:
-            return None
-        pad = int(0.2 * SAMPLE_RATE)
-        return max(0, spans[0]["start"] - pad), min(len(audio), spans[-1]["end"] + pad)
+        max_s = self.options.pack_max_clip_s
+        chunks = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=300, speech_pad_ms=300,
+                                                         max_speech_duration_s=max_s))
+        max_piece = int(max_s * SAMPLE_RATE)
+        merge_gap = int(1.0 * SAMPLE_RATE)
+        pieces: list[tuple[int, int]] = []
+        for c in chunks:
+            s, e = int(c["start"]), int(c["end"])
+            if pieces and s - pieces[-1][1] <= merge_gap and e - pieces[-1][0] <= max_piece:
+                pieces[-1] = (pieces[-1][0], e)
+            elif pieces and s < pieces[-1][1]:  # padded chunks may overlap
+                pieces.append((pieces[-1][1], e))
+            else:
+                pieces.append((s, e))
+        return [(s, e) for s, e in pieces if e - s >= _VAD_FRAME]
 
-    def _transcribe(self, audio: np.ndarray, *, vad: bool) -> tuple[list[Any], str | None]:
-        segments, info = self.model.transcribe(
-            audio, language=self.language, beam_size=self.options.beam_size, word_timestamps=True,
-            vad_filter=vad, condition_on_previous_text=False)
-        return list(segments), info.language
+    # ------------------------------------------------------------------------------------------------------
+    # Decoding a batch of windows
 
-    def _single(self, item: Item, sha: str, audio: np.ndarray) -> Prediction:
-        """Transcribe one (long) clip on its own."""
-        duration = len(audio) / SAMPLE_RATE
-        segs, language = self._transcribe(audio, vad=self.options.vad)
-        words: list[dict[str, Any]] = []
-        segments = []
-        for s in segs:
-            sw = [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3),
-                   "probability": round(w.probability, 4)} for w in (s.words or [])]
-            words.extend(sw)
-            segments.append({"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text.strip(),
-                             "avg_logprob": round(s.avg_logprob, 4), "no_speech_prob": round(s.no_speech_prob, 4),
-                             "compression_ratio": round(s.compression_ratio, 4), "words": sw})
-        text = " ".join(s["text"] for s in segments if s["text"]).strip()
-        return self._record(item, sha, duration, text, words, segments, language)
-
-    def _flush(self, pending: list[_Pending]) -> list[Prediction]:
-        """Transcribe a packed window and hand each word back to its clip."""
-        if not pending:
-            return []
+    def _window_audio(self, window: _Window) -> np.ndarray:
         gap = np.zeros(int(self.options.pack_gap_s * SAMPLE_RATE), dtype=np.float32)
         parts: list[np.ndarray] = []
-        pos = 0.0
-        for i, p in enumerate(pending):
+        pos = 0
+        for i, p in enumerate(window.pieces):
             if i:
                 parts.append(gap)
-                pos += len(gap) / SAMPLE_RATE
-            p.start_in_window = pos
+                pos += len(gap)
+            p.start_in_window = pos / SAMPLE_RATE
             parts.append(p.audio)
-            pos += len(p.audio) / SAMPLE_RATE
-        window = np.concatenate(parts)
-        segs, language = self._transcribe(window, vad=False)
+            pos += len(p.audio)
+        return np.concatenate(parts)
+
+    def _decode(self, windows: list[np.ndarray]) -> list[_Decoded]:
+        """Encode, beam-search and word-align a batch of (<= 30 s) windows in three model calls."""
+        from faster_whisper.audio import pad_or_trim
+
+        m = self.model
+        tok = self._tokenizer
+        feats, frames = [], []
+        for w in windows:
+            f = m.feature_extractor(w)[..., :-1]
+            frames.append(min(f.shape[-1], m.feature_extractor.nb_max_frames))
+            feats.append(pad_or_trim(f))
+        encoder_output = m.encode(np.stack(feats))
+        prompt = m.get_prompt(tok, [], without_timestamps=False)
+        prompts = [list(prompt) for _ in windows]
+        languages: list[str | None] = [self.language] * len(windows)
+        if self.multilingual and self.language is None:
+            lang_index = prompt.index(tok.language)
+            for i, ranked in enumerate(m.model.detect_language(encoder_output)):
+                token = ranked[0][0]
+                prompts[i][lang_index] = tok.tokenizer.token_to_id(token)
+                languages[i] = token[2:-2]
+        results = m.model.generate(
+            encoder_output, prompts, beam_size=self.options.beam_size, patience=1.0, length_penalty=1.0,
+            max_length=m.max_length, return_scores=True, return_no_speech_prob=True, suppress_blank=True,
+            suppress_tokens=self._suppress, max_initial_timestamp_index=int(round(1.0 / m.time_precision)))
+        decoded: list[_Decoded] = []
+        for i, r in enumerate(results):
+            tokens = r.sequences_ids[0]
+            avg_logprob = r.scores[0] * len(tokens) / (len(tokens) + 1)
+            segs, _, _ = m._split_segments_by_timestamps(
+                tokenizer=tok, tokens=tokens, time_offset=0.0, segment_size=frames[i],
+                segment_duration=frames[i] * m.feature_extractor.time_per_frame, seek=0)
+            segs = [s for s in segs if any(t < tok.eot for t in s["tokens"])]
+            text = tok.decode([t for t in tokens if t < tok.eot])
+            decoded.append(_Decoded(segs, float(avg_logprob), float(r.no_speech_prob), _compression_ratio(text),
+                                    languages[i]))
+        # Word timings and probabilities: one batched alignment over the windows that have text.
+        with_text = [i for i, d in enumerate(decoded) if d.segments]
+        if with_text:
+            import ctranslate2
+
+            enc = np.asarray(encoder_output)[with_text] if len(with_text) < len(decoded) else None
+            enc_sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(enc)) if enc is not None \
+                else encoder_output
+            seg_lists = [decoded[i].segments for i in with_text]
+            m.add_word_timestamps(seg_lists, tok, enc_sv, [frames[i] for i in with_text], _PREPEND_PUNCT,
+                                  _APPEND_PUNCT, 0.0)
+        return decoded
+
+    def _assign(self, window: _Window, dec: _Decoded) -> None:
+        """Hand each word of a decoded window to the piece that holds its mid-time."""
         half_gap = self.options.pack_gap_s / 2
-        for si, s in enumerate(segs):
-            for w in s.words or []:
-                mid = (w.start + w.end) / 2
-                owner = None
-                for p in pending:
-                    lo = p.start_in_window - half_gap
-                    hi = p.start_in_window + len(p.audio) / SAMPLE_RATE + half_gap
-                    if lo <= mid < hi:
-                        owner = p
-                        break
+        bounds = [(p.start_in_window - half_gap, p.start_in_window + p.length_s + half_gap)
+                  for p in window.pieces]
+        for s in dec.segments:
+            per_piece: dict[int, dict[str, Any]] = {}
+            for w in s.get("words") or []:
+                mid = (w["start"] + w["end"]) / 2
+                owner = next((k for k, (lo, hi) in enumerate(bounds) if lo <= mid < hi), None)
                 if owner is None:
                     continue
-                shift = owner.offset_s - owner.start_in_window
-                word = {"word": w.word, "start": round(max(0.0, w.start + shift), 3),
-                        "end": round(max(0.0, w.end + shift), 3), "probability": round(w.probability, 4)}
-                owner.words.append(word)
-                seg = owner.segments.setdefault(si, {
-                    "avg_logprob": round(s.avg_logprob, 4), "no_speech_prob": round(s.no_speech_prob, 4),
-                    "compression_ratio": round(s.compression_ratio, 4), "words": []})
+                p = window.pieces[owner]
+                shift = p.offset_s - p.start_in_window
+                word = {"word": w["word"], "start": round(max(0.0, float(w["start"]) + shift), 3),
+                        "end": round(max(0.0, float(w["end"]) + shift), 3), "probability": round(float(w["probability"]), 4)}
+                p.words.append(word)
+                seg = per_piece.get(owner)
+                if seg is None:
+                    seg = per_piece[owner] = {"avg_logprob": round(dec.avg_logprob, 4),
+                                              "no_speech_prob": round(dec.no_speech_prob, 4),
+                                              "compression_ratio": round(dec.compression_ratio, 4), "words": []}
+                    p.segments.append(seg)
                 seg["words"].append(word)
-        out = []
-        for p in pending:
-            segments = []
-            for seg in p.segments.values():
+        for p in window.pieces:
+            for seg in p.segments:
                 ws = seg["words"]
-                segments.append({"start": ws[0]["start"], "end": ws[-1]["end"], "text": _join_words(ws),
-                                 "avg_logprob": seg["avg_logprob"], "no_speech_prob": seg["no_speech_prob"],
-                                 "compression_ratio": seg["compression_ratio"], "words": ws})
-            out.append(self._record(p.item, p.sha256, p.duration_s, _join_words(p.words), p.words, segments,
-                                    language))
-        return out
+                seg.update(start=ws[0]["start"], end=ws[-1]["end"], text=_join_words(ws))
+            # key order of the payload schema
+            p.segments = [{k: seg[k] for k in ("start", "end", "text", "avg_logprob", "no_speech_prob",
+                                                "compression_ratio", "words")} for seg in p.segments]
+            if dec.language:
+                p.unit.language = p.unit.language or dec.language
+
+    def _needs_redo(self, piece: _Piece, dec: _Decoded, packed: bool) -> bool:
+        """Whether a piece's words are not to be trusted (see the module docstring, step 6)."""
+        if not self.options.redo_checks:
+            return False
+        if dec.compression_ratio > self.compression_ratio_threshold:
+            return True
+        if dec.avg_logprob < self.log_prob_threshold and (packed or dec.no_speech_prob <= 0.6):
+            return True
+        if not piece.words:
+            return True
+        lo = piece.offset_s
+        hi = piece.offset_s + piece.length_s
+        edges = [lo] + [x for w in piece.words for x in (w["start"], w["end"])] + [hi]
+        gaps = [edges[i + 1] - edges[i] for i in range(0, len(edges) - 1, 2)]
+        # Pieces carry up to 0.4 s of VAD padding at each end.
+        return max(gaps[1:-1], default=0.0) > self.max_uncovered_s or \
+            max(gaps[0], gaps[-1]) > self.max_uncovered_s + 0.4
+
+    def _whole(self, item: Item, sha: str, audio: np.ndarray) -> Prediction:
+        """Transcribe long audio without VAD: faster-whisper's sequential 30 s windows."""
+        unit = _Unit(item, sha, len(audio) / SAMPLE_RATE)
+        piece = _Piece(unit, audio, 0.0)
+        unit.pieces.append(piece)
+        self._redo(piece)
+        return self._unit_record(unit)
+
+    def _redo(self, piece: _Piece) -> None:
+        """Transcribe one piece alone with faster-whisper's full decoding (temperature fallback)."""
+        segs, info = self.model.transcribe(
+            piece.audio, language=self.language, beam_size=self.options.beam_size, word_timestamps=True,
+            vad_filter=False, condition_on_previous_text=False)
+        piece.words, piece.segments = [], []
+        for s in segs:
+            sw = [{"word": w.word, "start": round(w.start + piece.offset_s, 3),
+                   "end": round(w.end + piece.offset_s, 3), "probability": round(w.probability, 4)}
+                  for w in (s.words or [])]
+            if not sw:
+                continue
+            piece.words.extend(sw)
+            piece.segments.append({"start": sw[0]["start"], "end": sw[-1]["end"], "text": _join_words(sw),
+                                   "avg_logprob": round(s.avg_logprob, 4),
+                                   "no_speech_prob": round(s.no_speech_prob, 4),
+                                   "compression_ratio": round(s.compression_ratio, 4), "words": sw})
+        piece.unit.language = piece.unit.language or info.language
+
+    def _run(self, windows: list[_Window]) -> list[Prediction]:
+        """Decode a batch of windows; return the records of the items they finish."""
+        decoded = self._decode([self._window_audio(w) for w in windows])
+        finished: list[Prediction] = []
+        for window, dec in zip(windows, decoded):
+            self.stats["windows"] += 1
+            self._assign(window, dec)
+            packed = len(window.pieces) > 1
+            for p in window.pieces:
+                self.stats["pieces"] += 1
+                if self._needs_redo(p, dec, packed):
+                    self.stats["redone"] += 1
+                    logger.debug("%s: piece at %.1f s transcribed again alone", p.unit.item.item_id, p.offset_s)
+                    self._redo(p)
+                p.audio = p.audio[:0]  # done: let the audio go
+                p.unit.remaining -= 1
+                if p.unit.remaining == 0:
+                    finished.append(self._unit_record(p.unit))
+        return finished
+
+    # ------------------------------------------------------------------------------------------------------
 
     def predict_batches(self, items: Iterable[Item]) -> Iterator[list[Prediction]]:
-        """Lazily transcribe items; packed clips are yielded when their window is full (or at the end)."""
+        """Lazily transcribe items; records come out when the batch of windows holding them is decoded."""
         opts = self.options
-        pending: list[_Pending] = []
-        packed_s = 0.0
+        ready: list[_Window] = []
+        current = _Window()
         for item in items:
-            if item.error:
-                yield self._error(item, item.error, None)
+            prepared = self._prepare(item)
+            if isinstance(prepared, list):
+                yield prepared
                 continue
-            if not item.path:
-                yield self._error(item, "item has no audio path; add it to the manifest", None)
-                continue
-            try:
-                sha = sha256_file(item.path)
-            except FileNotFoundError:
-                yield self._error(item, f"file not found: {item.path}; check the path in the manifest or "
-                                        "restore the file", None)
-                continue
-            except IsADirectoryError:
-                yield self._error(item, f"not a regular file: {item.path}; give the path of an audio file", None)
-                continue
-            except OSError as exc:
-                yield self._error(item, f"cannot read {item.path}: {exc.strerror}; fix the file's permissions "
-                                        "or copy it again", None)
-                continue
-            try:
-                duration = probe_duration(item.path)
-                if duration > opts.max_duration_s:
-                    yield self._error(item, f"audio is {duration:.0f} s long, over max_duration_s="
-                                            f"{opts.max_duration_s:.0f}; split the file or raise the limit",
-                                      sha, {"duration_s": round(duration, 3)})
-                    continue
-                audio = load_audio(item.path)
-            except AudioError as exc:
-                yield self._error(item, str(exc), sha)
-                continue
-            duration = len(audio) / SAMPLE_RATE
-            span = self._speech_span(audio) if opts.vad else (0, len(audio))
-            if span is None:
-                yield [self._record(item, sha, duration, "", [], [], self.language)]
-                continue
-            speech = audio[span[0]:span[1]]
-            speech_s = len(speech) / SAMPLE_RATE
-            if not (opts.pack_short_clips and speech_s <= opts.pack_max_clip_s):
-                yield [self._single(item, sha, audio)]
-                continue
-            needed = speech_s + (opts.pack_gap_s if pending else 0.0)
-            if pending and packed_s + needed > opts.pack_window_s:
-                yield self._flush(pending)
-                pending, packed_s, needed = [], 0.0, speech_s
-            pending.append(_Pending(item, sha, duration, speech, span[0] / SAMPLE_RATE))
-            packed_s += needed
-        if pending:
-            yield self._flush(pending)
+            for piece in prepared.pieces:
+                needed = piece.length_s + (opts.pack_gap_s if current.pieces else 0.0)
+                if current.pieces and (not opts.pack_short_clips or current.length_s + needed > opts.pack_window_s):
+                    ready.append(current)
+                    current = _Window()
+                    needed = piece.length_s
+                current.pieces.append(piece)
+                current.length_s += needed
+                if len(ready) >= opts.batch_size:
+                    out = self._run(ready)
+                    ready = []
+                    if out:
+                        yield out
+        if current.pieces:
+            ready.append(current)
+        for i in range(0, len(ready), opts.batch_size):
+            out = self._run(ready[i:i + opts.batch_size])
+            if out:
+                yield out
