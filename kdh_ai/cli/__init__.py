@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from kdh_ai.cli import labelstudio, models, prelabel
+from kdh_ai.cli import labelstudio, models, prelabel, route
 from kdh_ai.cli._common import setup_logging
 
 __all__ = ["app", "main"]
@@ -24,10 +24,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 app.add_typer(models.app, name="models")
 app.add_typer(prelabel.app, name="prelabel")
 labelstudio.register(app)  # kdh labelstudio start|stop|status|add-annotator, kdh push|pull|status
+route.register(app)  # kdh route
 
 
 @app.callback()

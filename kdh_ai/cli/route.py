@@ -1,0 +1,78 @@
+"""``kdh route``: decide which items people see, for the client's quality target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from kdh_ai.cli._common import console, fail
+
+__all__ = ["register"]
+
+
+def route_command(
+    job_dir: Annotated[Path, typer.Argument(help="A pre-labeled job directory.")],
+    calibration: Annotated[Optional[float], typer.Option(
+        help="Step 1: draw the calibration slice (share of items, e.g. 0.2, or a count, e.g. 60).")] = None,
+    target_wer: Annotated[Optional[float], typer.Option(help="Step 2 (transcription): target WER of the whole "
+                                                        "delivered batch, e.g. 0.05.")] = None,
+    target_accuracy: Annotated[Optional[float], typer.Option(help="Step 2 (classification): target accuracy of "
+                                                             "the delivered batch, e.g. 0.98.")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="Step 2, budget mode: largest share of items people may "
+                                                    "touch (e.g. 0.3); best quality within it.")] = None,
+    check_audit: Annotated[bool, typer.Option("--check-audit", help="After the audit items are answered and "
+                                              "pulled: check the promise, re-route what missed it.")] = False,
+    audit_rate: Annotated[float, typer.Option(help="Share of auto-accepted items people check anyway.")] = 0.05,
+    delta: Annotated[float, typer.Option(help="Error level of the guarantee (0.05 = 95% confidence).")] = 0.05,
+    human_error: Annotated[Optional[float], typer.Option(
+        "--human-error", "--human-wer", help="People's error rate if no gold item has been answered yet "
+        "(recorded as an assumption in the report).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random draws (calibration slice, audit).")] = 0,
+) -> None:
+    """Route every item: calibration, gold, human, audit or auto_accept.
+
+    Two steps. First `kdh route JOB --calibration 0.2` draws a random slice for people to label to gold quality
+    (push, annotate, pull). Then `kdh route JOB --target-wer 0.05` (or --target-accuracy, or --budget) chooses
+    the confidence threshold from that slice with a statistical guarantee and routes the rest. `kdh push` then
+    sends every item that is not auto_accept.
+    """
+    from kdh_ai.job import JobLockedError
+    from kdh_ai.routing import RoutingError, check_audit as do_check_audit, plan_calibration, route
+
+    modes = [x is not None for x in (calibration, target_wer, target_accuracy, budget)] + [check_audit]
+    if sum(modes) != 1:
+        raise fail("give exactly one of --calibration, --target-wer, --target-accuracy, --budget or --check-audit")
+    try:
+        if calibration is not None:
+            result = plan_calibration(job_dir, size=calibration, seed=seed)
+        elif check_audit:
+            result = do_check_audit(job_dir, delta=delta)
+        else:
+            target = target_wer if target_wer is not None else (
+                1 - target_accuracy if target_accuracy is not None else None)
+            result = route(job_dir, target=target, budget=budget, audit_rate=audit_rate, delta=delta,
+                           human_error=human_error, seed=seed)
+    except JobLockedError as exc:
+        raise fail(str(exc), 3) from None
+    except (RoutingError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    table = Table(title=f"routing ({result.step}): {job_dir}")
+    table.add_column("role")
+    table.add_column("items", justify="right")
+    for role, n in result.counts.items():
+        table.add_row(role, str(n))
+    console.print(table)
+    console.print(f"human share: [bold]{result.human_share:.1%}[/] of items (calibration + human + audit + gold)")
+    if result.threshold is not None:
+        console.print(f"threshold: [bold]{result.threshold:.4f}[/] (auto-accept at or above)")
+    console.print(result.message)
+    if not result.reachable:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``kdh route`` to the ``kdh`` command."""
+    app.command("route")(route_command)

@@ -1,0 +1,23 @@
+"""Routing: send people only what the model cannot do well enough for the client's target.
+
+* :mod:`kdh_ai.routing.threshold`: choosing the auto-accept threshold from a calibration slice, with a
+  statistical guarantee (fixed-sequence Learn then Test) — pure functions on arrays.
+* :mod:`kdh_ai.routing.plan`: the two routing steps over a job directory (calibration slice, then threshold
+  and audit), and the audit check that re-routes a stratum when the target was missed.
+"""
+
+from __future__ import annotations
+
+from kdh_ai.routing.plan import (
+    ROLES,
+    RoutingError,
+    RoutingResult,
+    check_audit,
+    current_roles,
+    plan_calibration,
+    route,
+)
+from kdh_ai.routing.threshold import ThresholdChoice, choose_threshold, ratio_upper_bound
+
+__all__ = ["ROLES", "RoutingError", "RoutingResult", "ThresholdChoice", "check_audit", "choose_threshold",
+           "current_roles", "plan_calibration", "ratio_upper_bound", "route"]
