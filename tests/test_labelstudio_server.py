@@ -144,6 +144,11 @@ def test_annotators_cannot_serve_files_outside_the_narrow_root(labelstudio_serve
     _, _, _, annotator = ls_annotators[0]
     project = annotator.request("POST", "api/projects/", what="create a project",
                                 json_body={"title": "snoop"}).json()
+    inside = labelstudio_server.data_dir / "files" / "annotator-made"
+    inside.mkdir()
+    storage = annotator.request("POST", "api/storages/localfiles/", what="create a storage",
+                                json_body={"project": project["id"], "path": str(inside), "title": "x"}).json()
+    assert storage["path"] == str(inside)  # allowed: any account may create storages, hence the narrow root
     for path in ("/etc", str(labelstudio_server.data_dir)):
         with pytest.raises(LabelStudioError, match="LOCAL_FILES_DOCUMENT_ROOT"):
             annotator.request("POST", "api/storages/localfiles/", what="create a storage",
