@@ -101,7 +101,9 @@ def human_answers(job: Job, task: TaskType, *, model_answers: dict[str, str] | N
         model = {k: v for k, v in model_answers.items() if k in set(multi["task"]) and v}
     if task.item_kind == "audio":
         df = multi.rename(columns={"answer": "text"})[["task", "worker", "text"]]
-        agg = quality.aggregate_texts(df, method="rover", model_texts=model or None, model_weight=model_weight)
+        # No normalization: the delivered transcript keeps the annotators' casing and punctuation.
+        agg = quality.aggregate_texts(df, method="rover", normalizer="none", model_texts=model or None,
+                                      model_weight=model_weight)
         method = "rover"
     else:
         df = multi.rename(columns={"answer": "label"})[["task", "worker", "label"]]
