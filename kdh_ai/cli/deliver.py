@@ -1,4 +1,4 @@
-"""``kdh deliver`` and ``kdh report``: what the client receives."""
+"""``kdh deliver``, ``kdh report`` and ``kdh quality``: what the client receives, and the job's metrics."""
 
 from __future__ import annotations
 
@@ -35,6 +35,57 @@ def deliver_command(
         console.print(f"  {f}")
 
 
+def report_command(
+    job_dir: Annotated[Path, typer.Argument(help="The job directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write; metrics.json goes next to "
+                                      "it.")] = Path("report.html"),
+    client: Annotated[Optional[str], typer.Option(help="The client's name, shown in the title.")] = None,
+) -> None:
+    """Write the client quality report: one self-contained HTML file (no network needed) and metrics.json.
+
+    Batch summary, delivered quality with its interval and how it was measured (calibration, audit, gold,
+    overlap), human share, annotator agreement, turnaround, and plots.
+    """
+    from kdh_ai.report import write_client_report
+
+    try:
+        path = write_client_report(job_dir, out, client=client)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"Report: [bold]{path}[/] (open it in any browser); figures: {path.with_name('metrics.json')}")
+
+
+def quality_command(
+    job_dir: Annotated[Path, typer.Argument(help="The job directory.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for metrics.json and annotators.csv "
+                                                "(default: the job directory).")] = None,
+) -> None:
+    """Compute every applicable metric of a job: metrics.json and a per-annotator table (annotators.csv).
+
+    Model against the client's references and against people; delivered quality; each annotator's answers,
+    hours, speed and accuracy (or WER) on gold; agreement on overlap items; effort saved by pre-labels.
+    What cannot be computed yet is listed with the reason, never a crash or a silent NaN.
+    """
+    from kdh_ai.job import Job, write_json_atomic
+    from kdh_ai.report import annotator_table, job_metrics
+
+    job = Job(job_dir)
+    if not job.read_manifest():
+        raise fail(f"{job.root} is not a job directory (no job.json)")
+    folder = out or job.root
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics = job_metrics(job)
+    write_json_atomic(folder / "metrics.json", metrics)
+    table = annotator_table(job)
+    table.to_csv(folder / "annotators.csv", index=False)
+    console.print(table.to_string(index=False) if not table.empty else "no annotations yet")
+    for key, why in (metrics.get("not_enough_data") or {}).items():
+        console.print(f"[yellow]not enough data[/] {key}: {why}")
+    console.print(f"Written: {folder / 'metrics.json'}, {folder / 'annotators.csv'}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``kdh deliver`` to the ``kdh`` command."""
+    """Add ``kdh deliver``, ``kdh report`` and ``kdh quality`` to the ``kdh`` command."""
     app.command("deliver")(deliver_command)
+    app.command("report")(report_command)
+    app.command("quality")(quality_command)

@@ -1,0 +1,11 @@
+"""Reports built from a job: the metrics of a job, the client quality report, trainee feedback.
+
+Unlike :mod:`kdh_ai.quality` (pure functions on plain data), this package reads job directories.
+"""
+
+from __future__ import annotations
+
+from kdh_ai.report.client import write_client_report
+from kdh_ai.report.metrics import annotator_table, job_metrics
+
+__all__ = ["annotator_table", "job_metrics", "write_client_report"]
