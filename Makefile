@@ -12,7 +12,7 @@ PIP := $(VENV)/bin/pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install install-ls demo test lab bench clean help
+.PHONY: install system-deps demo test lab bench clean help
 
 help:
 	@echo "make demo    set up everything and run the demo job on the bundled sample audio"
@@ -36,10 +36,18 @@ $(LS_VENV)/.installed:
 
 install: $(VENV)/.installed $(LS_VENV)/.installed
 
+# Headless Chromium renders the client report in the tests (Debian's package; needs root, as on CI).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Chromium for the report test (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "WARNING: Chromium is missing; the report test will fail: apt-get install chromium"; fi; }
+
 demo: install
 	$(PY) -m pipelines.demo
 
-test: install
+test: install system-deps
 	$(VENV)/bin/pytest -q
 
 lab: install
