@@ -197,14 +197,19 @@ def test_push_selects_by_confidence_and_by_routing(labelstudio_server: LabelStud
     assert set(job.log("tasks").latest_by("item_id")) == low
     assert res.skipped == {"confidence >= 0.5": 5}
 
-    routed = make_job(tmp_path / "routed", 6)
+    routed = make_job(tmp_path / "routed", 7)
+    routed.predictions.append([Prediction.failed(item_id="clip-0005", task="transcription", error="corrupt audio",
+                                                 model={"name": "test-model", "version": "1"}, config_hash="cfg1",
+                                                 source=None, sha256=None).to_dict()])
     routed.log("routing").append([{"item_id": f"clip-{i:04d}", "role": r} for i, r in
-                                  enumerate(["auto_accept", "human", "auto_accept", "overlap", "control"])])
+                                  enumerate(["auto_accept", "human", "pending", "overlap", "control", "calibration"])])
     res = push(routed.root, PushOptions(project="routed", gold_rate=0, overlap_fraction=0, control_share=0),
                connection=labelstudio_server.connection)
-    roles = {k: v["role"] for k, v in routed.log("tasks").latest_by("item_id").items()}
-    assert roles == {"clip-0001": "human", "clip-0003": "overlap", "clip-0004": "control"}
-    assert res.skipped == {"auto_accept": 2, "not routed yet": 1}
+    recs = routed.log("tasks").latest_by("item_id")
+    assert {k: (v["role"], v["prelabeled"]) for k, v in recs.items()} == {
+        "clip-0001": ("human", True), "clip-0003": ("overlap", True), "clip-0004": ("control", False),
+        "clip-0005": ("human", False)}  # routed to people although the model failed: no pre-annotation
+    assert res.skipped == {"auto_accept": 1, "pending": 1, "not routed yet": 1}
 
 
 def test_overlap_and_gold_placement(labelstudio_server: LabelStudioTestServer, tmp_path: Path) -> None:
@@ -397,6 +402,10 @@ def test_cli_push_pull_status(labelstudio_env: LabelStudioTestServer, ls_annotat
     assert st["per_annotator"][0]["email"] == ls_annotators[0][0]
     res = runner.invoke(app, ["status", str(job.root)])
     assert res.exit_code == 0 and "per annotator" in res.output
+    # the server is down: status says so and shows the last pull
+    res = runner.invoke(app, ["status", str(job.root)], env={"KDH_LS_URL": f"http://127.0.0.1:{free_port()}"})
+    assert res.exit_code == 0, res.output
+    assert "Showing the state of the last pull" in " ".join(res.output.split()) and "per annotator" in res.output
     res = runner.invoke(app, ["push", str(job.root), "--project", "another name"])
     assert res.exit_code == 2 and "already pushed to project" in " ".join(res.output.split())
     res = runner.invoke(app, ["pull", str(tmp_path / "nothing")])
@@ -424,3 +433,19 @@ def test_gold_from_an_earlier_job(tmp_path: Path) -> None:
     new = make_job(tmp_path / "new", 2, prefix="other")
     with new:
         assert add_gold(new, found.values()) == (1, [])
+    clash = Job(tmp_path / "clash")  # a new job whose own clip-0000 is another recording
+    clash.items.append([{"item_id": "clip-0000", "path": str(WAVS[3]), "text": None, "error": None}])
+    clash.update_manifest(task="transcription")
+    with clash:
+        added, issues = add_gold(clash, found.values())
+    assert added == 0 and "other content" in issues[0]
+
+    delivery = tmp_path / "delivery"
+    delivery.mkdir()
+    (delivery / "delivered.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"item_id": "d1", "answer": "people said this", "provenance": "aggregated", "audio_path": str(WAVS[1])},
+        {"item_id": "d2", "answer": "the model said this", "provenance": "model", "audio_path": str(WAVS[2])},
+        {"item_id": "d3", "answer": None, "provenance": "none", "audio_path": str(WAVS[3])},
+    ]) + "\n", encoding="utf-8")
+    delivered = gold_from_job(delivery)
+    assert [(g.item_id, g.answer, g.path) for g in delivered] == [("d1", "people said this", str(WAVS[1]))]

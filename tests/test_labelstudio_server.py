@@ -116,7 +116,7 @@ def test_annotators_sign_up_and_log_in_with_a_password(labelstudio_server: Label
         add_annotator(labelstudio_server.connection, "amina")
 
 
-def test_cli_add_annotator_and_status(labelstudio_env: LabelStudioTestServer) -> None:
+def test_cli_add_annotator_and_status(labelstudio_env: LabelStudioTestServer, tmp_path) -> None:
     runner = CliRunner()
     res = runner.invoke(app, ["labelstudio", "add-annotator", "cheptoo@hub.example", "--password", "pw-cheptoo-1"])
     assert res.exit_code == 0, res.output
@@ -130,6 +130,13 @@ def test_cli_add_annotator_and_status(labelstudio_env: LabelStudioTestServer) ->
     assert res.exit_code == 0, res.output
     assert "remote" in res.output and LS_VERSION in res.output  # KDH_LS_URL is set: the central-server path
     assert labelstudio_env.connection.token not in squash(res.output)
+
+    res = runner.invoke(app, ["labelstudio", "start"])
+    assert res.exit_code == 0 and "nothing started" in res.output
+    assert _servers_for(labelstudio_env.data_dir) == [labelstudio_env.pid]
+    res = runner.invoke(app, ["labelstudio", "stop", "--data-dir", str(tmp_path)])
+    assert res.exit_code == 0 and "No local Label Studio server was running" in res.output
+    assert _servers_for(labelstudio_env.data_dir) == [labelstudio_env.pid]
 
     wrong = "0000000000000000000000000000000000000000"
     res = runner.invoke(app, ["labelstudio", "status"], env={"KDH_LS_TOKEN": wrong})

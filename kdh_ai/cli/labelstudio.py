@@ -256,9 +256,14 @@ def status_cmd(
     from kdh_ai.labelstudio.pull import pull
     from kdh_ai.labelstudio.status import job_status
 
+    from kdh_ai.labelstudio.client import LabelStudioUnavailable
+
     with _errors():
         if pull_first:
-            pull(job_dir)
+            try:
+                pull(job_dir)
+            except LabelStudioUnavailable as exc:
+                err_console.print(f"[yellow]warning:[/] {exc}\nShowing the state of the last pull.")
         st = job_status(job_dir, since=_date(since), until=_date(until), lead_time_cap_s=cap_minutes * 60)
     if st.project_id is None:
         raise fail(f"{job_dir} was never pushed to Label Studio; run `kdh push` first")

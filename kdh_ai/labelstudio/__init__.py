@@ -71,8 +71,9 @@ per key wins, except ``labelstudio.json``)
     ``{item_id, ls_project_id, file_upload_id, url, uploaded_at}``, so a resumed push does not upload twice.
 
 ``routing.jsonl`` (read, written by the routing stage)
-    ``{item_id, role}``: when present, push sends every item whose latest role is not ``auto_accept``
-    (``gold``, ``overlap``, ``control`` are honoured; other roles are ordinary human items).
+    ``{item_id, role, ...}``: when present, push sends every item whose latest role is not ``auto_accept`` or
+    ``pending`` (``gold``, ``overlap``, ``control`` are honoured; ``calibration``, ``human``, ``audit`` are
+    ordinary human items, with a pre-annotation when the model gave one).
 """
 
 from __future__ import annotations

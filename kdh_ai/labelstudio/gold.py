@@ -118,22 +118,31 @@ def read_gold_manifest(path: str | Path) -> tuple[list[GoldItem], list[str]]:
 
 
 def gold_from_job(job_dir: str | Path, *, min_annotators: int = 1) -> list[GoldItem]:
-    """Gold taken from an earlier job: its gold set, and items whose human answers all agree.
+    """Gold taken from an earlier job (see the module docstring).
 
     Args:
-        job_dir: The earlier job directory (it must have been pulled).
-        min_annotators: How many agreeing annotators an item needs.
+        job_dir: The earlier job directory, its delivery folder, or its ``delivered.jsonl``.
+        min_annotators: For an undelivered job: how many agreeing annotators an item needs.
+
+    Raises:
+        ValueError: Not a job directory nor a delivery.
     """
     if min_annotators < 1:
         raise ValueError(f"min_annotators must be >= 1, got {min_annotators}")
-    prev = Job(Path(job_dir))
+    src = Path(job_dir).expanduser().resolve()
+    delivered = src if src.is_file() else src / "delivered.jsonl"
+    if delivered.is_file():
+        return _gold_from_delivery(delivered)
+    prev = Job(src)
     if not prev.manifest_path.exists():
-        raise ValueError(f"{prev.root} is not a job directory (no job.json)")
+        raise ValueError(f"{src} is neither a job directory (no job.json) nor a delivery (no delivered.jsonl)")
     items = prev.current_items()
     source = f"job:{prev.root}"
     out: dict[str, GoldItem] = {}
     for item_id, rec in current_gold(prev).items():
-        out[item_id] = GoldItem(item_id, rec["answer"], source, rec.get("path"), rec.get("text"))
+        item = items.get(item_id, {})
+        out[item_id] = GoldItem(item_id, rec["answer"], source, rec.get("path") or item.get("path"),
+                                rec.get("text") or item.get("text"))
     answers: dict[str, dict[Any, str]] = defaultdict(dict)
     for rec in prev.log("annotations").latest_by("annotation_id").values():
         if rec.get("deleted") or rec.get("skipped") or rec.get("answer") is None or rec.get("gold"):
@@ -147,6 +156,22 @@ def gold_from_job(job_dir: str | Path, *, min_annotators: int = 1) -> list[GoldI
         out[item_id] = GoldItem(item_id, next(iter(by_annotator.values())), source, item.get("path"),
                                 item.get("text"))
     return list(out.values())
+
+
+def _gold_from_delivery(path: Path) -> list[GoldItem]:
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            logger.warning("%s:%d: not valid JSON; line skipped", path.name, n)
+            continue
+        if rec.get("provenance") in ("human", "aggregated") and rec.get("answer") is not None:
+            out.append(GoldItem(str(rec["item_id"]), str(rec["answer"]), f"delivery:{path}",
+                                rec.get("audio_path"), rec.get("text")))
+    return out
 
 
 def current_gold(job: Job) -> dict[str, dict[str, Any]]:
@@ -167,7 +192,13 @@ def add_gold(job: Job, gold: Iterable[GoldItem]) -> tuple[int, list[str]]:
     kind = _item_kind(job)
     new, issues = [], []
     for g in gold:
-        if g.item_id not in items:
+        mine = items.get(g.item_id)
+        if mine is not None and ((g.path and mine.get("path") and Path(g.path).resolve() != Path(mine["path"]).resolve())
+                                 or (g.text and mine.get("text") and g.text != mine["text"])):
+            issues.append(f"gold item {g.item_id!r} has the id of an item of this job but other content; give it "
+                          "another id in the gold manifest")
+            continue
+        if mine is None:
             if kind == "audio" and not g.path:
                 issues.append(f"gold item {g.item_id!r} is not in this job and has no audio path; add a 'path' "
                               "column to the gold manifest")

@@ -4,8 +4,9 @@ What goes out (see :mod:`kdh_ai.labelstudio` for the whole design):
 
 * **Which items.** Without ``routing.jsonl``: every item whose prediction has status ``ok`` or ``no_speech``,
   or only those with ``confidence < max_confidence``. With ``routing.jsonl`` (``{item_id, role}``, latest
-  record wins): every item whose role is not ``auto_accept``; items not routed yet wait. Items in the gold set
-  are held back and only go out as gold.
+  record wins): every item whose role is not ``auto_accept`` or ``pending`` (``calibration``, ``human``,
+  ``audit``...), items the model failed on included (without a pre-annotation); items not routed yet wait.
+  Items in the gold set are held back and only go out as gold.
 * **Roles.** Each item gets one role, decided by a hash of ``(seed, item_id)`` so that it never changes between
   pushes: ``overlap`` (a share ``overlap_fraction`` of the items, done by ``overlap_k`` annotators each),
   ``control`` (a share ``control_share`` of the rest, sent *without* a pre-annotation so that the time saved
@@ -67,6 +68,7 @@ ROLES = ("human", "control", "overlap", "gold")
 
 STATE_FILE = "labelstudio.json"
 _PUSHABLE = ("ok", "no_speech")
+_NOT_FOR_PEOPLE = ("auto_accept", "pending")  # routing roles that are not sent
 _AUDIO_MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
                ".m4a": "audio/mp4"}
 
@@ -482,29 +484,32 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
             if item.get("error"):
                 skipped["item could not be read at ingest"] += 1
                 continue
+            pred = preds.get(item_id)
             if routing is not None:
                 r = routing.get(item_id)
                 if r is None:
                     skipped["not routed yet"] += 1
                     continue
-                if r.get("role") == "auto_accept":
-                    skipped["auto_accept"] += 1
+                if r.get("role") in _NOT_FOR_PEOPLE:
+                    skipped[str(r.get("role"))] += 1
                     continue
                 if r.get("role") == "gold":
                     result.issues.append(f"item {item_id}: routed as gold but gold.jsonl has no answer for it; "
                                          "add it with --gold")
                     continue
-            pred = preds.get(item_id)
-            if pred is None:
-                skipped["no prediction yet (run kdh prelabel)"] += 1
-                continue
-            if pred.status not in _PUSHABLE:
-                skipped[f"prediction status {pred.status}"] += 1
-                continue
-            if routing is None and opts.max_confidence is not None and (
-                    pred.confidence is None or pred.confidence >= opts.max_confidence):
-                skipped[f"confidence >= {opts.max_confidence}"] += 1
-                continue
+                if pred is not None and pred.status not in _PUSHABLE:
+                    pred = None  # routed to people although the model failed on it: no pre-annotation
+            else:
+                if pred is None:
+                    skipped["no prediction yet (run kdh prelabel)"] += 1
+                    continue
+                if pred.status not in _PUSHABLE:
+                    skipped[f"prediction status {pred.status}"] += 1
+                    continue
+                if opts.max_confidence is not None and (pred.confidence is None
+                                                        or pred.confidence >= opts.max_confidence):
+                    skipped[f"confidence >= {opts.max_confidence}"] += 1
+                    continue
             value = item.get("path") if task.item_kind == "audio" else item.get("text")
             role, overlap = role_of(item_id)
             ordinary.append(_Planned(item_id, role, value, pred if role != "control" else None, overlap))
