@@ -60,6 +60,10 @@ def _options_class(task: str) -> type:
         from kdh_ai.tasks.transcription import TranscribeOptions
 
         return TranscribeOptions
+    if task == "classification":
+        from kdh_ai.tasks.classification import ClassifyOptions
+
+        return ClassifyOptions
     raise ConfigError(f"task {task!r} has no options class here; valid tasks: {', '.join(TASKS)}")
 
 

@@ -111,10 +111,35 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _undecodable(value: Any) -> str | None:
+    """For a value read with ``errors="surrogateescape"``: a note on its first byte that is not UTF-8."""
+    if isinstance(value, dict):
+        value = list(value.keys()) + list(value.values())
+    if isinstance(value, list):
+        return next((note for v in value if (note := _undecodable(v))), None)
+    if not isinstance(value, str):
+        return None
+    for i, ch in enumerate(value):
+        if "\udc80" <= ch <= "\udcff":
+            return f"byte 0x{ord(ch) - 0xDC00:02x} at character {i + 1}"
+    return None
+
+
+def _repaired(value: Any) -> Any:
+    """The value with each byte that is not UTF-8 replaced by U+FFFD (so it can be stored as UTF-8)."""
+    if isinstance(value, dict):
+        return {_repaired(k): _repaired(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_repaired(v) for v in value]
+    if isinstance(value, str) and _undecodable(value):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return value
+
+
 def _rows_from_manifest(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
@@ -128,7 +153,7 @@ def _rows_from_manifest(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                     continue
                 yield f"{path.name}:{lineno}", row
     elif suffix in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
             reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
             if reader.fieldnames is None or "item_id" not in reader.fieldnames:
                 raise InputError(f"manifest {path} has no 'item_id' column (columns: {reader.fieldnames}); "
@@ -187,8 +212,15 @@ def read_items(source: str | Path, *, kind: str) -> tuple[list[Item], list[Inges
         if "__error__" in row:
             issues.append(IngestIssue(where, None, row["__error__"]))
             continue
+        bad_bytes = {_repaired(k): note for k, v in row.items() if (note := _undecodable(v) or _undecodable(k))}
+        if bad_bytes:  # bytes that are not UTF-8: the row's values are repaired, and the item is refused below
+            row = _repaired(row)
         raw_id = row.get("item_id")
         item_id = str(raw_id).strip() if raw_id is not None else ""
+        if "item_id" in bad_bytes:
+            issues.append(IngestIssue(where, item_id, f"item_id is not valid UTF-8 ({bad_bytes['item_id']}); "
+                                      "save the manifest as UTF-8: this row was not processed"))
+            continue
         if not item_id:
             issues.append(IngestIssue(where, None, "row has no item_id; give every row a unique item_id"))
             continue
@@ -211,5 +243,9 @@ def read_items(source: str | Path, *, kind: str) -> tuple[list[Item], list[Inges
         else:
             text = row.get("text")
             item.text = text if isinstance(text, str) else (None if text is None else str(text))
+        if bad_bytes and not item.error:
+            cols = ", ".join(f"{k} ({v})" for k, v in bad_bytes.items())
+            item.error = (f"{where}: not valid UTF-8 in {cols}; save the manifest as UTF-8 (e.g. re-export it, or "
+                          "convert it with `iconv -f latin1 -t utf-8`) and run again")
         items.append(item)
     return items, issues

@@ -138,8 +138,9 @@ def _resolve_python_package(card: ModelCard) -> ResolvedModel:
     _module_dir(src["module"], src["package"])
     mod = importlib.import_module(src["module"])
     path = Path(getattr(mod, src["function"])())
-    if not (path / "model.bin").exists():
-        raise ModelNotAvailableError(f"{card.name}: {path} holds no model.bin; reinstall {src['package']}")
+    for required in src.get("files") or {"model.bin": None}:  # the weights files the card names
+        if not (path / required).exists():
+            raise ModelNotAvailableError(f"{card.name}: {path} holds no {required}; reinstall {src['package']}")
     return ResolvedModel(card.name, path, _package_version(src["package"]), card)
 
 

@@ -82,14 +82,113 @@ def prelabel_transcribe(
         raise typer.Exit(1)
 
 
+@app.command("classify")
+def prelabel_classify(
+    input: Annotated[Path, typer.Option("--input", "-i", help="A manifest (CSV/TSV/JSONL) with item_id, text, "
+                                        "optional reference and metadata columns; UTF-8.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The job directory (created; re-use it to resume "
+                                      "and for later rounds).")],
+    labels: Annotated[Optional[Path], typer.Option("--labels", "-l", help="labels.yaml: a list of labels, each a "
+                                                   "name with an optional description (see below).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="A pipeline YAML, e.g. "
+                                                   "pipelines/classify.yaml; flags override it.")] = None,
+    train_labels: Annotated[Optional[Path], typer.Option(help="Human labels to train the head on: CSV "
+                                                         "item_id,label[,text] or an annotations.jsonl. "
+                                                         "[default: JOB_DIR/annotations.jsonl if present]")] = None,
+    head: Annotated[Optional[str], typer.Option(help="auto (trained when human labels exist, else zero-shot) | "
+                                                "zero_shot | trained. [default: auto]")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Registry name or a local sentence-transformers "
+                                                 "directory. [default: minilm-l6-v2]")] = None,
+    max_chars: Annotated[Optional[int], typer.Option(help="Refuse longer texts as errors. [default: 2000]")] = None,
+    top_k: Annotated[Optional[int], typer.Option(help="Labels kept in each prediction's probabilities. "
+                                                 "[default: 5]")] = None,
+    cpu_threads: Annotated[Optional[int], typer.Option(help="Torch threads (0 = torch default). "
+                                                       "[default: 0]")] = None,
+    max_items: Annotated[Optional[int], typer.Option(help="Process at most N pending items now (a trial run; "
+                                                     "run again to continue).")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Classify a batch of texts with sentence embeddings and a head, offline, into JOB_DIR (resumable).
+
+    labels.yaml lists the labels, each a name with an optional description that helps the zero-shot head and
+    is shown to annotators as a hint:
+
+        labels:
+          - name: spam
+            description: Unsolicited advertising, prizes or scams.
+          - name: ham
+
+    With no human labels the head is zero-shot (label names and descriptions). Once people have labelled
+    some items (--train-labels, or annotations pulled into JOB_DIR), the same command trains a calibrated
+    logistic-regression head on them and redoes the predictions. Empty, over-long and non-UTF-8 texts and
+    duplicate ids are reported per item; the rest of the batch goes on. Exit code 1 when some item failed.
+    """
+    from kdh_ai.config import ConfigError, load_pipeline, validate_options
+    from kdh_ai.items import InputError
+    from kdh_ai.job import JobLockedError
+    from kdh_ai.labels import LabelsError, load_labels
+    from kdh_ai.prelabel import run_prelabel
+    from kdh_ai.registry import ModelNotAvailableError
+    from kdh_ai.tasks.classification import Classifier
+
+    overrides: dict[str, Any] = {k: v for k, v in {
+        "labels": str(labels) if labels is not None else None, "model": model, "head": head,
+        "train_labels": str(train_labels) if train_labels is not None else None, "max_chars": max_chars,
+        "top_k": top_k, "cpu_threads": cpu_threads}.items() if v is not None}
+    try:
+        if config is not None:
+            task, options = load_pipeline(config, overrides=overrides)
+            if task != "classification":
+                raise ConfigError(f"{config} is a {task} pipeline; use `kdh prelabel transcribe`")
+        else:
+            options = validate_options("classification", overrides, where="flags")
+        if not options.labels:
+            raise ConfigError("no labels: give --labels labels.yaml (a list of labels, each a name with an "
+                              "optional description)")
+        label_set = load_labels(options.labels)
+    except (ConfigError, LabelsError) as exc:
+        raise fail(str(exc)) from None
+
+    built: list[Classifier] = []
+
+    def make() -> Classifier:
+        clf = Classifier.for_job(options, out, labels=label_set, source=input, log_progress=progress)
+        built.append(clf)
+        return clf
+
+    try:
+        summary = run_prelabel(
+            out, input, make_prelabeler=make, task="classification", item_kind="text",
+            options=dataclasses.asdict(options), log_progress=progress, max_items=max_items)
+    except JobLockedError as exc:
+        raise fail(str(exc), 3) from None
+    except (InputError, ModelNotAvailableError, FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]Interrupted.[/] Everything finished so far is saved; run the same command "
+                          "again to continue.")
+        raise typer.Exit(130) from None
+    if built:
+        h = built[0].head
+        cv = getattr(h, "cv_accuracy_", None)
+        console.print(f"head: [bold]{h.kind}[/] ({h.identity[:8]}), {h.n_train} human labels"
+                      + (f", cross-validated accuracy {cv:.3f}" if cv is not None else ""))
+    print_summary(summary)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
 def print_summary(summary: Any) -> None:
     c = summary.counts
     table = Table(title=f"{summary.task} job: {summary.job_dir}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("items ok / no_speech / error",
-                  f"{c.get('ok', 0)} / {c.get('no_speech', 0)} / {c.get('error', 0)}"
-                  + (f"  ({c['pending']} pending)" if c.get("pending") else ""))
+    pending = f"  ({c['pending']} pending)" if c.get("pending") else ""
+    if summary.task == "transcription":
+        table.add_row("items ok / no_speech / error",
+                      f"{c.get('ok', 0)} / {c.get('no_speech', 0)} / {c.get('error', 0)}" + pending)
+    else:
+        table.add_row("items ok / error", f"{c.get('ok', 0)} / {c.get('error', 0)}" + pending)
     table.add_row("this run", f"{summary.processed} processed, {summary.skipped} already done")
     if summary.audio_s:
         table.add_row("audio processed", f"{summary.audio_s:.1f} s ({summary.audio_s / 3600:.3f} h)")

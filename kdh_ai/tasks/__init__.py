@@ -17,4 +17,8 @@ def get_task(name: str) -> TaskType:
         from kdh_ai.tasks.transcription import TranscriptionTask
 
         return TranscriptionTask()
-    raise ValueError(f"unknown task type {name!r}; valid: 'transcription'")
+    if name == "classification":
+        from kdh_ai.tasks.classification import ClassificationTask
+
+        return ClassificationTask()
+    raise ValueError(f"unknown task type {name!r}; valid: 'transcription', 'classification'")

@@ -1,0 +1,224 @@
+"""The model-in-the-loop cycle for classification: human labels in, the next round of items out.
+
+One round of the loop::
+
+    kdh prelabel classify ...                       # predictions with calibrated confidence
+    select_next_round(job, n=200)                   # the items people should label next
+    ... people label them in Label Studio; the labels are pulled into JOB_DIR/annotations.jsonl ...
+    kdh prelabel classify ...                       # same command: retrains on the labels, re-predicts
+
+:func:`select_round` picks ``n`` items: ``(1 - random_share) * n`` of the least confident ones (uncertainty
+sampling: what the model learns most from) plus ``random_share * n`` drawn uniformly from the rest. The random
+share keeps an unbiased sample of the batch under human eyes, so the calibration of the confidences, and the
+accuracy of what routing auto-accepts, can be measured on it rather than only on the hard cases.
+
+Lewis and Gale. *A Sequential Algorithm for Training Text Classifiers*. SIGIR 1994 (uncertainty sampling).
+
+:func:`read_human_labels` reads the labels people gave, from a CSV (``item_id,label``, optional ``text``) or
+from a job's ``annotations.jsonl`` (the latest record per annotation; skipped and deleted ones left out; the
+majority answer per item, items whose answers tie left out).
+
+Example:
+    >>> conf = {"a": 0.99, "b": 0.41, "c": 0.70, "d": 0.95, "e": 0.30, "f": 0.88}
+    >>> sel = select_round(conf, n=3, random_share=1/3, seed=0)
+    >>> sel.uncertain
+    ['e', 'b']
+    >>> len(sel.random), sel.random[0] in {"a", "c", "d", "f"}
+    (1, True)
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kdh_ai.job import Job, JsonlLog
+
+__all__ = ["HumanLabels", "RoundSelection", "read_human_labels", "select_next_round", "select_round"]
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = ("least_confident", "margin")
+
+
+@dataclass
+class RoundSelection:
+    """The items chosen for the next human round.
+
+    Attributes:
+        item_ids: All chosen items: the uncertain ones (least confident first), then the random ones.
+        uncertain: Chosen by uncertainty.
+        random: Drawn uniformly from the rest of the pool (for calibration and unbiased accuracy).
+        scores: The uncertainty score of each chosen item (its confidence, or its margin).
+        pool_size: Items that could have been chosen.
+    """
+
+    item_ids: list[str]
+    uncertain: list[str]
+    random: list[str]
+    scores: dict[str, float] = field(default_factory=dict)
+    pool_size: int = 0
+
+
+def select_round(scores: Mapping[str, float], *, n: int, random_share: float = 0.2, seed: int = 0
+                 ) -> RoundSelection:
+    """Choose ``n`` items: the lowest scores first, plus a uniform random share of the rest.
+
+    Args:
+        scores: An uncertainty score per item id, lower = less sure (confidence, or margin).
+        n: Items to choose (all of the pool when it is smaller).
+        random_share: Share of ``n`` drawn at random, in [0, 1].
+        seed: Seed of the random draw and of tie-breaking.
+
+    Raises:
+        ValueError: ``n`` is negative or ``random_share`` is outside [0, 1].
+    """
+    if n < 0:
+        raise ValueError(f"n must be 0 or more, got {n}")
+    if not 0.0 <= random_share <= 1.0:
+        raise ValueError(f"random_share must lie in [0, 1], got {random_share!r}")
+    ids = sorted(scores)
+    n = min(n, len(ids))
+    rng = np.random.default_rng(seed)
+    n_random = int(round(n * random_share))
+    n_uncertain = n - n_random
+    tiebreak = rng.permutation(len(ids))
+    order = sorted(range(len(ids)), key=lambda i: (float(scores[ids[i]]), tiebreak[i]))
+    uncertain = [ids[i] for i in order[:n_uncertain]]
+    rest = [ids[i] for i in order[n_uncertain:]]
+    random = [rest[i] for i in rng.choice(len(rest), size=min(n_random, len(rest)), replace=False)] if rest else []
+    chosen = uncertain + random
+    return RoundSelection(item_ids=chosen, uncertain=uncertain, random=random,
+                          scores={i: float(scores[i]) for i in chosen}, pool_size=len(ids))
+
+
+@dataclass
+class HumanLabels:
+    """Human labels by item.
+
+    Attributes:
+        labels: The label of each item.
+        texts: The text of each item, where the source gave one (CSV ``text`` column).
+        ties: Items whose annotators disagreed without a majority (left out of ``labels``).
+        source: Where the labels came from.
+    """
+
+    labels: dict[str, str]
+    texts: dict[str, str] = field(default_factory=dict)
+    ties: list[str] = field(default_factory=list)
+    source: str = ""
+
+
+def _majority(answers: Mapping[str, list[str]]) -> tuple[dict[str, str], list[str]]:
+    out: dict[str, str] = {}
+    ties: list[str] = []
+    for item_id, values in answers.items():
+        top = Counter(values).most_common(2)
+        if len(top) > 1 and top[0][1] == top[1][1]:
+            ties.append(item_id)
+        else:
+            out[item_id] = top[0][0]
+    return out, ties
+
+
+def read_human_labels(source: str | Path | Job) -> HumanLabels:
+    """Read human labels from a CSV/TSV (``item_id,label``, optional ``text``), an ``annotations.jsonl``, or a
+    job (its ``annotations.jsonl``).
+
+    In a CSV an item may appear on several rows (several annotators): the majority label counts.
+
+    Raises:
+        ValueError: A CSV without ``item_id`` and ``label`` columns, or an unknown file type.
+        FileNotFoundError: The file does not exist.
+    """
+    if isinstance(source, Job):
+        path = source.root / "annotations.jsonl"
+    else:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            path = path / "annotations.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"labels file {path} does not exist")
+    answers: dict[str, list[str]] = {}
+    texts: dict[str, str] = {}
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        for rec in JsonlLog(path).latest_by("annotation_id").values():
+            if rec.get("deleted") or rec.get("skipped"):
+                continue
+            answer = rec.get("answer")
+            if answer in (None, "") or rec.get("item_id") in (None, ""):
+                continue
+            answers.setdefault(str(rec["item_id"]), []).append(str(answer))
+    elif path.suffix.lower() in (".csv", ".tsv"):
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            cols = reader.fieldnames or []
+            if "item_id" not in cols or "label" not in cols:
+                raise ValueError(f"{path}: needs the columns item_id and label (and optionally text); "
+                                 f"found {cols}")
+            for row in reader:
+                item_id, label = (row.get("item_id") or "").strip(), (row.get("label") or "").strip()
+                if not item_id or not label:
+                    continue
+                answers.setdefault(item_id, []).append(label)
+                if row.get("text"):
+                    texts[item_id] = row["text"]
+    else:
+        raise ValueError(f"{path}: unknown labels file type {path.suffix!r}; use .csv, .tsv or annotations.jsonl")
+    labels, ties = _majority(answers)
+    if ties:
+        logger.info("%s: %d items have tied human answers and are left out of training", path.name, len(ties))
+    return HumanLabels(labels=labels, texts=texts, ties=ties, source=str(path))
+
+
+def select_next_round(job: Job | str | Path, n: int, *, random_share: float = 0.2, seed: int = 0,
+                      strategy: str = "least_confident", exclude: Collection[str] = ()) -> RoundSelection:
+    """Choose the items people should label next, from a classification job's current predictions.
+
+    The pool is every item with a current ``ok`` prediction that has no human label yet (in the job's
+    ``annotations.jsonl``) and is not in ``exclude``.
+
+    Args:
+        job: The job (or its directory).
+        n: Items to choose.
+        random_share: Share of ``n`` drawn uniformly at random from the rest of the pool.
+        seed: Seed of the random draw.
+        strategy: ``"least_confident"`` (lowest calibrated top probability) or ``"margin"`` (smallest gap
+            between the two most probable labels).
+        exclude: Item ids not to choose (already sent to people, gold items...).
+
+    Raises:
+        ValueError: Unknown ``strategy``, or a job that is not a classification job.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    job = job if isinstance(job, Job) else Job(Path(job))
+    task = job.task
+    if task != "classification":
+        raise ValueError(f"{job.root} is a {task} job; select_next_round needs a classification job")
+    labelled: set[str] = set()
+    if (job.root / "annotations.jsonl").exists():
+        for rec in job.log("annotations").latest_by("annotation_id").values():
+            if not rec.get("deleted") and not rec.get("skipped") and rec.get("answer") not in (None, ""):
+                labelled.add(str(rec.get("item_id")))
+    skip = labelled | set(exclude)
+    scores: dict[str, float] = {}
+    for item_id, pred in job.current_predictions().items():
+        if pred.status != "ok" or item_id in skip or pred.confidence is None:
+            continue
+        if strategy == "margin":
+            probs = sorted((pred.payload.get("probabilities") or {}).values(), reverse=True)
+            scores[item_id] = probs[0] - (probs[1] if len(probs) > 1 else 0.0) if probs else pred.confidence
+        else:
+            scores[item_id] = pred.confidence
+    selection = select_round(scores, n=n, random_share=random_share, seed=seed)
+    logger.info("Next round: %d uncertain + %d random of %d unlabelled items (%s)", len(selection.uncertain),
+                len(selection.random), selection.pool_size, strategy)
+    return selection
+
