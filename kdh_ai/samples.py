@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ljspeech_dir", "ljspeech_manifest"]
+__all__ = ["ljspeech_dir", "ljspeech_manifest", "routing_pool"]
 
 _DATA = Path(__file__).resolve().parent / "data"
 
@@ -17,3 +17,13 @@ def ljspeech_dir() -> Path:
 def ljspeech_manifest() -> Path:
     """The kdh manifest (CSV: ``item_id, path, reference, ...``) of the bundled LJ Speech clips."""
     return ljspeech_dir() / "manifest.csv"
+
+
+def routing_pool() -> Path:
+    """Real tiny.en results on 300+ clips: ``item_id, confidence, errors, words`` (see ``routing_pool.md``).
+
+    Made by ``benchmarks/routing.py --export-pool``: Whisper tiny.en pre-labels of LJ Speech clips and of
+    synthetic flite/festival speech (clean, noisy, telephone band), with each clip's word errors against its
+    exact reference. Used by the routing notebook.
+    """
+    return _DATA / "routing_pool.csv"

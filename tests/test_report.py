@@ -81,3 +81,18 @@ def test_client_report_is_self_contained_and_renders(routed_job: tuple[Job, dict
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert img.std() > 10, "the screenshot is blank"
     assert (img < 128).mean() > 0.005, "no dark pixels: nothing was drawn"
+
+
+def test_trainee_feedback_page(routed_job: tuple[Job, dict[str, str]], tmp_path: Path) -> None:
+    from kdh_ai.report import FeedbackError, write_feedback
+
+    job, _ = routed_job
+    out = write_feedback(job.root, "simulated.annotator@example.org", tmp_path / "fb.html")
+    page = out.read_text()
+    assert "on 40 gold items" in page and "data:image/png;base64," in page
+    assert "Your most frequent errors" in page and "substitution" in page
+    assert "reviewer@example.org" not in page  # only their own work
+    with pytest.raises(FeedbackError, match="unknown annotator 'nobody@example.org'.*known: reviewer@example.org"):
+        write_feedback(job.root, "nobody@example.org", tmp_path / "x.html")
+    with pytest.raises(FeedbackError, match="no gold item yet"):
+        write_feedback(job.root, "reviewer@example.org", tmp_path / "y.html")

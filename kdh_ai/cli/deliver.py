@@ -84,8 +84,27 @@ def quality_command(
     console.print(f"Written: {folder / 'metrics.json'}, {folder / 'annotators.csv'}")
 
 
+def feedback_command(
+    job_dir: Annotated[Path, typer.Argument(help="The job directory.")],
+    annotator: Annotated[str, typer.Option("--annotator", "-a", help="The annotator's e-mail (as in Label Studio).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The HTML page to write (default: "
+                                                "JOB_DIR/feedback/<annotator>.html).")] = None,
+) -> None:
+    """Write one trainee's feedback page: accuracy on gold over time, most frequent errors with examples and
+    timestamps, speed against the team median, and concrete hints."""
+    from kdh_ai.report import FeedbackError, write_feedback
+
+    target = out or Path(job_dir) / "feedback" / f"{annotator.replace('@', '_at_')}.html"
+    try:
+        path = write_feedback(job_dir, annotator, target)
+    except FeedbackError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"Feedback page for {annotator}: [bold]{path}[/]")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``kdh deliver``, ``kdh report`` and ``kdh quality`` to the ``kdh`` command."""
+    """Add ``kdh deliver``, ``kdh report``, ``kdh quality`` and ``kdh feedback`` to the ``kdh`` command."""
     app.command("deliver")(deliver_command)
     app.command("report")(report_command)
     app.command("quality")(quality_command)
+    app.command("feedback")(feedback_command)

@@ -6,6 +6,7 @@ Unlike :mod:`kdh_ai.quality` (pure functions on plain data), this package reads 
 from __future__ import annotations
 
 from kdh_ai.report.client import write_client_report
+from kdh_ai.report.feedback import FeedbackError, write_feedback
 from kdh_ai.report.metrics import annotator_table, job_metrics
 
-__all__ = ["annotator_table", "job_metrics", "write_client_report"]
+__all__ = ["FeedbackError", "annotator_table", "job_metrics", "write_client_report", "write_feedback"]

@@ -1,0 +1,196 @@
+"""One trainee's feedback page: how they do on gold, their most frequent errors, their speed, what to try.
+
+``kdh feedback JOB_DIR --annotator EMAIL`` writes a self-contained HTML page for one annotator (it shows their
+own work only, so it can be handed to them):
+
+* accuracy on gold items over time (WER for transcription), with a plot;
+* their most frequent errors: for transcription, the top substitutions and deletions with examples and the
+  time in the clip where the word is said (from the model's word timestamps); for classification, the labels
+  they confuse, with example texts;
+* their speed against the team median (seconds per item; for audio, seconds of work per second of audio);
+* concrete hints derived from the above.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kdh_ai import quality
+from kdh_ai.answers import annotations_table, gold_answers
+from kdh_ai.job import Job
+from kdh_ai.report.client import _CSS, _png
+from kdh_ai.tasks import get_task
+
+__all__ = ["FeedbackError", "write_feedback"]
+
+logger = logging.getLogger(__name__)
+
+
+class FeedbackError(ValueError):
+    """No page can be written for this annotator (the message says why and what to do)."""
+
+
+def _word_time(pred: Any, ref_words: list[str], index: int) -> float | None:
+    """Time (s) in the clip of reference word ``index``, from the model's word timestamps where it got it."""
+    import jiwer
+
+    if pred is None:
+        return None
+    words = [w for seg in pred.payload.get("segments", []) for w in seg.get("words", [])]
+    norm = [quality.normalize_text(w["word"]) for w in words]
+    if not words or not ref_words:
+        return None
+    out = jiwer.process_words(" ".join(ref_words), " ".join(n or "_" for n in norm))
+    for chunk in out.alignments[0]:
+        if chunk.ref_start_idx <= index < chunk.ref_end_idx and chunk.type in ("equal", "substitute"):
+            j = chunk.hyp_start_idx + (index - chunk.ref_start_idx)
+            if j < len(words):
+                return float(words[j]["start"])
+    return None
+
+
+def _transcription_errors(mine: pd.DataFrame, gold: dict[str, str], preds: dict[str, Any]) -> tuple[
+        pd.DataFrame, list[dict[str, Any]]]:
+    import jiwer
+
+    refs = [gold[t] for t in mine["task"]]
+    hyps = list(mine["answer"])
+    top = quality.top_confusions(refs, hyps, n=8)
+    examples = []
+    for task, ref, hyp in zip(mine["task"], refs, hyps):
+        r, h = quality.normalize_text(ref), quality.normalize_text(hyp)
+        if not r:
+            continue
+        out = jiwer.process_words(r, h or "")
+        rw, hw = out.references[0], out.hypotheses[0]
+        for chunk in out.alignments[0]:
+            if chunk.type in ("substitute", "delete"):
+                said = " ".join(rw[chunk.ref_start_idx:chunk.ref_end_idx])
+                typed = " ".join(hw[chunk.hyp_start_idx:chunk.hyp_end_idx]) if chunk.type == "substitute" else ""
+                examples.append({"item": task, "kind": "substitution" if typed else "deletion", "said": said,
+                                 "typed": typed, "at_s": _word_time(preds.get(task), rw, chunk.ref_start_idx)})
+    return top, examples
+
+
+def _hints(task_kind: str, errors: pd.DataFrame | None, rate: float | None, speed_ratio: float | None) -> list[str]:
+    hints = []
+    if errors is not None and not errors.empty:
+        kinds = errors.groupby("kind")["count"].sum()
+        total = kinds.sum()
+        if task_kind == "audio":
+            if kinds.get("deletion", 0) > 0.4 * total:
+                hints.append("Most of your errors are missing words. Replay each clip to the end and listen for "
+                             "short words (a, the, of, and) that are easy to drop.")
+            if kinds.get("substitution", 0) > 0.4 * total:
+                hints.append("Most of your errors are wrong words. When unsure, replay the few seconds around the "
+                             "time shown below, and check names and numbers against the guidelines.")
+            if kinds.get("insertion", 0) > 0.3 * total:
+                hints.append("You add words that are not said. Type only what you hear, even if the sentence "
+                             "sounds incomplete.")
+        else:
+            a, b = errors.iloc[0]["reference"], errors.iloc[0]["hypothesis"]
+            hints.append(f"You most often choose '{b}' where the answer is '{a}'. Re-read the guideline "
+                         "definitions of these two labels and compare the examples below.")
+    if speed_ratio is not None and rate is not None:
+        if speed_ratio < 0.7 and rate > 0.05:
+            hints.append("You work faster than the team but make more errors: slow down a little, quality pays.")
+        elif speed_ratio > 1.5 and (rate or 0) <= 0.05:
+            hints.append("Your quality is good; you are slower than the team. Use keyboard shortcuts and trust "
+                         "the pre-label where the model is confident.")
+    if not hints:
+        hints.append("Keep going: no clear pattern in your errors yet.")
+    return hints
+
+
+def write_feedback(job_dir: str | Path, annotator: str, out: str | Path) -> Path:
+    """Write one annotator's feedback page (HTML).
+
+    Raises:
+        FeedbackError: Unknown annotator (the message lists the known ones), or no gold answers from them.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    job = Job(Path(job_dir))
+    task = get_task(job.task or "")
+    table = annotations_table(job)
+    known = sorted(table["worker"].unique()) if not table.empty else []
+    if annotator not in known:
+        raise FeedbackError(f"unknown annotator {annotator!r} in {job.root}; known: {', '.join(known) or 'none'} "
+                            "(run `kdh pull` first if they annotated recently)")
+    gold = gold_answers(job)
+    mine_all = table[table["worker"] == annotator]
+    mine = mine_all[mine_all["task"].isin(gold)].sort_values("created_at")
+    if mine.empty:
+        raise FeedbackError(f"{annotator} has answered no gold item yet, so their accuracy is unknown; push with "
+                            "gold (kdh push --gold ...) and pull again")
+    errs = task.item_errors(list(mine["answer"]), [gold[t] for t in mine["task"]])
+    rate = float(errs[:, 0].sum() / errs[:, 1].sum()) if errs[:, 1].sum() else None
+    audio = task.item_kind == "audio"
+    metric = "WER" if audio else "accuracy"
+    shown = (lambda e: f"{100 * e:.1f}%") if audio else (lambda e: f"{100 * (1 - e):.1f}%")
+    # Over time: cumulative error rate on gold.
+    cum = np.cumsum(errs[:, 0]) / np.maximum(np.cumsum(errs[:, 1]), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    ax.plot(range(1, len(cum) + 1), cum if audio else 1 - cum, marker="o")
+    ax.set_xlabel("gold items answered (in time order)")
+    ax.set_ylabel(f"{metric} so far")
+    ax.set_title(f"{metric} on gold over time")
+    over_time = _png(fig)
+    preds = job.current_predictions()
+    examples: list[dict[str, Any]] = []
+    if audio:
+        top, examples = _transcription_errors(mine, gold, preds)
+    else:
+        wrong = mine[[a != gold[t] for t, a in zip(mine["task"], mine["answer"])]]
+        counts = Counter(zip([gold[t] for t in wrong["task"]], wrong["answer"]))
+        top = pd.DataFrame([{"kind": "confusion", "reference": a, "hypothesis": b, "count": c}
+                            for (a, b), c in counts.most_common(8)], columns=["kind", "reference", "hypothesis", "count"])
+        items = job.current_items()
+        examples = [{"item": t, "kind": "confusion", "said": gold[t], "typed": a,
+                     "text": (items.get(t, {}).get("text") or "")[:200]} for t, a in zip(wrong["task"], wrong["answer"])]
+    # Speed against the team.
+    lead = pd.to_numeric(table["lead_time_s"], errors="coerce")
+    team = table.assign(lead=lead).groupby("worker")["lead"].median()
+    my_speed, team_median = team.get(annotator), float(team.median()) if team.notna().any() else None
+    ratio = float(my_speed / team_median) if my_speed and team_median else None
+    hints = _hints(task.item_kind, top, rate, ratio)
+    ex_rows = "".join(
+        f"<tr><td>{html.escape(str(e['item']))}</td><td>{e['kind']}</td><td>{html.escape(e['said'])}</td>"
+        f"<td>{html.escape(e['typed'] or '(nothing)')}</td><td>"
+        + (f"{e['at_s']:.1f} s" if e.get("at_s") is not None else html.escape(e.get("text", "")) or "")
+        + "</td></tr>" for e in examples[:15])
+    top_rows = "".join(f"<tr><td>{r.kind}</td><td>{html.escape(str(r.reference))}</td>"
+                       f"<td>{html.escape(str(r.hypothesis))}</td><td>{r.count}</td></tr>" for r in top.itertuples())
+    speed = (f"Your median time per item is {my_speed:.0f} s; the team's median is {team_median:.0f} s."
+             if my_speed and team_median else "Not enough timing data yet.")
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Feedback</title>
+<style>{_CSS}</style></head><body><main>
+<h1>Your feedback</h1><div class="sub">{html.escape(annotator)} · job {html.escape(job.root.name)} · {task.name}</div>
+<div class="cards"><div class="card"><div class="v">{shown(rate) if rate is not None else 'n/a'}</div>
+<div class="l">your {metric} on {len(mine)} gold items</div></div>
+<div class="card"><div class="v">{len(mine_all)}</div><div class="l">items you answered</div></div>
+<div class="card"><div class="v">{f'{ratio:.1f}x' if ratio else 'n/a'}</div><div class="l">your time per item
+against the team median</div></div></div>
+<h2>What to try next</h2><ul>{''.join(f'<li>{html.escape(h)}</li>' for h in hints)}</ul>
+<h2>Over time</h2><img alt="over time" src="{over_time}">
+<h2>Your most frequent errors</h2>
+<table><tr><th>kind</th><th>correct</th><th>you wrote</th><th>times</th></tr>{top_rows or '<tr><td colspan=4>no errors on gold: well done</td></tr>'}</table>
+<h3>Examples</h3><table><tr><th>item</th><th>kind</th><th>correct</th><th>you wrote</th>
+<th>{'where in the clip' if audio else 'text'}</th></tr>{ex_rows or '<tr><td colspan=5>none</td></tr>'}</table>
+<h2>Speed</h2><p>{speed}</p>
+<p class="note">Measured on gold items: items whose correct answer the hub knows, mixed among your tasks.</p>
+</main></body></html>"""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
