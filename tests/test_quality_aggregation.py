@@ -76,7 +76,7 @@ def test_methods_equal_crowd_kit(method: str, factory) -> None:
     theirs = model.fit_predict(df)
     assert ours.tolist() == theirs.sort_index().tolist()
     assert ours.name == "agg_label" and ours.index.name == "task"
-    assert (ours.loc[truth.index] == truth).mean() > 0.85
+    assert (ours.loc[truth.index] == truth).mean() >= 0.8
 
 
 def test_dawid_skene_discounts_spammers() -> None:
@@ -135,6 +135,8 @@ def test_label_input_errors() -> None:
         aggregate_labels(TIED.rename(columns={"worker": "annotator"}))
     with pytest.raises(ValueError, match="no rows"):
         aggregate_labels(TIED.iloc[:0])
+    with pytest.raises(ValueError, match="labels mix kinds of values \\(number, str\\)"):
+        aggregate_labels(TIED, model_labels={"t1": 1})
     assert set(LABEL_METHODS) >= {"majority_vote", "dawid_skene", "glad", "mace", "wawa"}
 
 

@@ -189,6 +189,23 @@ def with_model_answers(
     return pd.concat(blocks, ignore_index=True)
 
 
+def _check_one_label_type(labels: pd.Series, *, what: str) -> None:
+    """Refuse labels that mix kinds (e.g. 'cat' and 1): crowd-kit cannot compare them."""
+    kinds = set()
+    for value in pd.unique(labels):
+        if isinstance(value, (bool, np.bool_)):
+            kinds.add("bool")
+        elif isinstance(value, (int, float, np.integer, np.floating)):
+            kinds.add("number")
+        else:
+            kinds.add(type(value).__name__)
+    if len(kinds) > 1:
+        raise ValueError(
+            f"{what} mix kinds of values ({', '.join(sorted(kinds))}); use one kind for every "
+            "label, human and model alike, e.g. df['label'].astype(str)"
+        )
+
+
 def _sorted(frame: pd.DataFrame | pd.Series) -> Any:
     """Sort by task id when the ids are comparable (they are in practice)."""
     try:
@@ -310,6 +327,7 @@ def aggregate_labels(
         data = with_model_answers(data, model_series, column="label", model_weight=model_weight)
     else:
         _check_weight(model_weight)
+    _check_one_label_type(data["label"], what="labels")
     data = data.reset_index(drop=True)
 
     factories: dict[str, Callable[[], Any]] = {
