@@ -100,11 +100,13 @@ def crowd_profiles(n_tasks: int = 150, seed: int = 0) -> tuple[np.ndarray, dict[
     per = quality.annotator_wer(crowd, gt).per_annotator
     worker_wer = per.loc[per["reference_words"] >= 30, "wer"].to_numpy()
     rng = np.random.default_rng(seed)
-    tasks = rng.choice(sorted(crowd["task"].unique()), size=min(n_tasks, crowd["task"].nunique()), replace=False)
+    sizes = crowd.groupby("task").size()
+    full = sorted(sizes[sizes >= 7].index)
+    tasks = rng.choice(full, size=min(n_tasks, len(full)), replace=False)
     sub = crowd[crowd["task"].isin(tasks)]
     rover = {}
     for k in (1, 2, 3, 5, 7):
-        pick = sub.groupby("task", group_keys=False).apply(lambda g: g.sample(n=min(k, len(g)), random_state=k))
+        pick = sub.groupby("task").sample(n=k, random_state=k, replace=False)
         if k == 1:
             hyp = pick.set_index("task")["text"]
         else:
@@ -116,11 +118,13 @@ def crowd_profiles(n_tasks: int = 150, seed: int = 0) -> tuple[np.ndarray, dict[
 def simulate(pool: pd.DataFrame, *, target: float, human_wer_of: callable, batches: int, batch: int, cal: int,
              gold: int, audit_rate: float, delta: float, seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
-    res = {k: [] for k in ("share", "wer", "held", "rand_wer", "rand_held", "oracle_share", "reachable")}
+    res = {k: [] for k in ("share", "wer", "held", "rand_wer", "rand_held", "oracle_share", "reachable",
+                           "best_conf_share")}
     for _ in range(batches):
         idx = rng.integers(0, len(pool), size=batch)
         b = pool.iloc[idx]
-        conf, err, words = b["confidence"].to_numpy(), b["errors"].to_numpy(), b["words"].to_numpy()
+        conf, err = b["confidence"].to_numpy(), b["errors"].to_numpy()
+        words = b["words"].to_numpy().astype(int)
         order = rng.permutation(batch)
         cal_i, rest_i = order[:cal], order[cal:]
         h_true = human_wer_of(rng)  # this batch's workforce
@@ -155,6 +159,12 @@ def simulate(pool: pd.DataFrame, *, target: float, human_wer_of: callable, batch
         cum = base - np.cumsum(gain[o])
         ok = np.nonzero(np.concatenate([[base], cum]) / total_words <= target)[0]
         oracle_k = ok[0] if len(ok) else len(rest_i)
+        # Best threshold on confidence knowing the true errors: what ranking by confidence allows at best.
+        oc = np.argsort(conf[rest_i])
+        gain_c = err[rest_i][oc] - h_true * words[rest_i][oc]
+        cum_c = base - np.cumsum(gain_c)
+        ok_c = np.nonzero(np.concatenate([[base], cum_c]) / total_words <= target)[0]
+        res["best_conf_share"].append((cal + gold + (ok_c[0] if len(ok_c) else len(rest_i))) / n_total)
         res["share"].append(share)
         res["wer"].append(delivered)
         res["held"].append(delivered <= target)
@@ -166,6 +176,7 @@ def simulate(pool: pd.DataFrame, *, target: float, human_wer_of: callable, batch
             "wer_p95": np.quantile(res["wer"], 0.95), "held": np.mean(res["held"]),
             "random_wer": np.mean(res["rand_wer"]), "random_held": np.mean(res["rand_held"]),
             "oracle_share": np.mean(res["oracle_share"]),
+            "best_by_confidence": np.mean(res["best_conf_share"]),
             "share_vs_oracle": np.mean(res["share"]) / np.mean(res["oracle_share"]),
             "reachable": np.mean(res["reachable"])}
 
@@ -195,7 +206,7 @@ def main() -> int:
           "ROVER WER by overlap k: " + ", ".join(f"k={k}: {v:.1%}" for k, v in rover.items()))
     pd.set_option("display.width", 200)
     fmt = {c: "{:.1%}".format for c in ("human_share", "delivered_wer", "wer_p95", "held", "random_wer",
-                                        "random_held", "oracle_share", "reachable")}
+                                        "random_held", "oracle_share", "reachable", "best_by_confidence")}
     workforces = {
         f"(b) post-editors, residual WER {args.residual:.0%} (assumed)": lambda rng: args.residual,
         "(a) crowd from scratch, 1 worker (CrowdSpeech profiles)": lambda rng: float(rng.choice(worker_wer)),
