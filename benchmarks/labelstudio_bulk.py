@@ -89,7 +89,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000, help="items (default 10000)")
     ap.add_argument("--overlap", type=float, default=0.0, help="also time per-task overlap on this share")
-    ap.add_argument("--repeat", type=int, default=2, help="pull and export runs; the best of each is kept")
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each measurement; the best of each is kept")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kdh-ls-bench-"))
     started_dir = None
@@ -111,14 +111,16 @@ def main() -> None:
         rows = []
 
         # ---- push ----
-        base = create_project(client, TASK, title=f"bench baseline import {stamp}")
-        t_base = ls_import(client, base["id"], task_json(args.n))
-        job = make_job(work / "push-job", args.n)
-        t0 = time.perf_counter()
-        res = push(job.root, PushOptions(project=f"bench kdh push {stamp}", control_share=0.1, overlap_fraction=0,
-                                         gold_rate=0), connection=conn)
-        t_push = time.perf_counter() - t0
-        assert res.total_created == args.n, res
+        t_base = t_push = float("inf")
+        for r in range(args.repeat):  # interleaved, best of N each, fresh projects every time
+            base = create_project(client, TASK, title=f"bench baseline import {stamp}-{r}")
+            t_base = min(t_base, ls_import(client, base["id"], task_json(args.n)))
+            job = make_job(work / f"push-job-{r}", args.n)
+            t0 = time.perf_counter()
+            res = push(job.root, PushOptions(project=f"bench kdh push {stamp}-{r}", control_share=0.1,
+                                             overlap_fraction=0, gold_rate=0), connection=conn)
+            t_push = min(t_push, time.perf_counter() - t0)
+            assert res.total_created == args.n, res
         rows.append(("push (kdh push vs LS bulk import)", t_push, t_base))
         t0 = time.perf_counter()
         again = push(job.root, PushOptions(), connection=conn)
@@ -146,15 +148,14 @@ def main() -> None:
         assert adopt.adopted == args.n and adopt.total_created == 0, adopt
         print(f"(set-up: {args.n} annotated tasks imported in {t_load:.1f} s; kdh attached the job to them by "
               f"item_id in {t_adopt:.1f} s)")
-        t_export = float("inf")
-        for _ in range(args.repeat):  # best of N for the baseline, as for kdh below
+        # interleaved, best of N each: on a busy machine the two would otherwise see different loads
+        t_export = t_pull = t_pull2 = float("inf")
+        for r in range(args.repeat):
             t0 = time.perf_counter()
             exported = export_project(client, annotated["id"])
             t_export = min(t_export, time.perf_counter() - t0)
-        assert len(exported) == args.n
-        t_pull = t_pull2 = float("inf")
-        for r in range(args.repeat):
-            if r:  # forget the pulled annotations so that the next pull writes them all again
+            assert len(exported) == args.n
+            if r:  # forget the pulled annotations so that this pull writes them all again
                 (pull_job.root / "annotations.jsonl").unlink()
             t0 = time.perf_counter()
             first = pull(pull_job.root, connection=conn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
@@ -64,6 +65,15 @@ def test_busy_port_is_a_clear_error(tmp_path) -> None:
             start_server(ServerOptions(data_dir=tmp_path / "ls", port=port))
     assert _servers_for(tmp_path / "ls") == []
     assert not (tmp_path / "ls" / "kdh-secrets.json").exists()
+    # the command says so too (exit code 2), after warning about --lan
+    with socket.socket() as blocker:
+        blocker.bind(("0.0.0.0", port))
+        blocker.listen(1)
+        res = CliRunner().invoke(app, ["labelstudio", "start", "--lan", "--port", str(port), "--data-dir",
+                                       str(tmp_path / "ls")], env={"KDH_LS_URL": None, "KDH_LS_TOKEN": None})
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2 and f"port {port} is already in use" in out
+    assert "reachable from every machine on this network" in out
 
 
 def test_status_of_the_local_server(labelstudio_server: LabelStudioTestServer) -> None:
@@ -71,6 +81,10 @@ def test_status_of_the_local_server(labelstudio_server: LabelStudioTestServer) -
     assert (st.mode, st.running, st.token_ok, st.version) == ("local", True, True, LS_VERSION)
     assert st.pid == labelstudio_server.pid
     assert st.user == "admin@kdh.local"
+    secrets = json.loads((labelstudio_server.data_dir / "kdh-secrets.json").read_text())
+    log = (labelstudio_server.data_dir / "server.log").read_text(errors="replace")
+    assert secrets["token"] not in log and secrets["admin_password"] not in log
+    assert oct((labelstudio_server.data_dir / "kdh-secrets.json").stat().st_mode & 0o777) == "0o600"
 
 
 def test_server_down_fails_clearly_after_retries(caplog: pytest.LogCaptureFixture) -> None:

@@ -189,8 +189,11 @@ class LabelStudioClient:
         last = ""
         for attempt in range(self.retry.attempts):
             retriable = False
+            t0 = time.perf_counter()
             try:
-                return fn()
+                out = fn()
+                logger.debug("Label Studio %s: %.2f s", what, time.perf_counter() - t0)
+                return out
             except httpx.ConnectError as exc:
                 last, retriable = f"cannot connect ({type(exc).__name__})", True
             except httpx.TimeoutException as exc:

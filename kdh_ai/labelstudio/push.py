@@ -223,10 +223,12 @@ def _safe_name(item_id: str, suffix: str) -> str:
 
 
 # ---- the project --------------------------------------------------------------------------------------------
-def _list_projects(client: LabelStudioClient) -> list[dict[str, Any]]:
+def _list_projects(client: LabelStudioClient, title: str) -> list[dict[str, Any]]:
+    """Projects whose title contains ``title`` (the server filters; the caller checks equality)."""
     out, page = [], 1
     while True:
-        body = client.get_json("api/projects/", what="list projects", params={"page": page, "page_size": 100})
+        body = client.get_json("api/projects/", what="list projects",
+                               params={"page": page, "page_size": 100, "title": title})
         results = body.get("results", []) if isinstance(body, dict) else body
         out.extend(results)
         if not isinstance(body, dict) or not body.get("next") or not results:
@@ -258,7 +260,7 @@ def _ensure_project(job: Job, client: LabelStudioClient, task: TaskType, opts: P
             raise ValueError(f"{job.root} is already pushed to project {want} titled {project['title']!r}, not "
                              f"{opts.project!r}; a job lives in one project")
     else:
-        same = [p for p in _list_projects(client) if p.get("title") == title]
+        same = [p for p in _list_projects(client, title) if p.get("title") == title]
         mine = [p for p in same if marker in (p.get("description") or "")]
         if mine:
             project = mine[0]
@@ -342,16 +344,16 @@ def _reconcile(job: Job, client: LabelStudioClient, project_id: int, recorded: d
 
 # ---- audio ------------------------------------------------------------------------------------------------
 def _link_audio(folder: Path, item_id: str, path: str) -> str:
-    src = Path(path)
-    if not src.is_file():
-        raise FileNotFoundError(path)
-    name = _safe_name(item_id, src.suffix)
+    """Symlink the item's audio into the project's folder; return its local-files URL."""
+    target = os.path.realpath(path)
+    name = _safe_name(item_id, Path(path).suffix)
     link = folder / name
-    if link.is_symlink() or link.exists():
-        if link.is_symlink() and os.readlink(link) == str(src.resolve()):
-            return f"/data/local-files/?d={folder.name}/{name}"
-        link.unlink()
-    os.symlink(src.resolve(), link)
+    try:
+        os.symlink(target, link)
+    except FileExistsError:
+        if os.readlink(link) != target:
+            link.unlink()
+            os.symlink(target, link)
     return f"/data/local-files/?d={folder.name}/{name}"
 
 
@@ -456,7 +458,9 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
         gold = current_gold(job)
         routing_log = job.log("routing")
         routing = routing_log.latest_by("item_id") if routing_log.path.exists() else None
-        gold_overlap = opts.gold_overlap or max(1, _annotator_count(client))
+        has_gold = bool(gold) or any(r.get("role") == "gold" for r in
+                                     job.log("tasks").latest_by("item_id", where={"ls_project_id": pid}).values())
+        gold_overlap = opts.gold_overlap or (max(1, _annotator_count(client)) if has_gold else 1)
         result.gold_overlap = gold_overlap
 
         def role_of(item_id: str) -> tuple[str, int]:
