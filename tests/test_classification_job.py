@@ -168,16 +168,23 @@ def test_training_from_pulled_annotations_and_choosing_the_next_round(tmp_path: 
     job = Job(job_dir)
     preds = job.current_predictions()
 
+    # zero-shot predictions: the first round is drawn at random (cold start)
     sel = select_next_round(job, 20, random_share=0.25, seed=3)
-    assert len(sel.uncertain) == 15 and len(sel.random) == 5 and sel.pool_size == 80
-    by_conf = sorted(preds, key=lambda k: preds[k].confidence)
-    assert max(preds[k].confidence for k in sel.uncertain) <= min(
-        preds[k].confidence for k in preds if k not in sel.uncertain)
-    assert set(sel.uncertain) == set(by_conf[:15])
-    assert not set(sel.random) & set(sel.uncertain)
+    assert len(sel.item_ids) == 20 and sel.uncertain == [] and sel.pool_size == 80
     assert select_next_round(job, 20, random_share=0.25, seed=3).item_ids == sel.item_ids  # seeded
-    margin = select_next_round(job, 10, random_share=0.0, strategy="margin")
-    assert all(preds[k].payload["margin"] <= 0.999999 for k in margin.item_ids)
+    assert select_next_round(job, 20, random_share=0.25, seed=4).item_ids != sel.item_ids
+
+    # uncertainty ranking itself: lowest confidence, or smallest margin, first
+    lc = select_next_round(job, 20, random_share=0.25, strategy="least_confident", balance=False,
+                           cold_start_random=False)
+    assert len(lc.uncertain) == 15 and len(lc.random) == 5 and not set(lc.random) & set(lc.uncertain)
+    assert max(preds[k].confidence for k in lc.uncertain) <= min(
+        preds[k].confidence for k in preds if k not in lc.uncertain)
+    mg = select_next_round(job, 10, random_share=0.0, balance=False, cold_start_random=False)
+    assert max(preds[k].payload["margin"] for k in mg.uncertain) <= min(
+        preds[k].payload["margin"] for k in preds if k not in mg.uncertain)
+    balanced = select_next_round(job, 2, random_share=0.0, cold_start_random=False)
+    assert {preds[k].text for k in balanced.uncertain} == {"ham", "spam"}  # one per predicted label
 
     # people label the chosen items in Label Studio; a pull writes annotations.jsonl (latest per annotation)
     truth = {r["item_id"]: r["reference"] for r in rows}
@@ -203,10 +210,15 @@ def test_training_from_pulled_annotations_and_choosing_the_next_round(tmp_path: 
     assert code == 0 and "head: trained" in out and "19 human labels" in out, out
 
     # the next round leaves out what people already answered (the tied item too: adjudication is routing's job)
-    nxt = select_next_round(job, 100, random_share=0.2, seed=3)
+    nxt = select_next_round(job, 30, random_share=0.2, seed=3)
     assert set(nxt.item_ids).isdisjoint(sel.item_ids) and nxt.pool_size == 80 - 20
+    assert len(nxt.uncertain) == 24 and len(nxt.random) == 6  # a trained head: uncertainty sampling
     with pytest.raises(ValueError, match="strategy must be one of"):
         select_next_round(job, 5, strategy="entropy")
+    (tmp_path / "tjob").mkdir()
+    Job(tmp_path / "tjob").update_manifest(task="transcription")
+    with pytest.raises(ValueError, match="is a transcription job"):
+        select_next_round(tmp_path / "tjob", 5)
     with pytest.raises(ValueError, match="random_share"):
         select_round({"a": 0.5}, n=1, random_share=1.5)
 
