@@ -78,7 +78,7 @@ def build_pool() -> pd.DataFrame:
         job_dir = CACHE / f"job{i}"
         print(f"pre-labeling {src} (cached in {job_dir}) ...", flush=True)
         run_prelabel(job_dir, src, make_prelabeler=lambda: Transcriber(opts), task="transcription",
-                     item_kind="audio", options=dataclasses.asdict(opts), log_progress=True)
+                     item_kind="audio", options=dataclasses.asdict(opts), log_progress=sys.stderr.isatty())
         job = Job(job_dir)
         preds, items = job.current_predictions(), job.current_items()
         ids = [k for k in preds if items[k].get("reference") and preds[k].status != "error"]

@@ -30,6 +30,8 @@ def route_command(
     human_error: Annotated[Optional[float], typer.Option(
         "--human-error", "--human-wer", help="People's error rate if no gold item has been answered yet "
         "(recorded as an assumption in the report).")] = None,
+    gold: Annotated[Optional[Path], typer.Option(help="With --calibration: a gold manifest (CSV/JSONL: item_id, "
+                                                 "answer) whose items become gold (measure the people).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random draws (calibration slice, audit).")] = 0,
 ) -> None:
     """Route every item: calibration, gold, human, audit or auto_accept.
@@ -45,8 +47,19 @@ def route_command(
     modes = [x is not None for x in (calibration, target_wer, target_accuracy, budget)] + [check_audit]
     if sum(modes) != 1:
         raise fail("give exactly one of --calibration, --target-wer, --target-accuracy, --budget or --check-audit")
+    if gold is not None and calibration is None:
+        raise fail("--gold goes with --calibration (step 1); later, add gold with `kdh push --gold`")
     try:
         if calibration is not None:
+            if gold is not None:
+                from kdh_ai.job import Job
+                from kdh_ai.labelstudio.gold import add_gold, read_gold_manifest
+
+                items, problems = read_gold_manifest(gold)
+                added, more = add_gold(Job(job_dir), items)
+                for p in problems + more:
+                    console.print(f"[yellow]gold:[/] {p}")
+                console.print(f"{added} gold item(s) recorded from {gold}")
             result = plan_calibration(job_dir, size=calibration, seed=seed)
         elif check_audit:
             result = do_check_audit(job_dir, delta=delta)

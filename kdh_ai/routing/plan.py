@@ -105,7 +105,7 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
     Args:
         job_dir: A pre-labeled job.
         size: The slice as a share of the routable items (< 1) or a number of items (>= 1).
-        min_items: Draw at least this many (or all routable items when there are fewer).
+        min_items: With a share, draw at least this many (or all routable items when there are fewer).
         seed: Seed of the random draw (recorded; the same seed draws the same slice).
     """
     job = Job(Path(job_dir))
@@ -113,6 +113,9 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
         preds = job.current_predictions()
         if not preds:
             raise RoutingError(f"{job.root} has no predictions yet; run `kdh prelabel` first")
+        if any(r in ("auto_accept", "audit") for r in current_roles(job).values()):
+            raise RoutingError(f"{job.root} is already routed (step 2); drawing a new calibration slice would undo "
+                               "it. Use a new job directory to start over")
         gold = {k for k, v in job.log("gold").latest_by("item_id").items() if v.get("answer") is not None}
         roles: dict[str, tuple[str, str]] = {}
         routable = []
@@ -124,8 +127,9 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
                 roles[item_id] = ("human", f"the model failed on it: {p.error}")
             else:
                 routable.append(item_id)
-        n = int(round(size * len(routable))) if size < 1 else int(size)
-        n = min(len(routable), max(n, min_items))
+        # A share is raised to min_items (a bound needs enough items); an explicit count is taken as given.
+        n = max(int(round(size * len(routable))), min_items) if size < 1 else int(size)
+        n = min(len(routable), n)
         rng = np.random.default_rng(seed)
         cal = set(rng.choice(routable, size=n, replace=False).tolist()) if n else set()
         for item_id in routable:
