@@ -347,6 +347,7 @@ def train_head(
         oof = np.zeros((len(y), k))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*least populated class.*")
+            warnings.filterwarnings("ignore", message=".*number of unique classes is greater than 50%.*")
             splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y))
         for train_idx, test_idx in splits:
             fc, fi = fit(train_idx)
