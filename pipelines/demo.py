@@ -1,40 +1,182 @@
-"""`make demo`: the main job on bundled sample data.
+"""`make demo`: the whole loop on bundled sample data, with a real Label Studio server.
 
-Runs the flow on the 12 bundled LJ Speech clips (public domain) into ``demo_out/``. Each capability joins the
-demo when it lands. Run with ``python -m pipelines.demo [--out DIR]``.
+pre-label -> route (calibration slice) -> Label Studio -> pull -> route (threshold) -> Label Studio -> pull ->
+quality -> deliver -> client report -> trainee feedback
+
+The audio is real (12 LJ Speech clips, public domain) and so are the model, the server and every kdh step.
+The **annotators are simulated**: two accounts named ``simulated.*@kdh.demo`` take tasks from Label Studio's
+label stream through its API and submit the reference transcript with a few deliberate mistakes, and a
+plausible working time. Their work is labelled SIMULATED everywhere the demo prints it.
+
+At the end the server keeps running so that a person can open it, log in and annotate: the URL and the logins
+are printed. Stop it with ``.venv/bin/kdh labelstudio stop --data-dir demo_out/labelstudio``.
+
+Run with ``python -m pipelines.demo [--out DIR]``; each run starts from scratch in DIR.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import os
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 from kdh_ai.samples import ljspeech_manifest
 
 console = Console()
+GOLD_ITEMS = ("LJ001-0011", "LJ001-0012")
+SIMULATED = ("simulated.amina@kdh.demo", "simulated.brian@kdh.demo")
+DEMO_PASSWORD = "kakuma-demo-2026"
 
 
-def _kdh(*args: str) -> int:
-    cmd = [sys.executable, "-m", "kdh_ai.cli", *args]
+def _kdh(*args: str, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> int:
     console.print(f"[bold cyan]$ kdh {' '.join(args)}[/]")
-    return subprocess.call(cmd)
+    rc = subprocess.call([sys.executable, "-m", "kdh_ai.cli", *args], env=env)
+    if rc not in ok:
+        raise SystemExit(f"`kdh {args[0]}` failed with exit code {rc}")
+    return rc
+
+
+def _free_port(preferred: int = 8080) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+
+def _simulated_answer(reference: str, rng: np.random.Generator, error_rate: float) -> str:
+    """A simulated annotator's transcript: the reference with a few dropped or misspelt words."""
+    words = reference.split()
+    out = []
+    for w in words:
+        r = rng.random()
+        if r < error_rate / 2:
+            continue
+        out.append(w[:-1] if r < error_rate and len(w) > 3 else w)
+    return " ".join(out)
+
+
+def _simulate_annotators(project_id: int, references: dict[str, str], durations: dict[str, float],
+                         clients: list[tuple[str, object]], seed: int) -> int:
+    """SIMULATED annotators: each takes every task Label Studio's label stream serves them and submits it."""
+    from kdh_ai.labelstudio.client import LabelStudioError
+    from kdh_ai.tasks.transcription import TranscriptionTask
+
+    task_type = TranscriptionTask()
+    rng = np.random.default_rng(seed)
+    done = 0
+    for email, client in clients:
+        error_rate = 0.03 if "amina" in email else 0.08
+        while True:
+            try:
+                task = client.get_json(f"api/projects/{project_id}/next/", what="next task")  # type: ignore[attr-defined]
+            except LabelStudioError:
+                break  # nothing left for this annotator
+            item_id = (task.get("data") or {}).get("item_id")
+            if not item_id or item_id not in references:
+                break
+            prelabeled = bool(task.get("predictions"))
+            seconds = durations.get(item_id, 5.0) * (2.5 if prelabeled else 5.0) * float(rng.lognormal(0, 0.25))
+            answer = _simulated_answer(references[item_id], rng, error_rate)
+            client.request("POST", f"api/tasks/{task['id']}/annotations/", what="annotate",  # type: ignore[attr-defined]
+                           json_body={"result": task_type.answer_to_result(answer), "lead_time": round(seconds, 1)})
+            done += 1
+    return done
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="where the demo writes (default: demo_out)")
     args = parser.parse_args()
-    job = args.out / "transcription-job"
-    console.rule("1. Pre-label: Whisper tiny.en, offline, on the bundled sample audio")
-    rc = _kdh("prelabel", "transcribe", "--input", str(ljspeech_manifest()), "--out", str(job))
-    if rc not in (0, 1):
-        return rc
-    console.rule("Done")
-    console.print(f"Job directory: [bold]{job.resolve()}[/]")
+    out = args.out.resolve()
+    ls_dir = out / "labelstudio"
+    env = {**os.environ, "KDH_LS_DATA_DIR": str(ls_dir), "COLUMNS": os.environ.get("COLUMNS", "110")}
+    env.pop("KDH_LS_URL", None)
+    env.pop("KDH_LS_TOKEN", None)
+    os.environ.update({"KDH_LS_DATA_DIR": str(ls_dir)})
+    os.environ.pop("KDH_LS_URL", None)
+    os.environ.pop("KDH_LS_TOKEN", None)
+
+    from kdh_ai.job import Job
+    from kdh_ai.labelstudio.client import Connection, LabelStudioClient
+    from kdh_ai.labelstudio.push import read_ls_state
+    from kdh_ai.labelstudio.server import (ServerOptions, add_annotator, local_connection, login_token,
+                                           start_server, stop_server)
+
+    if ls_dir.exists():
+        stop_server(ls_dir)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    job = out / "transcription-job"
+
+    console.rule("1. Pre-label: Whisper tiny.en, offline, on 12 real LJ Speech clips")
+    _kdh("prelabel", "transcribe", "--input", str(ljspeech_manifest()), "--out", str(job), env=env)
+
+    references: dict[str, str] = {}
+    with open(ljspeech_manifest(), newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            references[row["item_id"]] = row["reference"]
+    gold_csv = out / "gold.csv"
+    with open(gold_csv, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["item_id", "answer"])
+        for k in GOLD_ITEMS:
+            w.writerow([k, references[k]])
+
+    console.rule("2. Route, step 1: a random calibration slice for people, plus gold items")
+    _kdh("route", str(job), "--calibration", "6", "--gold", str(gold_csv), env=env)
+
+    console.rule("3. Label Studio: a real server on 127.0.0.1, annotators, push with pre-annotations")
+    port = _free_port()
+    info = start_server(ServerOptions(data_dir=ls_dir, port=port, start_timeout_s=600.0))
+    conn = local_connection(ls_dir)
+    console.print(f"Label Studio at {info.url} (started in {info.startup_s:.0f} s)")
+    clients = []
+    for email in SIMULATED:
+        add_annotator(conn, email, password=DEMO_PASSWORD, first_name="SIMULATED", last_name=email.split("@")[0])
+        token = login_token(conn.url, email, DEMO_PASSWORD)
+        clients.append((email, LabelStudioClient(Connection(url=conn.url, token=token))))
+    console.print(f"[yellow]Annotators {', '.join(SIMULATED)} are SIMULATED by this script.[/]")
+    _kdh("push", str(job), "--project", "Demo: LJ Speech transcription", "--overlap", "0.3", "--gold-rate", "0.2",
+         "--no-progress", env=env)
+    project_id = int(read_ls_state(Job(job))["project_id"])
+
+    durations = {k: float(p.payload.get("duration_s") or 5.0) for k, p in Job(job).current_predictions().items()}
+    n = _simulate_annotators(project_id, references, durations, clients, seed=1)
+    console.print(f"[yellow]SIMULATED annotators submitted {n} annotations through the Label Studio API.[/]")
+    _kdh("pull", str(job), env=env)
+
+    console.rule("4. Route, step 2: the threshold from the calibration slice, for a target WER of 10%")
+    _kdh("route", str(job), "--target-wer", "0.10", env=env, ok=(0, 1))
+    _kdh("push", str(job), "--no-progress", env=env)
+    n = _simulate_annotators(project_id, references, durations, clients, seed=2)
+    console.print(f"[yellow]SIMULATED annotators submitted {n} more annotations.[/]")
+    _kdh("pull", str(job), env=env)
+    _kdh("status", str(job), "--no-pull", env=env)
+
+    console.rule("5. Quality, delivery, client report, trainee feedback")
+    _kdh("quality", str(job), env=env)
+    _kdh("deliver", str(job), "--out", str(out / "delivery"), env=env)
+    _kdh("report", str(job), "--out", str(out / "report" / "report.html"), "--client", "Demo client", env=env)
+    _kdh("feedback", str(job), "--annotator", SIMULATED[1], "--out", str(out / "feedback.html"), env=env, ok=(0, 2))
+
+    console.rule("Try it yourself")
+    console.print(f"Label Studio is running: open [bold]{info.url}[/] in a browser.")
+    console.print(f"  log in as {SIMULATED[0]} / {DEMO_PASSWORD} (a demo account) and press 'Label All Tasks';")
+    console.print(f"  the admin password is in {info.secrets_path}.")
+    console.print(f"Client report: [bold]{out / 'report' / 'report.html'}[/]; delivered data: {out / 'delivery'}; "
+                  f"job directory: {job}")
+    console.print(f"Stop the server: .venv/bin/kdh labelstudio stop --data-dir {ls_dir}")
     return 0
 
 

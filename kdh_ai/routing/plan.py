@@ -192,6 +192,17 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         errs = task.item_errors([preds[k].text for k in answered], [answers[k].answer for k in answered])
         conf = np.array([preds[k].confidence or 0.0 for k in answered])
         pending = [k for k, r in roles.items() if r == "pending"]
+        if not pending:
+            result = RoutingResult("route", _counts(roles), _human_share(roles), estimated_error=measured.rate,
+                                   error_upper=measured.upper, reachable=target is None or measured.upper <= target,
+                                   human_error=asdict(measured), message=(
+                                       "Every item is already with people (calibration, gold or failed items): "
+                                       "nothing left to route; the delivered quality is the people's."),
+                                   details={"mode": "target" if target is not None else "budget", "target": target,
+                                            "budget": budget, "delta": delta, "metric": _metric(task.name),
+                                            "calibration_answered": len(answered), "audit_rate": audit_rate})
+            job.update_manifest(routing=asdict(result))
+            return result
         n_total = len(roles)
         fixed = sum(r in ("calibration", "gold", "human") for r in roles.values()) / max(1, n_total)
         batch_conf = np.array([preds[k].confidence or 0.0 for k in pending])
