@@ -23,9 +23,10 @@ zero-shot's 0.62; a random one gave 0.65). See ``benchmarks/classification.py``,
 Lewis and Gale. *A Sequential Algorithm for Training Text Classifiers*. SIGIR 1994 (uncertainty sampling);
 Scheffer, Decomain, Wrobel. *Active Hidden Markov Models for Information Extraction*. IDA 2001 (margin).
 
-:func:`read_human_labels` reads the labels people gave, from a CSV (``item_id,label``, optional ``text``) or
-from a job's ``annotations.jsonl`` (the latest record per annotation; skipped and deleted ones left out; the
-majority answer per item, items whose answers tie left out).
+:func:`read_human_labels` reads the labels people gave, from a job (its ``annotations.jsonl`` and
+``gold.jsonl``) or from a CSV (``item_id,label``, optional ``text``). From a job, each item's label is its
+human answer as the rest of the flow sees it (:func:`kdh_ai.answers.human_answers`: the single answer, or
+Dawid-Skene / majority vote over several; never the model's own answer), and a gold item's known answer wins.
 
 Example:
     >>> margin = {"a": 0.99, "b": 0.41, "c": 0.70, "d": 0.95, "e": 0.30, "f": 0.88}
@@ -50,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdh_ai.job import Job, JsonlLog
+from kdh_ai.job import Job
 
 __all__ = ["HumanLabels", "RoundSelection", "read_human_labels", "select_next_round", "select_round", "uncertainty"]
 
@@ -168,10 +169,11 @@ def _majority(answers: Mapping[str, list[str]]) -> tuple[dict[str, str], list[st
 
 
 def read_human_labels(source: str | Path | Job) -> HumanLabels:
-    """Read human labels from a CSV/TSV (``item_id,label``, optional ``text``), an ``annotations.jsonl``, or a
-    job (its ``annotations.jsonl``).
+    """Read human labels from a job (or its ``annotations.jsonl``), or from a CSV/TSV ``item_id,label[,text]``.
 
-    In a CSV an item may appear on several rows (several annotators): the majority label counts.
+    From a job: each answered item's aggregated human answer, with gold answers on top (see the module
+    docstring). From a CSV, an item may appear on several rows (several annotators): the majority label
+    counts, and items whose labels tie are left out (listed in ``ties``).
 
     Raises:
         ValueError: A CSV without ``item_id`` and ``label`` columns, or an unknown file type.
@@ -183,37 +185,37 @@ def read_human_labels(source: str | Path | Job) -> HumanLabels:
         path = Path(source).expanduser()
         if path.is_dir():
             path = path / "annotations.jsonl"
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        from kdh_ai.answers import gold_answers, human_answers
+        from kdh_ai.tasks.classification import ClassificationTask
+
+        job = source if isinstance(source, Job) else Job(path.parent)
+        if not path.exists() and not (job.root / "gold.jsonl").exists():
+            raise FileNotFoundError(f"labels file {path} does not exist")
+        labels = {k: a.answer for k, a in human_answers(job, ClassificationTask()).items()}
+        labels.update(gold_answers(job))
+        return HumanLabels(labels=labels, source=str(path))
     if not path.exists():
         raise FileNotFoundError(f"labels file {path} does not exist")
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        raise ValueError(f"{path}: unknown labels file type {path.suffix!r}; use .csv, .tsv or annotations.jsonl")
     answers: dict[str, list[str]] = {}
     texts: dict[str, str] = {}
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        for rec in JsonlLog(path).latest_by("annotation_id").values():
-            if rec.get("deleted") or rec.get("skipped"):
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        cols = reader.fieldnames or []
+        if "item_id" not in cols or "label" not in cols:
+            raise ValueError(f"{path}: needs the columns item_id and label (and optionally text); found {cols}")
+        for row in reader:
+            item_id, label = (row.get("item_id") or "").strip(), (row.get("label") or "").strip()
+            if not item_id or not label:
                 continue
-            answer = rec.get("answer")
-            if answer in (None, "") or rec.get("item_id") in (None, ""):
-                continue
-            answers.setdefault(str(rec["item_id"]), []).append(str(answer))
-    elif path.suffix.lower() in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            cols = reader.fieldnames or []
-            if "item_id" not in cols or "label" not in cols:
-                raise ValueError(f"{path}: needs the columns item_id and label (and optionally text); "
-                                 f"found {cols}")
-            for row in reader:
-                item_id, label = (row.get("item_id") or "").strip(), (row.get("label") or "").strip()
-                if not item_id or not label:
-                    continue
-                answers.setdefault(item_id, []).append(label)
-                if row.get("text"):
-                    texts[item_id] = row["text"]
-    else:
-        raise ValueError(f"{path}: unknown labels file type {path.suffix!r}; use .csv, .tsv or annotations.jsonl")
+            answers.setdefault(item_id, []).append(label)
+            if row.get("text"):
+                texts[item_id] = row["text"]
     labels, ties = _majority(answers)
     if ties:
-        logger.info("%s: %d items have tied human answers and are left out of training", path.name, len(ties))
+        logger.info("%s: %d items have tied labels and are left out of training", path.name, len(ties))
     return HumanLabels(labels=labels, texts=texts, ties=ties, source=str(path))
 
 

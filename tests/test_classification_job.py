@@ -194,7 +194,7 @@ def test_training_from_pulled_annotations_and_choosing_the_next_round(tmp_path: 
             ann += 1
             answer = truth[item_id]
             if who == "brian@hub.example" and i == 0:
-                answer = "spam" if answer == "ham" else "ham"  # a tie: left out of training
+                answer = "spam" if answer == "ham" else "ham"  # a disagreement: aggregated as the flow does
             recs.append({"item_id": item_id, "annotation_id": ann, "answer": answer, "annotator_email": who,
                          "skipped": False, "deleted": False})
     recs.append({"item_id": sel.item_ids[1], "annotation_id": ann + 1, "answer": None, "skipped": True,
@@ -202,12 +202,15 @@ def test_training_from_pulled_annotations_and_choosing_the_next_round(tmp_path: 
     recs.append({"item_id": sel.item_ids[2], "annotation_id": 5, "answer": "eggs", "skipped": False,
                  "deleted": True, "annotator_email": "amina@hub.example"})  # deleted later: ignored
     job.log("annotations").append(recs)
+    job.log("gold").append([{"item_id": sel.item_ids[3], "answer": truth[sel.item_ids[3]]}])
     human = read_human_labels(job)
-    assert len(human.labels) == 19 and human.ties == [sel.item_ids[0]]
+    assert set(human.labels) == set(sel.item_ids)
+    assert human.labels[sel.item_ids[0]] in {"ham", "spam"}
+    assert all(human.labels[k] == truth[k] for k in sel.item_ids[1:])
     assert human.labels[sel.item_ids[2]] == truth[sel.item_ids[2]]  # amina's annotation 5 was deleted; brian's counts
     code, out = kdh("prelabel", "classify", "-i", str(manifest), "-l", str(SMS_LABELS), "-o", str(job_dir),
                     "--no-progress")
-    assert code == 0 and "head: trained" in out and "19 human labels" in out, out
+    assert code == 0 and "head: trained" in out and "20 human labels" in out, out
 
     # the next round leaves out what people already answered (the tied item too: adjudication is routing's job)
     nxt = select_next_round(job, 30, random_share=0.2, seed=3)
@@ -221,6 +224,21 @@ def test_training_from_pulled_annotations_and_choosing_the_next_round(tmp_path: 
         select_next_round(tmp_path / "tjob", 5)
     with pytest.raises(ValueError, match="random_share"):
         select_round({"a": 0.5}, n=1, random_share=1.5)
+
+
+def test_human_labels_from_a_csv_take_the_majority(tmp_path: Path) -> None:
+    p = tmp_path / "labels.csv"
+    p.write_text("item_id,label,text\na,spam,win now\na,spam,\na,ham,\nb,ham,\nb,spam,\nc,ham,hi mum\n,ham,\n",
+                 encoding="utf-8")
+    human = read_human_labels(p)
+    assert human.labels == {"a": "spam", "c": "ham"} and human.ties == ["b"]
+    assert human.texts == {"a": "win now", "c": "hi mum"}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,answer\na,spam\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="needs the columns item_id and label"):
+        read_human_labels(bad)
+    with pytest.raises(FileNotFoundError):
+        read_human_labels(tmp_path / "none.csv")
 
 
 def test_pipeline_yaml_and_flags(tmp_path: Path) -> None:
