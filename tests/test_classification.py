@@ -79,7 +79,7 @@ def test_missing_labels_file(tmp_path: Path) -> None:
         load_labels(tmp_path / "nope.yaml")
 
 
-# ---- Label Studio template ---------------------------------------------------------------------------------------------
+# ---- Label Studio template --------------------------------------------------------------------------------
 def test_template_is_text_plus_choices_with_hints_and_escaping() -> None:
     ls = LabelSet.model_validate({"labels": [{"name": 'say "hi" & <go>', "description": "a <b> & 'c'"},
                                              {"name": "other"}]})

@@ -20,7 +20,7 @@ from kdh_ai.cli import app
 from kdh_ai.config import ConfigError, load_pipeline
 from kdh_ai.job import Job
 from kdh_ai.prelabel import run_prelabel
-from kdh_ai.tasks.classification import Classifier, ClassifyOptions
+from kdh_ai.tasks.classification import Classifier, ClassifyOptions, load_job_head
 
 DATA = Path(__file__).parent / "data" / "text"
 REPO = Path(__file__).resolve().parent.parent
@@ -121,6 +121,7 @@ def test_classify_job_with_bad_input_resume_and_retraining(bad_batch: Path, tmp_
     assert len(ok) == 61 and all(p.payload["head"] == "trained" and p.payload["n_train"] == 40 for p in ok)
     heads = list((job_dir / "heads").glob("*.npz"))
     assert [h.stem for h in heads] == [ok[0].payload["head_id"]]
+    assert load_job_head(job_dir, ok[0].payload["head_id"]).identity == ok[0].payload["head_id"]
     held_out = list(truth.items())[40:]
     trained_acc = np.mean([preds[k].text == v for k, v in held_out])
     assert trained_acc >= 0.8, (trained_acc, zs_acc)
