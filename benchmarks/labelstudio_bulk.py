@@ -15,8 +15,8 @@ What is compared (each pair on the same data, same server, same run; the ratio i
 * ``--overlap 0.1`` also times the per-task overlap PATCHes (Label Studio ignores overlap at bulk import).
 
 With ``KDH_LS_URL``/``KDH_LS_TOKEN`` that server is used (audio by local files when ``KDH_LS_DATA_DIR`` names
-its kdh data directory, else by upload, which is much slower). Without them a temporary server is started in a temporary directory (its first start,
-about 30 s to 2 min, is not timed) and stopped at the end.
+its kdh data directory, else by upload, which is much slower). Without them a temporary server is started in
+a temporary directory (its first start, about 30 s to 2 min, is not timed) and stopped at the end.
 """
 
 from __future__ import annotations

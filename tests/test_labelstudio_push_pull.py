@@ -245,7 +245,8 @@ def test_overlap_and_gold_placement(labelstudio_server: LabelStudioTestServer, t
     # more annotators later: pushing again raises the gold overlap and sends nothing twice
     again = push(job.root, dataclasses.replace(opts, gold_overlap=3), connection=labelstudio_server.connection)
     assert (again.total_created, again.overlap_set) == (0, 3)
-    gold_tasks = [t for t in ls_tasks(labelstudio_server.client, res.project_id) if roles[t["data"]["item_id"]] == "gold"]
+    gold_tasks = [t for t in ls_tasks(labelstudio_server.client, res.project_id)
+                  if roles[t["data"]["item_id"]] == "gold"]
     assert [t["overlap"] for t in gold_tasks] == [3, 3, 3]
 
 

@@ -11,12 +11,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from kdh_ai.cli._common import console, err_console, fail
+
+if TYPE_CHECKING:
+    from kdh_ai.labelstudio.server import ServerStatus
 
 __all__ = ["app", "register"]
 
@@ -97,15 +100,13 @@ def ls_stop(data_dir: DataDirOpt = None) -> None:
     console.print("Label Studio stopped." if stopped else "No local Label Studio server was running.")
 
 
-def _print_status(st: object) -> None:
+def _print_status(st: ServerStatus) -> None:
     table = Table(title="Label Studio", show_header=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    for name, value in (("mode", st.mode), ("url", st.url), ("running", st.running),  # type: ignore[attr-defined]
-                        ("token accepted", st.token_ok), ("version", st.version),  # type: ignore[attr-defined]
-                        ("user", st.user), ("projects", st.projects), ("pid", st.pid),  # type: ignore[attr-defined]
-                        ("data dir", st.data_dir), ("LAN url", st.lan_url),  # type: ignore[attr-defined]
-                        ("note", st.message)):  # type: ignore[attr-defined]
+    for name, value in (("mode", st.mode), ("url", st.url), ("running", st.running), ("token accepted", st.token_ok),
+                        ("version", st.version), ("user", st.user), ("projects", st.projects), ("pid", st.pid),
+                        ("data dir", st.data_dir), ("LAN url", st.lan_url), ("note", st.message)):
         if value is not None:
             table.add_row(name, str(value))
     console.print(table)
@@ -132,15 +133,13 @@ def ls_add_annotator(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create an annotator account that logs in with a password, and print how to log in."""
-    from kdh_ai.labelstudio.server import _read_json, add_annotator, default_data_dir, resolve_connection
+    from kdh_ai.labelstudio.server import add_annotator, resolve_connection, running_server
 
     with _errors():
         conn = resolve_connection(data_dir)
         ann = add_annotator(conn, email, password=password, first_name=first_name, last_name=last_name)
-    state = _read_json((Path(data_dir) if data_dir else default_data_dir()) / "kdh-server.json") or {}
-    login = ann.login_url
-    if conn.local and state.get("lan_url"):
-        login = f"{state['lan_url']}/user/login/"
+    local = running_server(data_dir) if conn.local else None
+    login = f"{local.lan_url}/user/login/" if local is not None and local.lan_url else ann.login_url
     console.print(f"Annotator [bold]{ann.email}[/] created (user id {ann.user_id}).")
     console.print(f"They log in at [bold]{login}[/] with e-mail {ann.email} and password [bold]{ann.password}[/]")
     console.print("Hand the password over privately; it is not stored by kdh. In Label Studio they open the "

@@ -193,8 +193,10 @@ def add_gold(job: Job, gold: Iterable[GoldItem]) -> tuple[int, list[str]]:
     new, issues = [], []
     for g in gold:
         mine = items.get(g.item_id)
-        if mine is not None and ((g.path and mine.get("path") and Path(g.path).resolve() != Path(mine["path"]).resolve())
-                                 or (g.text and mine.get("text") and g.text != mine["text"])):
+        other_audio = bool(mine and g.path and mine.get("path")
+                           and Path(g.path).resolve() != Path(mine["path"]).resolve())
+        other_text = bool(mine and g.text and mine.get("text") and g.text != mine["text"])
+        if other_audio or other_text:
             issues.append(f"gold item {g.item_id!r} has the id of an item of this job but other content; give it "
                           "another id in the gold manifest")
             continue

@@ -69,6 +69,7 @@ __all__ = [
     "local_connection",
     "login_token",
     "resolve_connection",
+    "running_server",
     "server_status",
     "start_server",
     "stop_server",
@@ -344,6 +345,11 @@ def _running_info(data_dir: Path) -> ServerInfo | None:
     return ServerInfo(url=state["url"], lan_url=state.get("lan_url"), pid=int(state["pid"]), data_dir=data_dir,
                       files_root=Path(state["files_root"]), already_running=True,
                       admin_email=sec.get("admin_email", ""), secrets_path=data_dir / _SECRETS)
+
+
+def running_server(data_dir: Path | None = None) -> ServerInfo | None:
+    """The local server kdh runs in ``data_dir`` (``None`` when none is running); no network call."""
+    return _running_info(Path(data_dir).expanduser().resolve() if data_dir else default_data_dir())
 
 
 def start_server(options: ServerOptions | None = None) -> ServerInfo:
