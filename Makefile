@@ -55,6 +55,10 @@ lab: install
 
 bench: install
 	$(PY) benchmarks/transcription_speed.py
+	$(PY) benchmarks/routing.py
+	$(PY) benchmarks/classification.py
+	$(PY) benchmarks/quality_speed.py
+	$(PY) benchmarks/labelstudio_bulk.py
 
 clean:
 	rm -rf $(VENV) $(LS_VENV) demo_out .pytest_cache
