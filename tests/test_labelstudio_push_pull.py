@@ -135,6 +135,16 @@ def test_push_text_classification_job(labelstudio_server: LabelStudioTestServer,
         assert t["data"]["text"] == job.current_items()[item_id]["text"]
         assert TinyClassification().result_to_answer(t["predictions"][0]["result"]) == preds[item_id].text
 
+    # a real classification job: the task type and its labels come from the job (config.labels)
+    real = make_job(tmp_path / "real-cls", 3, task="classification", prefix="txt")
+    (tmp_path / "labels.yaml").write_text("- complaint\n- question\n- praise\n", encoding="utf-8")
+    real.update_manifest(config={"labels": str(tmp_path / "labels.yaml")})
+    res = push(real.root, PushOptions(project="real classification", gold_rate=0),
+               connection=labelstudio_server.connection)
+    project = labelstudio_server.client.get_json(f"api/projects/{res.project_id}/", what="read")
+    assert project["parsed_label_config"]["label"]["labels"] == ["complaint", "question", "praise"]
+    assert res.total_created == 3
+
 
 # ---- push ------------------------------------------------------------------------------------------------
 def test_push_sends_predictions_intact_and_is_idempotent(labelstudio_server: LabelStudioTestServer,

@@ -147,7 +147,7 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
 
         connection = resolve_connection()
     client = LabelStudioClient(connection, retry=retry)
-    task = task_type or get_task(job.read_manifest().get("task") or state.get("task") or "")
+    task = task_type or get_task(job.read_manifest().get("task") or state.get("task") or "")  # labels not needed
     result = PullResult(project_id=pid)
     with job:
         users = {u["id"]: u.get("email") for u in client.users()}

@@ -59,7 +59,8 @@ from kdh_ai.labelstudio.project import create_project, data_key, project_url, re
 from kdh_ai.records import Prediction, utc_now
 from kdh_ai.tasks import TaskType, get_task
 
-__all__ = ["ROLES", "PushOptions", "PushResult", "assign_role", "gold_count", "push", "read_ls_state"]
+__all__ = ["ROLES", "PushOptions", "PushResult", "assign_role", "gold_count", "job_task_type", "push",
+           "read_ls_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +196,26 @@ def gold_count(ordinary: int, *, rate: float, gold_overlap: int) -> int:
     if ordinary <= 0 or rate <= 0:
         return 0
     return math.ceil(rate * ordinary / (gold_overlap * (1.0 - rate)) - 1e-9)
+
+
+def job_task_type(job: Job) -> TaskType:
+    """The job's task type, with its label list when the job has one (classification: ``config.labels``).
+
+    Raises:
+        ValueError: Unknown task type, or a labels file that cannot be read (give the labels with --labels).
+    """
+    manifest = job.read_manifest()
+    name = manifest.get("task") or ""
+    labels_path = (manifest.get("config") or {}).get("labels")
+    if name == "classification" and labels_path:
+        from kdh_ai.labels import load_labels
+        from kdh_ai.tasks.classification import ClassificationTask
+
+        try:
+            return ClassificationTask(load_labels(labels_path))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (the job's labels file); give the labels with --labels a,b,c") from None
+    return get_task(name)
 
 
 def read_ls_state(job: Job) -> dict[str, Any]:
@@ -437,7 +458,7 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
     client = LabelStudioClient(connection, retry=retry)
     with job:
         manifest = job.read_manifest()
-        task = task_type or get_task(manifest.get("task") or "")
+        task = task_type or (get_task(manifest.get("task") or "") if opts.labels else job_task_type(job))
         if opts.audio == "local" and not connection.local:
             raise ValueError(f"--audio local needs a server that kdh runs on this machine; {connection.url} is "
                              "remote: use --audio upload (or auto)")
