@@ -13,7 +13,9 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path: Path) -> None:
+def test_notebook_runs(path: Path, request: pytest.FixtureRequest) -> None:
+    if path.stem.startswith("02_"):
+        request.getfixturevalue("labelstudio_env")  # the session's real server, through KDH_LS_* variables
     nb = nbformat.read(path, as_version=4)
     assert any(c.cell_type == "code" for c in nb.cells)
     NotebookClient(nb, timeout=600, kernel_name="python3",

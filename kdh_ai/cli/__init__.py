@@ -3,7 +3,8 @@
 Each group of subcommands lives in its own module of this package and is registered here.
 
 Exit codes: 0 success; 1 the job ran but some item failed (each one is listed with what to do); 2 bad usage,
-bad configuration or an input that cannot be read at all; 3 the job directory is in use by another run.
+bad configuration or an input that cannot be read at all; 3 the job directory is in use by another run;
+4 the Label Studio server is down or refused the API token.
 """
 
 from __future__ import annotations
