@@ -167,7 +167,9 @@ class _Piece:
     unit: _Unit
     audio: np.ndarray
     offset_s: float  # where the piece starts in the item's audio
+    speech: np.ndarray | None = None  # VAD speech probability per 512 samples of the piece
     start_in_window: float = 0.0
+    tries: int = 0
     words: list[dict[str, Any]] = field(default_factory=list)
     segments: list[dict[str, Any]] = field(default_factory=list)
 
@@ -237,7 +239,14 @@ class Transcriber(Prelabeler):
     log_prob_threshold: ClassVar[float] = -1.0
     # A piece is transcribed again alone when its words leave more than this much of its speech uncovered
     # at its start or end, or in one stretch inside it.
-    max_uncovered_s: ClassVar[float] = 1.5
+    max_uncovered_s: ClassVar[float] = 1.0
+    redo_mode: ClassVar[str] = "alone"
+    retry_packed: ClassVar[bool] = True
+    pad_audio: ClassVar[bool] = False
+    gap_noise: ClassVar[float] = 0.0
+    merge_pause_s: ClassVar[float] = 1.0
+    pack_mode: ClassVar[str] = "ffd"
+    fill: ClassVar[float] = 1.0
 
     def __init__(self, options: TranscribeOptions, *, model: ResolvedModel | None = None) -> None:
         from faster_whisper import WhisperModel
@@ -279,8 +288,9 @@ class Transcriber(Prelabeler):
                                    "segments": segments})
 
     def _unit_record(self, unit: _Unit) -> Prediction:
-        words = [w for p in unit.pieces for w in p.words]
-        segments = [s for p in unit.pieces for s in p.segments]
+        pieces = sorted(unit.pieces, key=lambda p: p.offset_s)
+        words = [w for p in pieces for w in p.words]
+        segments = [s for p in pieces for s in p.segments]
         return self._record(unit.item, unit.sha256, unit.duration_s, _join_words(words), words, segments,
                             unit.language or self.language)
 
@@ -316,65 +326,86 @@ class Transcriber(Prelabeler):
         duration = len(audio) / SAMPLE_RATE
         if not opts.vad and duration > opts.pack_window_s:
             return [self._whole(item, sha, audio)]
-        spans = self._speech_spans(audio)
+        spans, probs = self._speech_spans(audio)
         if not spans:
             return [self._record(item, sha, duration, "", [], [], self.language)]
         unit = _Unit(item, sha, duration)
         for start, end in spans:
-            unit.pieces.append(_Piece(unit, audio[start:end], start / SAMPLE_RATE))
+            speech = None if probs is None else probs[start // _VAD_FRAME:(end + _VAD_FRAME - 1) // _VAD_FRAME]
+            unit.pieces.append(_Piece(unit, audio[start:end], start / SAMPLE_RATE, speech))
         unit.remaining = len(unit.pieces)
         return unit
 
-    def _speech_spans(self, audio: np.ndarray) -> list[tuple[int, int]]:
-        """Sample spans of the pieces to transcribe (empty: no speech).
+    def _speech_spans(self, audio: np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray | None]:
+        """Sample spans of the pieces to transcribe (none: no speech), and the VAD's speech probabilities.
 
-        A clip whose speech fits in ``pack_max_clip_s`` is one piece: from the first to the last frame
+        Audio whose speech fits in ``pack_max_clip_s`` is one piece: from the first to the last frame
         that VAD finds even weakly speech-like, padded by 0.4 s (a strict VAD cuts off the quiet ends of
         band-limited speech). Longer audio is cut at VAD pauses into pieces of at most ``pack_max_clip_s``.
         """
-        opts = self.options
-        max_piece = int(opts.pack_max_clip_s * SAMPLE_RATE)
-        if not opts.vad:
-            return [(0, len(audio))]
+        if not self.options.vad:
+            return [(0, len(audio))], None
         from faster_whisper.vad import get_vad_model
 
         padded = np.pad(audio, (0, _VAD_FRAME - len(audio) % _VAD_FRAME))
-        probs = np.asarray(get_vad_model()(padded)).reshape(-1)
+        probs = np.asarray(get_vad_model()(padded), dtype=np.float32).reshape(-1)
         if probs.size == 0 or float(probs.max()) < 0.5:
-            return []
+            return [], probs
         pad = int(0.4 * SAMPLE_RATE)
         weak = np.flatnonzero(probs >= 0.2)
         start = max(0, int(weak[0]) * _VAD_FRAME - pad)
         end = min(len(audio), (int(weak[-1]) + 1) * _VAD_FRAME + pad)
-        if end - start <= max_piece:
-            return [(start, end)]
-        return self._long_pieces(audio, probs)
+        if end - start <= int(self.options.pack_max_clip_s * SAMPLE_RATE):
+            return [(start, end)], probs
+        return self._cut_at_pauses(probs, len(audio)), probs
 
-    def _long_pieces(self, audio: np.ndarray, probs: np.ndarray) -> list[tuple[int, int]]:
-        """Cut long audio at pauses: VAD speech chunks merged while they fit in ``pack_max_clip_s``."""
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-        max_s = self.options.pack_max_clip_s
-        chunks = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=300, speech_pad_ms=300,
-                                                         max_speech_duration_s=max_s))
-        max_piece = int(max_s * SAMPLE_RATE)
-        merge_gap = int(1.0 * SAMPLE_RATE)
+    def _cut_at_pauses(self, probs: np.ndarray, n_samples: int) -> list[tuple[int, int]]:
+        """Pieces of long audio: VAD speech chunks (Silero's hysteresis, 0.5/0.35, pauses >= 0.3 s), padded
+        by 0.3 s, merged while the pause between them is under 1 s and the piece fits in
+        ``pack_max_clip_s``; a chunk longer than that is cut at its quietest frame."""
+        max_frames = int(self.options.pack_max_clip_s * SAMPLE_RATE) // _VAD_FRAME
+        min_pause = int(0.3 * SAMPLE_RATE) // _VAD_FRAME
+        pad = int(0.3 * SAMPLE_RATE) // _VAD_FRAME
+        merge = int(self.merge_pause_s * SAMPLE_RATE) // _VAD_FRAME
+        chunks: list[tuple[int, int]] = []
+        start, quiet_since = -1, -1
+        for i, p in enumerate(probs.tolist()):
+            if p >= 0.5:
+                if start < 0:
+                    start = i
+                quiet_since = -1
+            elif start >= 0 and p < 0.35:
+                if quiet_since < 0:
+                    quiet_since = i
+                elif i - quiet_since >= min_pause:
+                    chunks.append((start, quiet_since))
+                    start, quiet_since = -1, -1
+        if start >= 0:
+            chunks.append((start, quiet_since if quiet_since >= 0 else len(probs)))
+        n_frames = len(probs)
         pieces: list[tuple[int, int]] = []
-        for c in chunks:
-            s, e = int(c["start"]), int(c["end"])
-            if pieces and s - pieces[-1][1] <= merge_gap and e - pieces[-1][0] <= max_piece:
+        for s, e in chunks:
+            s, e = max(0, s - pad), min(n_frames, e + pad)
+            if pieces and s < pieces[-1][1]:
+                s = pieces[-1][1]
+            if pieces and s - pieces[-1][1] <= merge and e - pieces[-1][0] <= max_frames and self.merge_pause_s > 0:
                 pieces[-1] = (pieces[-1][0], e)
-            elif pieces and s < pieces[-1][1]:  # padded chunks may overlap
-                pieces.append((pieces[-1][1], e))
-            else:
-                pieces.append((s, e))
-        return [(s, e) for s, e in pieces if e - s >= _VAD_FRAME]
+                continue
+            while e - s > max_frames:  # one long stretch of speech: cut at its quietest moment
+                lo = s + max_frames // 2
+                cut = lo + int(np.argmin(probs[lo:s + max_frames]))
+                pieces.append((s, cut))
+                s = cut
+            pieces.append((s, e))
+        return [(s * _VAD_FRAME, min(n_samples, e * _VAD_FRAME)) for s, e in pieces if e > s]
 
     # ------------------------------------------------------------------------------------------------------
     # Decoding a batch of windows
 
     def _window_audio(self, window: _Window) -> np.ndarray:
         gap = np.zeros(int(self.options.pack_gap_s * SAMPLE_RATE), dtype=np.float32)
+        if self.gap_noise:
+            gap = (np.random.default_rng(0).standard_normal(len(gap)) * self.gap_noise).astype(np.float32)
         parts: list[np.ndarray] = []
         pos = 0
         for i, p in enumerate(window.pieces):
@@ -393,9 +424,14 @@ class Transcriber(Prelabeler):
         m = self.model
         tok = self._tokenizer
         feats, frames = [], []
+        n_samples = m.feature_extractor.n_samples
         for w in windows:
-            f = m.feature_extractor(w)[..., :-1]
-            frames.append(min(f.shape[-1], m.feature_extractor.nb_max_frames))
+            if self.pad_audio:
+                f = m.feature_extractor(np.pad(w[:n_samples], (0, n_samples - min(len(w), n_samples))))[..., :-1]
+                frames.append(min(len(w) // m.feature_extractor.hop_length, m.feature_extractor.nb_max_frames))
+            else:
+                f = m.feature_extractor(w)[..., :-1]
+                frames.append(min(f.shape[-1], m.feature_extractor.nb_max_frames))
             feats.append(pad_or_trim(f))
         encoder_output = m.encode(np.stack(feats))
         prompt = m.get_prompt(tok, [], without_timestamps=False)
@@ -469,23 +505,34 @@ class Transcriber(Prelabeler):
             if dec.language:
                 p.unit.language = p.unit.language or dec.language
 
-    def _needs_redo(self, piece: _Piece, dec: _Decoded, packed: bool) -> bool:
-        """Whether a piece's words are not to be trusted (see the module docstring, step 6)."""
+    def _uncovered_speech(self, piece: _Piece, lo: float, hi: float) -> float:
+        """Seconds of speech (VAD) between ``lo`` and ``hi`` (seconds into the piece)."""
+        if hi <= lo:
+            return 0.0
+        if piece.speech is None:
+            return hi - lo
+        a = int(lo * SAMPLE_RATE) // _VAD_FRAME
+        b = int(math.ceil(hi * SAMPLE_RATE / _VAD_FRAME))
+        return float(np.count_nonzero(piece.speech[a:b] >= 0.5)) * _VAD_FRAME / SAMPLE_RATE
+
+    def _verdict(self, piece: _Piece, dec: _Decoded, packed: bool) -> tuple[str, float]:
+        """``("ok", 0)``, ``("whole", 0)``: transcribe the piece again, or ``("tail", t)``: the words stop at
+        ``t`` seconds into the piece while speech goes on; transcribe the rest again (faster-whisper's
+        seek). See the module docstring, step 6."""
         if not self.options.redo_checks:
-            return False
-        if dec.compression_ratio > self.compression_ratio_threshold:
-            return True
-        if dec.avg_logprob < self.log_prob_threshold and (packed or dec.no_speech_prob <= 0.6):
-            return True
+            return "ok", 0.0
+        if packed and (dec.compression_ratio > self.compression_ratio_threshold
+                       or (dec.avg_logprob < self.log_prob_threshold and dec.no_speech_prob <= 0.6)):
+            return "whole", 0.0
         if not piece.words:
-            return True
-        lo = piece.offset_s
-        hi = piece.offset_s + piece.length_s
-        edges = [lo] + [x for w in piece.words for x in (w["start"], w["end"])] + [hi]
-        gaps = [edges[i + 1] - edges[i] for i in range(0, len(edges) - 1, 2)]
-        # Pieces carry up to 0.4 s of VAD padding at each end.
-        return max(gaps[1:-1], default=0.0) > self.max_uncovered_s or \
-            max(gaps[0], gaps[-1]) > self.max_uncovered_s + 0.4
+            return "whole", 0.0
+        edges = [0.0] + [x - piece.offset_s for w in piece.words for x in (w["start"], w["end"])] + [piece.length_s]
+        gaps = [self._uncovered_speech(piece, edges[i], edges[i + 1]) for i in range(0, len(edges) - 1, 2)]
+        if max(gaps[:-1]) > self.max_uncovered_s:
+            return "whole", 0.0
+        if gaps[-1] > self.max_uncovered_s:
+            return "tail", edges[-2]
+        return "ok", 0.0
 
     def _whole(self, item: Item, sha: str, audio: np.ndarray) -> Prediction:
         """Transcribe long audio without VAD: faster-whisper's sequential 30 s windows."""
@@ -514,54 +561,117 @@ class Transcriber(Prelabeler):
                                    "compression_ratio": round(s.compression_ratio, 4), "words": sw})
         piece.unit.language = piece.unit.language or info.language
 
+    def _finish(self, piece: _Piece, finished: list[Prediction]) -> None:
+        piece.audio, piece.speech = np.empty(0, np.float32), None  # let the audio go
+        piece.unit.remaining -= 1
+        if piece.unit.remaining == 0:
+            finished.append(self._unit_record(piece.unit))
+
     def _run(self, windows: list[_Window]) -> list[Prediction]:
-        """Decode a batch of windows; return the records of the items they finish."""
-        decoded = self._decode([self._window_audio(w) for w in windows])
+        """Decode a batch of windows; return the records of the items they finish.
+
+        A piece to transcribe again waits for the next batch (it opens a window there); one that fails in
+        two packed windows is decoded alone at once; its decoding alone is final.
+        """
         finished: list[Prediction] = []
-        for window, dec in zip(windows, decoded):
-            self.stats["windows"] += 1
-            self._assign(window, dec)
-            packed = len(window.pieces) > 1
-            for p in window.pieces:
-                self.stats["pieces"] += 1
-                if self._needs_redo(p, dec, packed):
-                    self.stats["redone"] += 1
-                    logger.debug("%s: piece at %.1f s transcribed again alone", p.unit.item.item_id, p.offset_s)
-                    self._redo(p)
-                p.audio = p.audio[:0]  # done: let the audio go
-                p.unit.remaining -= 1
-                if p.unit.remaining == 0:
-                    finished.append(self._unit_record(p.unit))
+        while windows:
+            decoded = self._decode([self._window_audio(w) for w in windows])
+            alone: list[_Piece] = []
+            for window, dec in zip(windows, decoded):
+                self.stats["windows"] += 1
+                self._assign(window, dec)
+                packed = len(window.pieces) > 1
+                for p in window.pieces:
+                    self.stats["pieces"] += 1
+                    p.tries += 1
+                    kind, cut = self._verdict(p, dec, packed) if p.tries <= 3 else ("ok", 0.0)
+                    if kind == "tail":
+                        self.stats["tails"] = self.stats.get("tails", 0) + 1
+                        k = int(cut * SAMPLE_RATE)
+                        tail = _Piece(p.unit, p.audio[k:], p.offset_s + cut,
+                                      None if p.speech is None else p.speech[k // _VAD_FRAME:], tries=p.tries)
+                        p.unit.pieces.append(tail)
+                        p.unit.remaining += 1
+                        self._retry.append(tail)
+                    elif kind == "whole" and packed:
+                        p.words, p.segments = [], []
+                        if p.tries == 1:
+                            self.stats["requeued"] = self.stats.get("requeued", 0) + 1
+                            self._retry.append(p)
+                        else:
+                            self.stats["redone"] += 1
+                            alone.append(p)
+                        continue
+                    self._finish(p, finished)
+            windows = [_Window([p], p.length_s) for p in alone]
         return finished
+
+    def _pack(self, pieces: list[_Piece]) -> list[_Window]:
+        """Pack pieces into windows (first fit, longest first: windows come out nearly full)."""
+        opts = self.options
+        if not opts.pack_short_clips:
+            return [_Window([p], p.length_s) for p in pieces]
+        windows: list[_Window] = [_Window([p], p.length_s) for p in pieces if p.tries]
+        fresh = [p for p in pieces if not p.tries]
+        order = sorted(fresh, key=lambda p: -p.length_s) if self.pack_mode == "ffd" else fresh
+        for p in order:
+            target = None
+            candidates = windows if self.pack_mode == "ffd" else windows[-1:]
+            for w in candidates:
+                if w.length_s + opts.pack_gap_s + p.length_s <= opts.pack_window_s:
+                    target = w
+                    break
+            if target is None:
+                windows.append(_Window([p], p.length_s))
+            else:
+                target.pieces.append(p)
+                target.length_s += opts.pack_gap_s + p.length_s
+        return windows
 
     # ------------------------------------------------------------------------------------------------------
 
     def predict_batches(self, items: Iterable[Item]) -> Iterator[list[Prediction]]:
-        """Lazily transcribe items; records come out when the batch of windows holding them is decoded."""
+        """Lazily transcribe items; records come out when the batch of windows holding them is decoded.
+
+        Pieces wait in a buffer until they fill about ``batch_size`` windows; the buffer is then packed and
+        decoded. At most that much audio (plus the long file being cut) is held at any time.
+        """
         opts = self.options
-        ready: list[_Window] = []
-        current = _Window()
+        self._retry: list[_Piece] = []
+        buffer: list[_Piece] = []
+        capacity = opts.batch_size * opts.pack_window_s * self.fill
+
+        def full() -> bool:
+            if not opts.pack_short_clips:
+                return len(buffer) >= opts.batch_size
+            return (sum(p.length_s + opts.pack_gap_s for p in buffer) >= capacity
+                    or len(buffer) >= opts.batch_size * 8)
+
+        def flush(final: bool) -> Iterator[list[Prediction]]:
+            nonlocal buffer
+            windows = self._pack(buffer)
+            if not final and len(windows) > opts.batch_size:
+                # the emptiest windows' pieces wait for the next batch
+                windows.sort(key=lambda w: (not any(p.tries for p in w.pieces), -w.length_s))
+                keep, windows = windows[opts.batch_size:], windows[:opts.batch_size]
+                buffer = [p for w in keep for p in w.pieces]
+            else:
+                buffer = []
+            for i in range(0, len(windows), opts.batch_size):
+                out = self._run(windows[i:i + opts.batch_size])
+                if out:
+                    yield out
+            buffer = self._retry + buffer
+            self._retry = []
+
         for item in items:
             prepared = self._prepare(item)
             if isinstance(prepared, list):
                 yield prepared
                 continue
-            for piece in prepared.pieces:
-                needed = piece.length_s + (opts.pack_gap_s if current.pieces else 0.0)
-                if current.pieces and (not opts.pack_short_clips or current.length_s + needed > opts.pack_window_s):
-                    ready.append(current)
-                    current = _Window()
-                    needed = piece.length_s
-                current.pieces.append(piece)
-                current.length_s += needed
-                if len(ready) >= opts.batch_size:
-                    out = self._run(ready)
-                    ready = []
-                    if out:
-                        yield out
-        if current.pieces:
-            ready.append(current)
-        for i in range(0, len(ready), opts.batch_size):
-            out = self._run(ready[i:i + opts.batch_size])
-            if out:
-                yield out
+            for piece in list(prepared.pieces):  # (tails of pieces get appended while we go)
+                buffer.append(piece)
+                if full():
+                    yield from flush(final=False)
+        while buffer:
+            yield from flush(final=True)

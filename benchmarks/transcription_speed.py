@@ -1,0 +1,334 @@
+"""Speed, accuracy and memory of ``kdh prelabel transcribe`` against the plain faster-whisper loop.
+
+On the same clips, one after the other, each in its own subprocess (so neither pollutes the other's memory
+or caches), this script runs
+
+  (a) the loop a user would write: ``WhisperModel(model_dir, compute_type="int8")``, then
+      ``model.transcribe(path, beam_size=5)`` per file;
+  (b) the real kdh job: :func:`kdh_ai.prelabel.run_prelabel` with :class:`~kdh_ai.tasks.transcription.
+      Transcriber` and default options (hashing, decoding, VAD, packing, batching, writing the job directory
+      and its Parquet snapshot all included),
+
+and prints, for short clips and for long files: audio seconds per wall second (RTF), audio seconds per CPU
+second, WER on the clips with a reference, peak RSS, and the ratio (b)/(a). It then runs (b) on 100 and on
+1,000 items (clips reused through symlinks) and prints the peak RSS of each: it must stay flat.
+
+Data (generated on first use, cached under ``benchmarks/.cache/``, never committed): the 12 LJ Speech clips
+bundled with kdh_ai plus ~22 minutes of realistic synthetic speech from Debian's flite/festival voices
+(clean, noisy at 20/10/5/0 dB, telephone band; tempo 0.8-1.25x) and six no-speech clips; long files of
+2-3 minutes. See ``benchmarks/make_speech.py`` and ``benchmarks/README.md``.
+
+Timings on a shared machine are noisy: the script reports CPU time as well as wall time, and runs (a) and
+(b) alternately (``--repeats 2`` runs a, b, b, a and keeps each side's best).
+
+Usage::
+
+    .venv/bin/python benchmarks/transcription_speed.py              # everything (about 20-40 min on 2 cores)
+    .venv/bin/python benchmarks/transcription_speed.py --quick      # a quarter of the clips, no 1,000 items
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / "benchmarks" / ".cache"
+sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Data
+
+
+def _rows(manifest: Path) -> list[dict[str, str]]:
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["path"] = str((manifest.parent / r["path"]).resolve())
+    return rows
+
+
+def build_sets(args: argparse.Namespace, work: Path) -> dict[str, Path]:
+    """Write the manifests of the short and long sets; return {set name: manifest}."""
+    from make_speech import make_speech
+
+    from kdh_ai.samples import ljspeech_manifest
+
+    root = make_speech(minutes=args.minutes, long_files=args.long_files)
+    lj = _rows(ljspeech_manifest())
+    for r in lj:
+        r.update(kind="speech", condition="real", voice="ljspeech")
+    short = lj + _rows(root / "short" / "manifest.csv")
+    long_ = _rows(root / "long" / "manifest.csv")
+    if args.quick:
+        short = short[::4]
+        long_ = long_[:2]
+    sets = {}
+    for name, rows in (("short", short), ("long", long_)):
+        path = work / f"{name}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=["item_id", "path", "reference", "kind", "condition"],
+                               extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+        sets[name] = path
+    return sets
+
+
+def memory_set(short_manifest: Path, n: int, work: Path) -> Path:
+    """A manifest of ``n`` items: the short clips cycled, each under its own name (a symlink)."""
+    rows = [r for r in _rows(short_manifest) if r["kind"] == "speech"]
+    folder = work / f"mem{n}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = work / f"mem{n}.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["item_id", "path"])
+        for i in range(n):
+            src = Path(rows[i % len(rows)]["path"])
+            link = folder / f"m{i:05d}{src.suffix}"
+            if not link.exists():
+                link.symlink_to(src)
+            w.writerow([link.stem, str(link)])
+    return path
+
+
+# --------------------------------------------------------------------------------------------------------
+# Workers (run in a subprocess: ``transcription_speed.py --worker plain|kdh MANIFEST OUT_JSON [options]``)
+
+
+def worker_plain(manifest: Path, out: Path, model_dir: str) -> None:
+    from faster_whisper import WhisperModel
+
+    rows = _rows(manifest)
+    t0 = time.perf_counter()
+    model = WhisperModel(model_dir, compute_type="int8")
+    hyps, audio_s = {}, 0.0
+    for r in rows:
+        segments, info = model.transcribe(r["path"], beam_size=5)
+        hyps[r["item_id"]] = "".join(s.text for s in segments).strip()
+        audio_s += info.duration
+    wall = time.perf_counter() - t0
+    out.write_text(json.dumps({"wall_s": wall, "audio_s": audio_s, "hyps": hyps}))
+
+
+def worker_kdh(manifest: Path, out: Path, options: dict[str, Any]) -> None:
+    from kdh_ai.job import Job
+    from kdh_ai.prelabel import run_prelabel
+    from kdh_ai.tasks.transcription import Transcriber, TranscribeOptions
+
+    opts = TranscribeOptions(**options)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        summary = run_prelabel(Path(tmp) / "job", manifest, make_prelabeler=lambda: Transcriber(opts),
+                               task="transcription", item_kind="audio", options=dataclasses.asdict(opts))
+        wall = time.perf_counter() - t0
+        preds = Job(Path(tmp) / "job").current_predictions(summary.config_hash)
+        result = {"wall_s": wall, "audio_s": summary.audio_s, "model_wall_s": summary.wall_s,
+                  "counts": summary.counts,
+                  "hyps": {k: p.text for k, p in preds.items()},
+                  "status": {k: p.status for k, p in preds.items()},
+                  "confidence": {k: p.confidence for k, p in preds.items()}}
+    out.write_text(json.dumps(result))
+
+
+def run_worker(kind: str, manifest: Path, work: Path, extra: dict[str, Any]) -> dict[str, Any]:
+    """Run a worker in a subprocess; add its CPU time and peak RSS (from ``wait4``) to its result."""
+    out = work / f"result-{kind}-{manifest.stem}-{time.time_ns()}.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(manifest), str(out),
+           json.dumps(extra)]
+    proc = subprocess.Popen(cmd, cwd=str(REPO))
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {kind} on {manifest.name} failed with exit code {proc.returncode}")
+    result = json.loads(out.read_text())
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux: KiB
+    return result
+
+
+# --------------------------------------------------------------------------------------------------------
+# Scoring
+
+
+def score(rows: list[dict[str, str]], result: dict[str, Any]) -> dict[str, Any]:
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    norm = EnglishTextNormalizer()
+    hyps = result["hyps"]
+    speech = [r for r in rows if r.get("kind", "speech") == "speech" and r.get("reference")]
+    refs = [norm(r["reference"]) for r in speech]
+    outs = [norm(hyps.get(r["item_id"], "")) for r in speech]
+    scored: dict[str, Any] = {"wer": jiwer.wer(refs, outs), "n_ref": len(speech)}
+    by: dict[str, list[int]] = {}
+    for i, r in enumerate(speech):
+        cond = r.get("condition", "")
+        group = ("real" if cond == "real" else "clean" if cond == "clean" else "telephone"
+                 if cond == "telephone" else "noisy")
+        by.setdefault(group, []).append(i)
+    scored["wer_by"] = {g: jiwer.wer([refs[i] for i in ix], [outs[i] for i in ix]) for g, ix in by.items()}
+    nospeech = [r["item_id"] for r in rows if r.get("kind") == "nospeech"]
+    scored["nospeech_empty"] = f"{sum(not hyps.get(k, '').strip() for k in nospeech)}/{len(nospeech)}"
+    conf = result.get("confidence")
+    if conf:
+        item_wer = [jiwer.wer(ref, out) if ref else 0.0 for ref, out in zip(refs, outs)]
+        pairs = [(conf[r["item_id"]], w) for r, w in zip(speech, item_wer) if conf.get(r["item_id"]) is not None]
+        if len(pairs) > 3:
+            from scipy.stats import spearmanr
+
+            scored["conf_spearman_vs_wer"] = float(spearmanr([c for c, _ in pairs], [w for _, w in pairs])[0])
+            groups = {"clean/real": [], "noisy": []}
+            for r, (c, _) in zip(speech, pairs):
+                groups["noisy" if r.get("condition") not in ("clean", "real", "telephone") else "clean/real"
+                       ].append(c)
+            scored["mean_conf"] = {g: statistics.fmean(v) for g, v in groups.items() if v}
+    return scored
+
+
+# --------------------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    from importlib.metadata import version
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"date": dt.date.today().isoformat(), "cpu": cpu, "cores": os.cpu_count(),
+            "load_avg_1m": os.getloadavg()[0], "python": platform.python_version(),
+            "faster_whisper": version("faster-whisper"), "ctranslate2": version("ctranslate2")}
+
+
+def fmt_row(label: str, r: dict[str, Any]) -> str:
+    return (f"{label:<22} {r['audio_s']:8.0f} {r['wall_s']:8.1f} {r['audio_s'] / r['wall_s']:7.1f}x "
+            f"{r['audio_s'] / r['cpu_s']:7.1f}x {100 * r['wer']:6.2f}% {r['peak_rss_mb']:8.0f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--worker", nargs=4, metavar=("KIND", "MANIFEST", "OUT", "JSON"), help=argparse.SUPPRESS)
+    ap.add_argument("--model", default="whisper-tiny.en", help="registry name or CTranslate2 Whisper dir")
+    ap.add_argument("--minutes", type=float, default=22.0, help="minutes of synthetic short clips")
+    ap.add_argument("--long-files", type=int, default=4, help="synthetic long files (2-3 min each)")
+    ap.add_argument("--quick", action="store_true", help="a quarter of the short clips, 2 long files, "
+                    "100 items only for memory")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per side (alternating a, b, b, a...)")
+    ap.add_argument("--sets", default="short,long", help="which sets to time (short,long)")
+    ap.add_argument("--memory", default="100,1000", help="item counts for the memory check ('' = skip)")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="TranscribeOptions for (b), e.g. --option beam_size=1 (JSON values)")
+    ap.add_argument("--out", type=Path, default=None, help="write all results as JSON here")
+    args = ap.parse_args(argv)
+
+    if args.worker:
+        kind, manifest, out, extra = args.worker
+        extra_d = json.loads(extra)
+        if kind == "plain":
+            worker_plain(Path(manifest), Path(out), extra_d["model_dir"])
+        else:
+            worker_kdh(Path(manifest), Path(out), extra_d)
+        return 0
+
+    import logging
+
+    from kdh_ai.registry import resolve_model
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model_dir = str(resolve_model(args.model).path)
+    options: dict[str, Any] = {"model": args.model}
+    for kv in args.option:
+        k, _, v = kv.partition("=")
+        try:
+            options[k] = json.loads(v)
+        except json.JSONDecodeError:
+            options[k] = v
+    info = machine()
+    print(f"# {info['date']}  {info['cpu']}, {info['cores']} cores, load {info['load_avg_1m']:.1f}; "
+          f"faster-whisper {info['faster_whisper']}, ctranslate2 {info['ctranslate2']}; model {args.model}")
+    print(f"# (b) options: {options}")
+    report: dict[str, Any] = {"machine": info, "options": options, "sets": {}, "memory": {}}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        work = Path(tmp)
+        sets = build_sets(args, work)
+        header = (f"{'':<22} {'audio s':>8} {'wall s':>8} {'RTF':>8} {'RTF/cpu':>8} {'WER':>7} "
+                  f"{'peak MB':>8}")
+        for name in [s for s in args.sets.split(",") if s]:
+            rows = _rows(sets[name])
+            best: dict[str, dict[str, Any]] = {}
+            order = ["plain", "kdh"] * args.repeats
+            for i in range(1, args.repeats, 2):  # a, b, b, a, ...
+                order[2 * i], order[2 * i + 1] = order[2 * i + 1], order[2 * i]
+            for kind in order:
+                print(f"... {name}: running {'(a) plain loop' if kind == 'plain' else '(b) kdh job'}",
+                      flush=True)
+                extra = {"model_dir": model_dir} if kind == "plain" else options
+                r = run_worker(kind, sets[name], work, extra)
+                if kind not in best or r["wall_s"] < best[kind]["wall_s"]:
+                    best[kind] = r
+            a, b = best["plain"], best["kdh"]
+            a.update(score(rows, a))
+            b.update(score(rows, b))
+            n_items = len(rows)
+            print(f"\n## {name}: {n_items} files, {a['audio_s'] / 60:.1f} min of audio, "
+                  f"{a['n_ref']} with a reference")
+            print(header)
+            print(fmt_row("(a) faster-whisper loop", a))
+            print(fmt_row("(b) kdh prelabel", b))
+            print(f"{'(b)/(a)':<22} {'':>8} {'':>8} {a['wall_s'] / b['wall_s']:7.2f}x "
+                  f"{a['cpu_s'] / b['cpu_s']:7.2f}x {100 * (b['wer'] - a['wer']):+6.2f}  "
+                  f"{b['peak_rss_mb'] / a['peak_rss_mb']:7.2f}x")
+            print("WER by condition: " + "; ".join(
+                f"{g}: (a) {100 * a['wer_by'][g]:.1f}% (b) {100 * b['wer_by'].get(g, float('nan')):.1f}%"
+                for g in sorted(a["wer_by"])))
+            if a["nospeech_empty"] != "0/0":
+                print(f"no-speech clips left empty: (a) {a['nospeech_empty']}, (b) {b['nospeech_empty']}")
+            if "conf_spearman_vs_wer" in b:
+                print(f"(b) confidence vs item WER: Spearman {b['conf_spearman_vs_wer']:.2f}; mean confidence "
+                      + ", ".join(f"{g} {v:.2f}" for g, v in b["mean_conf"].items()))
+            for r in (a, b):
+                r.pop("hyps", None)
+                r.pop("confidence", None)
+                r.pop("status", None)
+            report["sets"][name] = {"files": n_items, "plain": a, "kdh": b}
+        counts = [int(x) for x in args.memory.split(",") if x.strip()]
+        if args.quick:
+            counts = [c for c in counts if c <= 100] or counts[:1]
+        if counts:
+            print("\n## memory: (b) on N items (short clips reused), beam_size=1")
+            for n in counts:
+                manifest = memory_set(sets["short"], n, work)
+                r = run_worker("kdh", manifest, work, {**options, "beam_size": 1})
+                print(f"{n:>6} items: peak RSS {r['peak_rss_mb']:.0f} MB, {r['audio_s'] / 60:.0f} min of audio, "
+                      f"RTF {r['audio_s'] / r['wall_s']:.1f}x", flush=True)
+                report["memory"][n] = {"peak_rss_mb": r["peak_rss_mb"], "audio_s": r["audio_s"],
+                                       "wall_s": r["wall_s"], "cpu_s": r["cpu_s"]}
+    report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
