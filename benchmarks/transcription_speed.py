@@ -132,14 +132,20 @@ def worker_kdh(manifest: Path, out: Path, options: dict[str, Any]) -> None:
     from kdh_ai.tasks.transcription import Transcriber, TranscribeOptions
 
     opts = TranscribeOptions(**options)
+    made: list[Transcriber] = []
+
+    def make() -> Transcriber:
+        made.append(Transcriber(opts))
+        return made[-1]
+
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        summary = run_prelabel(Path(tmp) / "job", manifest, make_prelabeler=lambda: Transcriber(opts),
-                               task="transcription", item_kind="audio", options=dataclasses.asdict(opts))
+        summary = run_prelabel(Path(tmp) / "job", manifest, make_prelabeler=make, task="transcription",
+                               item_kind="audio", options=dataclasses.asdict(opts))
         wall = time.perf_counter() - t0
         preds = Job(Path(tmp) / "job").current_predictions(summary.config_hash)
         result = {"wall_s": wall, "audio_s": summary.audio_s, "model_wall_s": summary.wall_s,
-                  "counts": summary.counts,
+                  "counts": summary.counts, "engine": made[0].stats,
                   "hyps": {k: p.text for k, p in preds.items()},
                   "status": {k: p.status for k, p in preds.items()},
                   "confidence": {k: p.confidence for k, p in preds.items()}}
@@ -221,8 +227,19 @@ def machine() -> dict[str, Any]:
 
 
 def fmt_row(label: str, r: dict[str, Any]) -> str:
-    return (f"{label:<22} {r['audio_s']:8.0f} {r['wall_s']:8.1f} {r['audio_s'] / r['wall_s']:7.1f}x "
+    return (f"{label:<24} {r['audio_s']:8.0f} {r['wall_s']:8.1f} {r['audio_s'] / r['wall_s']:7.1f}x "
             f"{r['audio_s'] / r['cpu_s']:7.1f}x {100 * r['wer']:6.2f}% {r['peak_rss_mb']:8.0f}")
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kv in pairs:
+        k, _, v = kv.partition("=")
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default="short,long", help="which sets to time (short,long)")
     ap.add_argument("--memory", default="100,1000", help="item counts for the memory check ('' = skip)")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                    help="TranscribeOptions for (b), e.g. --option beam_size=1 (JSON values)")
+                    help="a TranscribeOptions value for (b), e.g. --option beam_size=3 (JSON values)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                    help="also run (b) with these options changed, e.g. --variant beam3:beam_size=3")
     ap.add_argument("--out", type=Path, default=None, help="write all results as JSON here")
     args = ap.parse_args(argv)
 
@@ -256,49 +275,51 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model_dir = str(resolve_model(args.model).path)
-    options: dict[str, Any] = {"model": args.model}
-    for kv in args.option:
-        k, _, v = kv.partition("=")
-        try:
-            options[k] = json.loads(v)
-        except json.JSONDecodeError:
-            options[k] = v
+    options: dict[str, Any] = {"model": args.model, **_parse_options(args.option)}
+    variants: dict[str, dict[str, Any]] = {"kdh": options}
+    for v in args.variant:
+        name, _, spec = v.partition(":")
+        variants[name] = {**options, **_parse_options([x for x in spec.split(",") if x])}
     info = machine()
     print(f"# {info['date']}  {info['cpu']}, {info['cores']} cores, load {info['load_avg_1m']:.1f}; "
           f"faster-whisper {info['faster_whisper']}, ctranslate2 {info['ctranslate2']}; model {args.model}")
-    print(f"# (b) options: {options}")
+    for name, opts in variants.items():
+        print(f"# ({'b' if name == 'kdh' else name}) options: {opts}")
     report: dict[str, Any] = {"machine": info, "options": options, "sets": {}, "memory": {}}
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         work = Path(tmp)
         sets = build_sets(args, work)
-        header = (f"{'':<22} {'audio s':>8} {'wall s':>8} {'RTF':>8} {'RTF/cpu':>8} {'WER':>7} "
+        header = (f"{'':<24} {'audio s':>8} {'wall s':>8} {'RTF':>8} {'RTF/cpu':>8} {'WER':>7} "
                   f"{'peak MB':>8}")
         for name in [s for s in args.sets.split(",") if s]:
             rows = _rows(sets[name])
             best: dict[str, dict[str, Any]] = {}
-            order = ["plain", "kdh"] * args.repeats
-            for i in range(1, args.repeats, 2):  # a, b, b, a, ...
-                order[2 * i], order[2 * i + 1] = order[2 * i + 1], order[2 * i]
+            order: list[str] = []
+            for i in range(args.repeats):  # a, b, b, a, ...
+                one = ["plain", *variants]
+                order += one if i % 2 == 0 else one[::-1]
             for kind in order:
-                print(f"... {name}: running {'(a) plain loop' if kind == 'plain' else '(b) kdh job'}",
-                      flush=True)
-                extra = {"model_dir": model_dir} if kind == "plain" else options
-                r = run_worker(kind, sets[name], work, extra)
+                print(f"... {name}: running {'(a) plain loop' if kind == 'plain' else kind}", flush=True)
+                extra = {"model_dir": model_dir} if kind == "plain" else variants[kind]
+                r = run_worker("plain" if kind == "plain" else "kdh", sets[name], work, extra)
                 if kind not in best or r["wall_s"] < best[kind]["wall_s"]:
                     best[kind] = r
-            a, b = best["plain"], best["kdh"]
-            a.update(score(rows, a))
-            b.update(score(rows, b))
-            n_items = len(rows)
-            print(f"\n## {name}: {n_items} files, {a['audio_s'] / 60:.1f} min of audio, "
+            for r in best.values():
+                r.update(score(rows, r))
+            a = best["plain"]
+            print(f"\n## {name}: {len(rows)} files, {a['audio_s'] / 60:.1f} min of audio, "
                   f"{a['n_ref']} with a reference")
             print(header)
             print(fmt_row("(a) faster-whisper loop", a))
-            print(fmt_row("(b) kdh prelabel", b))
-            print(f"{'(b)/(a)':<22} {'':>8} {'':>8} {a['wall_s'] / b['wall_s']:7.2f}x "
-                  f"{a['cpu_s'] / b['cpu_s']:7.2f}x {100 * (b['wer'] - a['wer']):+6.2f}  "
-                  f"{b['peak_rss_mb'] / a['peak_rss_mb']:7.2f}x")
+            for kind in variants:
+                b = best[kind]
+                label = "(b) kdh prelabel" if kind == "kdh" else f"(b) {kind}"
+                print(fmt_row(label, b))
+                print(f"{'  ratio to (a)':<24} {'':>8} {'':>8} {a['wall_s'] / b['wall_s']:7.2f}x "
+                      f"{a['cpu_s'] / b['cpu_s']:7.2f}x {100 * (b['wer'] - a['wer']):+6.2f}  "
+                      f"{b['peak_rss_mb'] / a['peak_rss_mb']:7.2f}x")
+            b = best["kdh"]
             print("WER by condition: " + "; ".join(
                 f"{g}: (a) {100 * a['wer_by'][g]:.1f}% (b) {100 * b['wer_by'].get(g, float('nan')):.1f}%"
                 for g in sorted(a["wer_by"])))
@@ -307,11 +328,10 @@ def main(argv: list[str] | None = None) -> int:
             if "conf_spearman_vs_wer" in b:
                 print(f"(b) confidence vs item WER: Spearman {b['conf_spearman_vs_wer']:.2f}; mean confidence "
                       + ", ".join(f"{g} {v:.2f}" for g, v in b["mean_conf"].items()))
-            for r in (a, b):
-                r.pop("hyps", None)
-                r.pop("confidence", None)
-                r.pop("status", None)
-            report["sets"][name] = {"files": n_items, "plain": a, "kdh": b}
+            for r in best.values():
+                for k in ("hyps", "confidence", "status"):
+                    r.pop(k, None)
+            report["sets"][name] = {"files": len(rows), **best}
         counts = [int(x) for x in args.memory.split(",") if x.strip()]
         if args.quick:
             counts = [c for c in counts if c <= 100] or counts[:1]

@@ -170,6 +170,8 @@ class _Piece:
     speech: np.ndarray | None = None  # VAD speech probability per 512 samples of the piece
     start_in_window: float = 0.0
     tries: int = 0
+    group: int = 0  # pieces to transcribe again, from one window, keep together (0: a fresh piece)
+    spans: list[tuple[float, float]] = field(default_factory=list)  # decoder segments that gave it words
     words: list[dict[str, Any]] = field(default_factory=list)
     segments: list[dict[str, Any]] = field(default_factory=list)
 
@@ -240,13 +242,8 @@ class Transcriber(Prelabeler):
     # A piece is transcribed again alone when its words leave more than this much of its speech uncovered
     # at its start or end, or in one stretch inside it.
     max_uncovered_s: ClassVar[float] = 1.0
-    redo_mode: ClassVar[str] = "alone"
-    retry_packed: ClassVar[bool] = True
-    pad_audio: ClassVar[bool] = False
-    gap_noise: ClassVar[float] = 0.0
+    # Long audio: VAD speech chunks closer than this are kept in one piece (with the pause between them).
     merge_pause_s: ClassVar[float] = 1.0
-    pack_mode: ClassVar[str] = "ffd"
-    fill: ClassVar[float] = 1.0
 
     def __init__(self, options: TranscribeOptions, *, model: ResolvedModel | None = None) -> None:
         from faster_whisper import WhisperModel
@@ -268,7 +265,9 @@ class Transcriber(Prelabeler):
                     "model_bin_size": bin_path.stat().st_size if bin_path.exists() else None,
                     "decode": options.decode_signature(), "engine": "faster-whisper"}
         self.config_hash = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-        self.stats: dict[str, int] = {"windows": 0, "pieces": 0, "redone": 0}
+        # Counters (for benchmarks and logs): windows decoded, pieces decoded, pieces sent to another window,
+        # tails cut off, pieces decoded alone.
+        self.stats: dict[str, int] = {"windows": 0, "pieces": 0, "requeued": 0, "tails": 0, "alone": 0}
 
     # ------------------------------------------------------------------------------------------------------
     # Records
@@ -388,7 +387,7 @@ class Transcriber(Prelabeler):
             s, e = max(0, s - pad), min(n_frames, e + pad)
             if pieces and s < pieces[-1][1]:
                 s = pieces[-1][1]
-            if pieces and s - pieces[-1][1] <= merge and e - pieces[-1][0] <= max_frames and self.merge_pause_s > 0:
+            if pieces and s - pieces[-1][1] <= merge and e - pieces[-1][0] <= max_frames:
                 pieces[-1] = (pieces[-1][0], e)
                 continue
             while e - s > max_frames:  # one long stretch of speech: cut at its quietest moment
@@ -404,8 +403,6 @@ class Transcriber(Prelabeler):
 
     def _window_audio(self, window: _Window) -> np.ndarray:
         gap = np.zeros(int(self.options.pack_gap_s * SAMPLE_RATE), dtype=np.float32)
-        if self.gap_noise:
-            gap = (np.random.default_rng(0).standard_normal(len(gap)) * self.gap_noise).astype(np.float32)
         parts: list[np.ndarray] = []
         pos = 0
         for i, p in enumerate(window.pieces):
@@ -425,15 +422,20 @@ class Transcriber(Prelabeler):
         tok = self._tokenizer
         feats, frames = [], []
         n_samples = m.feature_extractor.n_samples
+        n_frames = m.feature_extractor.nb_max_frames
         for w in windows:
-            if self.pad_audio:
-                f = m.feature_extractor(np.pad(w[:n_samples], (0, n_samples - min(len(w), n_samples))))[..., :-1]
-                frames.append(min(len(w) // m.feature_extractor.hop_length, m.feature_extractor.nb_max_frames))
-            else:
-                f = m.feature_extractor(w)[..., :-1]
-                frames.append(min(f.shape[-1], m.feature_extractor.nb_max_frames))
-            feats.append(pad_or_trim(f))
-        encoder_output = m.encode(np.stack(feats))
+            # Pad the audio with silence to 30 s before the log-mel (not the log-mel with zeros, as
+            # faster-whisper does for a last window): zero log-mel frames read as a loud constant sound,
+            # and Whisper then often stops transcribing several seconds before the end of a packed window.
+            w = w[:n_samples]
+            feats.append(pad_or_trim(m.feature_extractor(np.pad(w, (0, n_samples - len(w))))[..., :-1]))
+            frames.append(min(len(w) // m.feature_extractor.hop_length, n_frames))
+        # The encoder gains nothing from batching on a CPU, and its attention scores for a batch of 8 take
+        # ~430 MB: encode one window at a time and batch the decoder, which gains 2x.
+        import ctranslate2
+
+        encoded = np.concatenate([np.asarray(m.encode(f)) for f in feats])
+        encoder_output = ctranslate2.StorageView.from_array(encoded)
         prompt = m.get_prompt(tok, [], without_timestamps=False)
         prompts = [list(prompt) for _ in windows]
         languages: list[str | None] = [self.language] * len(windows)
@@ -455,17 +457,16 @@ class Transcriber(Prelabeler):
                 tokenizer=tok, tokens=tokens, time_offset=0.0, segment_size=frames[i],
                 segment_duration=frames[i] * m.feature_extractor.time_per_frame, seek=0)
             segs = [s for s in segs if any(t < tok.eot for t in s["tokens"])]
+            for s in segs:  # the decoder's own timestamps (word alignment may move start and end)
+                s["span"] = (float(s["start"]), float(s["end"]))
             text = tok.decode([t for t in tokens if t < tok.eot])
             decoded.append(_Decoded(segs, float(avg_logprob), float(r.no_speech_prob), _compression_ratio(text),
                                     languages[i]))
         # Word timings and probabilities: one batched alignment over the windows that have text.
         with_text = [i for i, d in enumerate(decoded) if d.segments]
         if with_text:
-            import ctranslate2
-
-            enc = np.asarray(encoder_output)[with_text] if len(with_text) < len(decoded) else None
-            enc_sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(enc)) if enc is not None \
-                else encoder_output
+            enc_sv = encoder_output if len(with_text) == len(decoded) else \
+                ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[with_text]))
             seg_lists = [decoded[i].segments for i in with_text]
             m.add_word_timestamps(seg_lists, tok, enc_sv, [frames[i] for i in with_text], _PREPEND_PUNCT,
                                   _APPEND_PUNCT, 0.0)
@@ -490,6 +491,8 @@ class Transcriber(Prelabeler):
                 p.words.append(word)
                 seg = per_piece.get(owner)
                 if seg is None:
+                    lo, hi = s["span"]
+                    p.spans.append((max(0.0, lo - p.start_in_window), min(p.length_s, hi - p.start_in_window)))
                     seg = per_piece[owner] = {"avg_logprob": round(dec.avg_logprob, 4),
                                               "no_speech_prob": round(dec.no_speech_prob, 4),
                                               "compression_ratio": round(dec.compression_ratio, 4), "words": []}
@@ -521,45 +524,48 @@ class Transcriber(Prelabeler):
         seek). See the module docstring, step 6."""
         if not self.options.redo_checks:
             return "ok", 0.0
-        if packed and (dec.compression_ratio > self.compression_ratio_threshold
-                       or (dec.avg_logprob < self.log_prob_threshold and dec.no_speech_prob <= 0.6)):
-            return "whole", 0.0
         if not piece.words:
             return "whole", 0.0
-        edges = [0.0] + [x - piece.offset_s for w in piece.words for x in (w["start"], w["end"])] + [piece.length_s]
-        gaps = [self._uncovered_speech(piece, edges[i], edges[i + 1]) for i in range(0, len(edges) - 1, 2)]
-        if max(gaps[:-1]) > self.max_uncovered_s:
+        # Whisper's own checks: a repetition loop (the piece's text compresses too well; per piece, as
+        # a client's batch may hold the same sentence twice), or a window it was unsure of throughout.
+        if _compression_ratio(_join_words(piece.words)) > self.compression_ratio_threshold:
             return "whole", 0.0
-        if gaps[-1] > self.max_uncovered_s:
-            return "tail", edges[-2]
+        if packed and dec.avg_logprob < self.log_prob_threshold and dec.no_speech_prob <= 0.6:
+            return "whole", 0.0
+        # Speech not covered by the words nor by the decoder's segments (either can be off alone).
+        covered = sorted([(w["start"] - piece.offset_s, w["end"] - piece.offset_s) for w in piece.words]
+                         + piece.spans)
+        gaps: list[tuple[float, float]] = []
+        reach = 0.0
+        for lo, hi in covered:
+            if lo > reach:
+                gaps.append((reach, lo))
+            reach = max(reach, hi)
+        tail = self._uncovered_speech(piece, reach, piece.length_s)
+        if any(self._uncovered_speech(piece, lo, hi) > self.max_uncovered_s for lo, hi in gaps):
+            return "whole", 0.0
+        if tail > self.max_uncovered_s:
+            return "tail", reach
         return "ok", 0.0
 
     def _whole(self, item: Item, sha: str, audio: np.ndarray) -> Prediction:
-        """Transcribe long audio without VAD: faster-whisper's sequential 30 s windows."""
-        unit = _Unit(item, sha, len(audio) / SAMPLE_RATE)
-        piece = _Piece(unit, audio, 0.0)
-        unit.pieces.append(piece)
-        self._redo(piece)
-        return self._unit_record(unit)
-
-    def _redo(self, piece: _Piece) -> None:
-        """Transcribe one piece alone with faster-whisper's full decoding (temperature fallback)."""
+        """Long audio without VAD: faster-whisper's own sequential 30 s windows (nothing to cut it at)."""
         segs, info = self.model.transcribe(
-            piece.audio, language=self.language, beam_size=self.options.beam_size, word_timestamps=True,
+            audio, language=self.language, beam_size=self.options.beam_size, word_timestamps=True,
             vad_filter=False, condition_on_previous_text=False)
-        piece.words, piece.segments = [], []
+        words: list[dict[str, Any]] = []
+        segments = []
         for s in segs:
-            sw = [{"word": w.word, "start": round(w.start + piece.offset_s, 3),
-                   "end": round(w.end + piece.offset_s, 3), "probability": round(w.probability, 4)}
-                  for w in (s.words or [])]
+            sw = [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3),
+                   "probability": round(w.probability, 4)} for w in (s.words or [])]
             if not sw:
                 continue
-            piece.words.extend(sw)
-            piece.segments.append({"start": sw[0]["start"], "end": sw[-1]["end"], "text": _join_words(sw),
-                                   "avg_logprob": round(s.avg_logprob, 4),
-                                   "no_speech_prob": round(s.no_speech_prob, 4),
-                                   "compression_ratio": round(s.compression_ratio, 4), "words": sw})
-        piece.unit.language = piece.unit.language or info.language
+            words.extend(sw)
+            segments.append({"start": sw[0]["start"], "end": sw[-1]["end"], "text": _join_words(sw),
+                             "avg_logprob": round(s.avg_logprob, 4), "no_speech_prob": round(s.no_speech_prob, 4),
+                             "compression_ratio": round(s.compression_ratio, 4), "words": sw})
+        return self._record(item, sha, len(audio) / SAMPLE_RATE, _join_words(words), words, segments,
+                            info.language)
 
     def _finish(self, piece: _Piece, finished: list[Prediction]) -> None:
         piece.audio, piece.speech = np.empty(0, np.float32), None  # let the audio go
@@ -581,25 +587,28 @@ class Transcriber(Prelabeler):
                 self.stats["windows"] += 1
                 self._assign(window, dec)
                 packed = len(window.pieces) > 1
+                self._groups += 1
                 for p in window.pieces:
                     self.stats["pieces"] += 1
                     p.tries += 1
                     kind, cut = self._verdict(p, dec, packed) if p.tries <= 3 else ("ok", 0.0)
                     if kind == "tail":
-                        self.stats["tails"] = self.stats.get("tails", 0) + 1
+                        self.stats["tails"] += 1
                         k = int(cut * SAMPLE_RATE)
                         tail = _Piece(p.unit, p.audio[k:], p.offset_s + cut,
-                                      None if p.speech is None else p.speech[k // _VAD_FRAME:], tries=p.tries)
+                                      None if p.speech is None else p.speech[k // _VAD_FRAME:], tries=p.tries,
+                                      group=self._groups)
                         p.unit.pieces.append(tail)
                         p.unit.remaining += 1
                         self._retry.append(tail)
                     elif kind == "whole" and packed:
-                        p.words, p.segments = [], []
+                        p.words, p.segments, p.spans = [], [], []
                         if p.tries == 1:
-                            self.stats["requeued"] = self.stats.get("requeued", 0) + 1
+                            self.stats["requeued"] += 1
+                            p.group = self._groups
                             self._retry.append(p)
                         else:
-                            self.stats["redone"] += 1
+                            self.stats["alone"] += 1
                             alone.append(p)
                         continue
                     self._finish(p, finished)
@@ -611,21 +620,33 @@ class Transcriber(Prelabeler):
         opts = self.options
         if not opts.pack_short_clips:
             return [_Window([p], p.length_s) for p in pieces]
-        windows: list[_Window] = [_Window([p], p.length_s) for p in pieces if p.tries]
-        fresh = [p for p in pieces if not p.tries]
-        order = sorted(fresh, key=lambda p: -p.length_s) if self.pack_mode == "ffd" else fresh
-        for p in order:
-            target = None
-            candidates = windows if self.pack_mode == "ffd" else windows[-1:]
-            for w in candidates:
-                if w.length_s + opts.pack_gap_s + p.length_s <= opts.pack_window_s:
-                    target = w
-                    break
-            if target is None:
-                windows.append(_Window([p], p.length_s))
+        gap = opts.pack_gap_s
+        windows: list[_Window] = []
+
+        def place(group: list[_Piece], length: float) -> None:
+            for w in windows:
+                if w.length_s + gap + length <= opts.pack_window_s:
+                    w.pieces.extend(group)
+                    w.length_s += gap + length
+                    return
+            windows.append(_Window(list(group), length))
+
+        # Pieces to transcribe again go first, each window's leftovers together and in order (the
+        # model stopped early in that window: this is faster-whisper's "seek"), then the fresh pieces,
+        # longest first (first-fit decreasing fills windows to ~95%).
+        groups: dict[int, list[_Piece]] = {}
+        for p in pieces:
+            if p.group:
+                groups.setdefault(p.group, []).append(p)
+        for g in sorted(groups.values(), key=lambda g: -sum(p.length_s for p in g)):
+            length = sum(p.length_s for p in g) + gap * (len(g) - 1)
+            if length > opts.pack_window_s:  # cannot happen for one window's leftovers; be safe
+                for p in g:
+                    place([p], p.length_s)
             else:
-                target.pieces.append(p)
-                target.length_s += opts.pack_gap_s + p.length_s
+                place(g, length)
+        for p in sorted((p for p in pieces if not p.group), key=lambda p: -p.length_s):
+            place([p], p.length_s)
         return windows
 
     # ------------------------------------------------------------------------------------------------------
@@ -638,8 +659,9 @@ class Transcriber(Prelabeler):
         """
         opts = self.options
         self._retry: list[_Piece] = []
+        self._groups = 0
         buffer: list[_Piece] = []
-        capacity = opts.batch_size * opts.pack_window_s * self.fill
+        capacity = opts.batch_size * opts.pack_window_s
 
         def full() -> bool:
             if not opts.pack_short_clips:
