@@ -161,6 +161,11 @@ def test_bad_inputs_are_item_errors_and_the_job_goes_on(tmp_path: Path) -> None:
     assert status["good"] == "ok" and preds["good"].text
     assert status["silence"] == "no_speech" and preds["silence"].text == ""
     assert status["noise"] == "no_speech" and preds["noise"].text == ""
+    # An empty transcript is only as sure as VAD was that there is no speech.
+    for k in ("silence", "noise"):
+        vad_max = preds[k].payload["speech_prob_max"]
+        assert vad_max < 0.5 and preds[k].confidence == pytest.approx(1 - vad_max, abs=1e-3)
+    assert preds["silence"].confidence > 0.9
     errors = {k: p.error for k, p in preds.items() if p.status == "error"}
     assert set(errors) == {"empty", "corrupt", "notes", "folder", "missing", "too_long"}
     assert "empty file (0 bytes)" in errors["empty"]

@@ -20,7 +20,10 @@ How an item is transcribed:
    fallback included). So packing never silently drops a clip.
 7. ``confidence`` is the geometric mean of the item's word probabilities: a number in [0, 1] that ranks
    items by expected error (higher means fewer errors). It is not a calibrated probability; routing
-   calibrates a threshold on a human-labelled slice of each batch.
+   calibrates a threshold on a human-labelled slice of each batch. An empty transcript (``no_speech``)
+   gets ``1 -`` the highest speech probability VAD found in the audio: silence about 1, speech that VAD
+   nearly missed (noisy, telephone band) about 0.5, and speech Whisper wrote nothing for at most 0.5, so
+   routing sends doubtful empties to people instead of auto-accepting them.
 
 Speed and accuracy against a plain faster-whisper loop are measured in ``benchmarks/transcription_speed.py``
 (results in ``benchmarks/README.md``).
@@ -158,6 +161,7 @@ class _Unit:
     pieces: list[_Piece] = field(default_factory=list)
     remaining: int = 0
     language: str | None = None
+    speech_max: float | None = None  # highest VAD speech probability (None without VAD)
 
 
 @dataclass
@@ -205,6 +209,15 @@ def _confidence(words: list[dict[str, Any]]) -> float:
         return 0.0
     logs = [math.log(max(float(w["probability"]), 1e-6)) for w in words]
     return float(min(1.0, max(0.0, math.exp(sum(logs) / len(logs)))))
+
+
+def _empty_confidence(speech_max: float | None) -> float:
+    """Confidence of an empty transcript: ``1 -`` the highest speech probability VAD gave the audio.
+
+    Silence gets about 1; speech that VAD barely missed (noisy or telephone-band audio) about 0.5; audio in
+    which VAD found speech but Whisper wrote nothing at most 0.5. Without VAD there is no evidence: 0.
+    """
+    return 0.0 if speech_max is None else float(min(1.0, max(0.0, 1.0 - speech_max)))
 
 
 def _join_words(words: list[dict[str, Any]]) -> str:
@@ -263,7 +276,8 @@ class Transcriber(Prelabeler):
         bin_path = self.resolved.path / "model.bin"
         identity = {"name": self.resolved.name, "version": self.resolved.version,
                     "model_bin_size": bin_path.stat().st_size if bin_path.exists() else None,
-                    "decode": options.decode_signature(), "engine": "faster-whisper"}
+                    "decode": options.decode_signature(), "engine": "faster-whisper",
+                    "empty_confidence": "1-vad_max"}
         self.config_hash = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         # Counters (for benchmarks and logs): windows decoded, pieces decoded, pieces sent to another window,
         # tails cut off, pieces decoded alone.
@@ -278,20 +292,22 @@ class Transcriber(Prelabeler):
                                  config_hash=self.config_hash, source=item.path, sha256=sha, payload=payload)]
 
     def _record(self, item: Item, sha: str, duration: float, text: str, words: list[dict[str, Any]],
-                segments: list[dict[str, Any]], language: str | None) -> Prediction:
+                segments: list[dict[str, Any]], language: str | None, speech_max: float | None) -> Prediction:
         status = "ok" if text else "no_speech"
+        payload: dict[str, Any] = {"duration_s": round(duration, 3), "language": language, "segments": segments}
+        if speech_max is not None:
+            payload["speech_prob_max"] = round(speech_max, 4)
         return Prediction(item_id=item.item_id, task=self.task, text=text,
-                          confidence=_confidence(words) if text else 1.0, status=status,
-                          model=self.model_info, config_hash=self.config_hash, source=item.path, sha256=sha,
-                          payload={"duration_s": round(duration, 3), "language": language,
-                                   "segments": segments})
+                          confidence=_confidence(words) if text else _empty_confidence(speech_max),
+                          status=status, model=self.model_info, config_hash=self.config_hash, source=item.path,
+                          sha256=sha, payload=payload)
 
     def _unit_record(self, unit: _Unit) -> Prediction:
         pieces = sorted(unit.pieces, key=lambda p: p.offset_s)
         words = [w for p in pieces for w in p.words]
         segments = [s for p in pieces for s in p.segments]
         return self._record(unit.item, unit.sha256, unit.duration_s, _join_words(words), words, segments,
-                            unit.language or self.language)
+                            unit.language or self.language, unit.speech_max)
 
     # ------------------------------------------------------------------------------------------------------
     # Reading an item and cutting it into pieces
@@ -326,9 +342,10 @@ class Transcriber(Prelabeler):
         if not opts.vad and duration > opts.pack_window_s:
             return [self._whole(item, sha, audio)]
         spans, probs = self._speech_spans(audio)
+        speech_max = None if probs is None else float(probs.max(initial=0.0))
         if not spans:
-            return [self._record(item, sha, duration, "", [], [], self.language)]
-        unit = _Unit(item, sha, duration)
+            return [self._record(item, sha, duration, "", [], [], self.language, speech_max)]
+        unit = _Unit(item, sha, duration, speech_max=speech_max)
         for start, end in spans:
             speech = None if probs is None else probs[start // _VAD_FRAME:(end + _VAD_FRAME - 1) // _VAD_FRAME]
             unit.pieces.append(_Piece(unit, audio[start:end], start / SAMPLE_RATE, speech))
@@ -565,7 +582,7 @@ class Transcriber(Prelabeler):
                              "avg_logprob": round(s.avg_logprob, 4), "no_speech_prob": round(s.no_speech_prob, 4),
                              "compression_ratio": round(s.compression_ratio, 4), "words": sw})
         return self._record(item, sha, len(audio) / SAMPLE_RATE, _join_words(words), words, segments,
-                            info.language)
+                            info.language, None)
 
     def _finish(self, piece: _Piece, finished: list[Prediction]) -> None:
         piece.audio, piece.speech = np.empty(0, np.float32), None  # let the audio go
