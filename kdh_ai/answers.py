@@ -124,6 +124,7 @@ class HumanError:
         n_answers: Gold answers it is measured on.
         per_annotator: Each annotator's rate and count.
         source: ``"gold"``, or ``"assumed"`` when given by the lead instead of measured.
+        se: Standard error of ``rate`` (:func:`kdh_ai.routing.threshold.rate_and_se`; 0 when assumed).
     """
 
     rate: float
@@ -131,11 +132,14 @@ class HumanError:
     n_answers: int
     per_annotator: dict[str, dict[str, float]] = field(default_factory=dict)
     source: str = "gold"
+    se: float = 0.0
 
 
 def human_error_rate(job: Job, task: TaskType, *, delta: float = 0.05) -> HumanError | None:
     """The people's error rate on gold items (``None`` when no gold item has been answered yet)."""
-    from kdh_ai.routing.threshold import ratio_upper_bound
+    from scipy import stats
+
+    from kdh_ai.routing.threshold import rate_and_se, ratio_upper_bound
 
     gold = gold_answers(job)
     table = annotations_table(job)
@@ -144,7 +148,10 @@ def human_error_rate(job: Job, task: TaskType, *, delta: float = 0.05) -> HumanE
         return None
     errs = task.item_errors(list(table["answer"]), [gold[t] for t in table["task"]])
     table = table.assign(errors=errs[:, 0], units=errs[:, 1])
-    rate, upper = ratio_upper_bound(table["errors"].to_numpy(), table["units"].to_numpy(), delta=delta)
+    e, u = table["errors"].to_numpy(), table["units"].to_numpy()
+    rate, se = rate_and_se(e, u)
+    _, upper = ratio_upper_bound(e, u, delta=delta)
+    upper = min(1.0, max(upper if np.isfinite(upper) else 1.0, rate + float(stats.norm.ppf(1 - delta)) * se))
     per = {str(w): {"rate": float(g["errors"].sum() / g["units"].sum()), "n": int(len(g))}
            for w, g in table.groupby("worker")}
-    return HumanError(rate, upper if np.isfinite(upper) else 1.0, int(len(table)), per)
+    return HumanError(rate, upper, int(len(table)), per, se=se)

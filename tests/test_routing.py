@@ -17,7 +17,9 @@ from kdh_ai.routing import RoutingError, check_audit, current_roles, plan_calibr
 from kdh_ai.routing.threshold import choose_threshold, ratio_upper_bound
 from kdh_ai.tasks.transcription import TranscriptionTask
 
-VOCAB = [f"w{i}" for i in range(500)]
+# Letters only: Whisper's English normalizer leaves these words as they are (it splits "w12" into "w 12").
+VOCAB = [f"q{a}{b}" for a in "bcdfghjklmnprstvwxz" for b in "aeiou"][:90] + [
+    f"k{a}{b}{c}" for a in "aeiou" for b in "bdgklmnprstv" for c in "aeiou"][:410]
 
 
 def _corrupt(words: list[str], k: int, rng: np.random.Generator) -> list[str]:
@@ -27,7 +29,8 @@ def _corrupt(words: list[str], k: int, rng: np.random.Generator) -> list[str]:
     return out
 
 
-def build_job(root: Path, *, n: int = 400, n_gold: int = 20, seed: int = 0, slope: float = 0.45) -> dict:
+def build_job(root: Path, *, n: int = 400, n_gold: int = 20, seed: int = 0, slope: float = 0.45,
+              config_hash: str = "h") -> dict:
     """A transcription job with model predictions whose errors grow as confidence falls."""
     rng = np.random.default_rng(seed)
     job = Job(root)
@@ -40,12 +43,12 @@ def build_job(root: Path, *, n: int = 400, n_gold: int = 20, seed: int = 0, slop
         refs[item_id] = " ".join(words)
         preds.append(Prediction(item_id=item_id, task="transcription", text=" ".join(_corrupt(words, k, rng)),
                                 confidence=conf, status="ok", model={"name": "sim", "version": "1"},
-                                config_hash="h", source=None, sha256="x").to_dict())
+                                config_hash=config_hash, source=None, sha256="x").to_dict())
     job.predictions.append(preds)
     job.items.append({"item_id": k, "path": f"/audio/{k}.wav", "reference": v} for k, v in refs.items())
     gold_ids = sorted(refs)[:n_gold]
     job.log("gold").append({"item_id": k, "answer": refs[k], "source": "test"} for k in gold_ids)
-    job.update_manifest(task="transcription", config_hash="h")
+    job.update_manifest(task="transcription", config_hash=config_hash)
     return refs
 
 
@@ -58,22 +61,26 @@ def annotate(job: Job, answers: dict[str, str], worker: str, start: int = 0) -> 
 
 
 def people(job: Job, refs: dict[str, str], ids: list[str], *, wer: float, seed: int, start: int) -> None:
+    """Simulated people whose WER on these items is exactly ``wer`` (errors at random positions)."""
     rng = np.random.default_rng(seed)
-    out = {}
-    for k in ids:
-        words = refs[k].split()
-        out[k] = " ".join(_corrupt(words, int(rng.binomial(len(words), wer)), rng))
+    sizes = [len(refs[k].split()) for k in ids]
+    slots = np.repeat(np.arange(len(ids)), sizes)
+    hit = rng.choice(len(slots), size=int(round(wer * len(slots))), replace=False)
+    per_item = np.bincount(slots[hit], minlength=len(ids))
+    out = {k: " ".join(_corrupt(refs[k].split(), int(per_item[i]), rng)) for i, k in enumerate(ids)}
     annotate(job, out, "simulated.annotator@example.org", start)
 
 
 def true_delivered_wer(job: Job, refs: dict[str, str], human_wer: float) -> float:
+    """Expected WER of the delivered batch: the model's errors where auto-accepted, the people's WER on human
+    and audit items; gold items keep their known answers and calibration items the trusted reviewer's."""
     roles = current_roles(job)
     preds = job.current_predictions()
     task = TranscriptionTask()
     auto = [k for k, r in roles.items() if r == "auto_accept"]
     e = task.item_errors([preds[k].text for k in auto], [refs[k] for k in auto])
     words = sum(len(v.split()) for v in refs.values())
-    human_words = words - e[:, 1].sum()
+    human_words = sum(len(refs[k].split()) for k, r in roles.items() if r in ("human", "audit"))
     return float((e[:, 0].sum() + human_wer * human_words) / words)
 
 
@@ -93,20 +100,20 @@ def test_two_step_routing_meets_the_target(tmp_path: Path) -> None:
     with pytest.raises(RoutingError, match="error rate is unknown"):
         route(job.root, target=0.05)
     people(job, refs, [k for k, r in roles.items() if r == "gold"], wer=0.02, seed=3, start=10_000)
-    result = route(job.root, target=0.03, audit_rate=0.05)
+    result = route(job.root, target=0.05, audit_rate=0.05)
     roles = current_roles(job)
     assert result.reachable and result.threshold is not None
     assert set(roles.values()) <= {"calibration", "gold", "human", "audit", "auto_accept"}
     assert result.counts["auto_accept"] > 100 and result.counts["human"] > 0
     touched = sum(r in ("calibration", "gold", "human", "audit") for r in roles.values())
     assert result.human_share == pytest.approx(touched / 400)
-    assert result.error_upper <= 0.03 and result.estimated_error <= result.error_upper
+    assert result.error_upper <= 0.05 and result.estimated_error <= result.error_upper
     # The guarantee holds with ~95% probability (benchmarks/routing.py measures how often over many
     # batches); on one batch the realised WER stays close to the promise.
-    assert true_delivered_wer(job, refs, 0.02) <= 0.03 + 0.005
+    assert true_delivered_wer(job, refs, 0.02) <= 0.05 + 0.005
     model_only = TranscriptionTask().item_errors([p.text for p in job.current_predictions().values()],
                                                  [refs[k] for k in job.current_predictions()])
-    assert model_only[:, 0].sum() / model_only[:, 1].sum() > 0.04, "the model alone misses the target"
+    assert model_only[:, 0].sum() / model_only[:, 1].sum() > 0.07, "the model alone misses the target"
     assert "people touch" in result.message
     manifest = job.read_manifest()["routing"]
     assert manifest["details"]["curve"]["human_share"][0] == 1.0
@@ -170,3 +177,44 @@ def test_threshold_inputs_are_validated() -> None:
         choose_threshold([0.5, 0.6], [0], [10, 10], batch_confidence=[0.5], human_error_rate=0.01, target=0.05)
     r, up = ratio_upper_bound(np.array([0, 0, 1, 3]), np.array([10, 10, 10, 10]), n_predict=100)
     assert r == 0.1 and up > r
+
+
+def _calibrated_job(root: Path, *, slope: float, seed: int, cal: float = 0.2, config_hash: str = "h") -> Job:
+    refs = build_job(root, slope=slope, seed=seed, config_hash=config_hash)
+    job = Job(root)
+    plan_calibration(root, size=cal, seed=seed)
+    roles = current_roles(job)
+    annotate(job, {k: refs[k] for k, r in roles.items() if r == "calibration"}, "trusted.reviewer@example.org")
+    people(job, refs, [k for k, r in roles.items() if r == "gold"], wer=0.02, seed=seed, start=10_000)
+    return job
+
+
+def test_prior_calibration_pools_earlier_batches_and_refuses_what_does_not_transfer(tmp_path: Path) -> None:
+    earlier = [_calibrated_job(tmp_path / f"b{i}", slope=0.7, seed=10 + i) for i in range(3)]
+    alone = route(_calibrated_job(tmp_path / "alone", slope=0.7, seed=20).root, target=0.05, audit_rate=0.0)
+    pooled = route(_calibrated_job(tmp_path / "pooled", slope=0.7, seed=20).root, target=0.05, audit_rate=0.0,
+                   prior=[j.root for j in earlier])
+    info = pooled.details["pooled_calibration"]
+    assert info["used"] and not info["drift"]["drift"]
+    assert info["prior_items"] == sum(sum(r == "calibration" for r in current_roles(j).values()) for j in earlier)
+    assert "pooled with" in pooled.message
+    # Four slices instead of one: a tighter bound, so people get fewer items for the same promise.
+    assert pooled.human_share < alone.human_share
+    assert pooled.error_upper <= 0.05
+
+    other_model = _calibrated_job(tmp_path / "other", slope=0.7, seed=11, config_hash="another-model")
+    with pytest.raises(RoutingError, match="another model or other options"):
+        route(_calibrated_job(tmp_path / "c", slope=0.7, seed=21).root, target=0.05, prior=[other_model.root])
+    with pytest.raises(RoutingError, match="not a job directory"):
+        route(_calibrated_job(tmp_path / "d", slope=0.7, seed=22).root, target=0.05, prior=[tmp_path / "nope"])
+
+
+def test_prior_calibration_is_dropped_when_this_batch_drifted(tmp_path: Path) -> None:
+    # Earlier batches: a model that rarely erred at any confidence; this batch: much worse at the same confidence.
+    earlier = [_calibrated_job(tmp_path / f"b{i}", slope=0.1, seed=30 + i) for i in range(2)]
+    result = route(_calibrated_job(tmp_path / "now", slope=0.9, seed=40).root, target=0.08, audit_rate=0.0,
+                   prior=[j.root for j in earlier])
+    info = result.details["pooled_calibration"]
+    assert info["drift"]["drift"] and not info["used"]
+    assert info["drift"]["observed"] > 2 * info["drift"]["expected"]
+    assert "NOT used" in result.message

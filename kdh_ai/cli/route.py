@@ -33,13 +33,18 @@ def route_command(
     gold: Annotated[Optional[Path], typer.Option(help="With --calibration: a gold manifest (CSV/JSONL: item_id, "
                                                  "answer) whose items become gold (measure the people).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random draws (calibration slice, audit).")] = 0,
+    prior_calibration: Annotated[Optional[list[Path]], typer.Option(metavar="JOB_DIR",
+        help="Step 2: an earlier job of the same client, pre-labeled with the same model and options, whose "
+        "answered calibration slice joins this one (repeat for several). Used only if this batch shows no "
+        "drift against them.")] = None,
 ) -> None:
     """Route every item: calibration, gold, human, audit or auto_accept.
 
     Two steps. First `kdh route JOB --calibration 0.2` draws a random slice for people to label to gold quality
     (push, annotate, pull). Then `kdh route JOB --target-wer 0.05` (or --target-accuracy, or --budget) chooses
     the confidence threshold from that slice with a statistical guarantee and routes the rest. `kdh push` then
-    sends every item that is not auto_accept.
+    sends every item that is not auto_accept. For a client who sends batch after batch, add
+    `--prior-calibration EARLIER_JOB` to pool earlier slices: a tighter bound, so fewer items for people.
     """
     from kdh_ai.job import JobLockedError
     from kdh_ai.routing import RoutingError, check_audit as do_check_audit, plan_calibration, route
@@ -67,7 +72,7 @@ def route_command(
             target = target_wer if target_wer is not None else (
                 1 - target_accuracy if target_accuracy is not None else None)
             result = route(job_dir, target=target, budget=budget, audit_rate=audit_rate, delta=delta,
-                           human_error=human_error, seed=seed)
+                           human_error=human_error, seed=seed, prior=prior_calibration or ())
     except JobLockedError as exc:
         raise fail(str(exc), 3) from None
     except (RoutingError, ValueError) as exc:

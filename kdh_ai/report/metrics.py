@@ -126,6 +126,7 @@ def job_metrics(job: Job) -> dict[str, Any]:
         out["delivered"]["target"] = (routing.get("details") or {}).get("target")
         out["delivered"]["delta"] = (routing.get("details") or {}).get("delta")
         out["delivered"]["human_error"] = routing.get("human_error")
+        out["delivered"]["pooled_calibration"] = (routing.get("details") or {}).get("pooled_calibration")
     else:
         reasons["delivered"] = "the job has not been routed (kdh route)"
     if roles:

@@ -14,10 +14,11 @@ from kdh_ai.routing.plan import (
     RoutingResult,
     check_audit,
     current_roles,
+    drift_check,
     plan_calibration,
     route,
 )
-from kdh_ai.routing.threshold import ThresholdChoice, choose_threshold, ratio_upper_bound
+from kdh_ai.routing.threshold import ThresholdChoice, choose_threshold, rate_and_se, ratio_upper_bound
 
 __all__ = ["ROLES", "RoutingError", "RoutingResult", "ThresholdChoice", "check_audit", "choose_threshold",
-           "current_roles", "plan_calibration", "ratio_upper_bound", "route"]
+           "current_roles", "drift_check", "plan_calibration", "rate_and_se", "ratio_upper_bound", "route"]

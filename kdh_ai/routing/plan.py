@@ -26,6 +26,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -36,8 +37,8 @@ from kdh_ai.records import utc_now
 from kdh_ai.routing.threshold import ThresholdChoice, choose_threshold, ratio_upper_bound
 from kdh_ai.tasks import get_task
 
-__all__ = ["ROLES", "RoutingError", "RoutingResult", "check_audit", "current_roles", "plan_calibration",
-           "route"]
+__all__ = ["ROLES", "RoutingError", "RoutingResult", "check_audit", "current_roles", "drift_check",
+           "plan_calibration", "route"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +147,80 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
     return result
 
 
+def _calibration_errors(job: Job, task: Any, cal_ids: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Confidence and ``(errors, units)`` of the model on the answered calibration items of ``job``."""
+    preds = job.current_predictions()
+    answers = human_answers(job, task, items=set(cal_ids))
+    answered = [k for k in cal_ids if k in answers and k in preds]
+    if not answered:
+        return np.zeros(0), np.zeros((0, 2)), []
+    errs = task.item_errors([preds[k].text for k in answered], [answers[k].answer for k in answered])
+    conf = np.array([preds[k].confidence or 0.0 for k in answered])
+    return conf, np.asarray(errs, dtype=float), answered
+
+
+def _prior_calibration(job: Job, task: Any, prior: Sequence[str | Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Answered calibration items of earlier jobs of the same model and task (refused otherwise)."""
+    confs, errs, names = [np.zeros(0)], [np.zeros((0, 2))], []
+    config_hash = job.read_manifest().get("config_hash")
+    for path in prior:
+        other = Job(Path(path))
+        if not other.manifest_path.exists():
+            raise RoutingError(f"--prior-calibration {path}: not a job directory (no job.json)")
+        if Path(path).resolve() == job.root.resolve():
+            raise RoutingError(f"--prior-calibration {path} is this job itself; give earlier jobs")
+        manifest = other.read_manifest()
+        if manifest.get("task") != job.task:
+            raise RoutingError(f"--prior-calibration {path} is a {manifest.get('task')} job, this one is "
+                               f"{job.task}; give earlier jobs of the same kind")
+        if manifest.get("config_hash") != config_hash:
+            raise RoutingError(f"--prior-calibration {path} was pre-labeled with another model or other options "
+                               f"(config {manifest.get('config_hash')} vs {config_hash}): its calibration does "
+                               "not transfer. Leave it out, or pre-label both with the same configuration")
+        cal_ids = sorted(k for k, r in current_roles(other).items() if r == "calibration")
+        c, e, answered = _calibration_errors(other, task, cal_ids)
+        if not answered:
+            raise RoutingError(f"--prior-calibration {path} has no answered calibration item; leave it out")
+        confs.append(c)
+        errs.append(e)
+        names.append(f"{other.root.name} ({len(answered)} items)")
+    return np.concatenate(confs), np.concatenate(errs), names
+
+
+def drift_check(conf: np.ndarray, errs: np.ndarray, prior_conf: np.ndarray, prior_errs: np.ndarray, *,
+                delta: float = 0.05, bins: int = 5) -> dict[str, float | bool]:
+    """Does this batch's calibration slice show more model errors than earlier batches at the same confidence?
+
+    The earlier slices give an error rate per confidence band (quantile bands of their confidence); this
+    slice's observed errors are compared with the errors those rates predict for its items, with a one-sided
+    test on the summed difference (its standard error from the items' spread). Drift means the earlier
+    slices no longer describe this batch (another speaker population, another microphone), and routing
+    must rely on this batch's slice alone.
+
+    Returns:
+        ``{"observed", "expected", "z", "p_value", "drift"}`` (errors per unit observed and expected).
+    """
+    from scipy import stats
+
+    edges = np.quantile(prior_conf, np.linspace(0, 1, bins + 1))
+    band_prior = np.clip(np.searchsorted(edges, prior_conf, side="right") - 1, 0, bins - 1)
+    band = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, bins - 1)
+    rate = np.array([prior_errs[band_prior == b, 0].sum() / max(prior_errs[band_prior == b, 1].sum(), 1e-9)
+                     for b in range(bins)])
+    expected = rate[band] * errs[:, 1]
+    diff = errs[:, 0] - expected
+    m = len(diff)
+    se = float(np.sqrt(m * diff.var(ddof=1))) if m >= 2 else float("inf")
+    z = float(diff.sum() / se) if se > 0 else (0.0 if diff.sum() <= 0 else float("inf"))
+    p = float(stats.norm.sf(z))
+    units = max(float(errs[:, 1].sum()), 1e-9)
+    return {"observed": float(errs[:, 0].sum() / units), "expected": float(expected.sum() / units), "z": z,
+            "p_value": p, "drift": bool(p < delta)}
+
+
 def route(job_dir: str | Path, *, target: float | None = None, budget: float | None = None,
           audit_rate: float = 0.05, delta: float = 0.05, human_error: float | None = None,
-          min_calibrated: float = 0.8, seed: int = 0) -> RoutingResult:
+          min_calibrated: float = 0.8, seed: int = 0, prior: Sequence[str | Path] = ()) -> RoutingResult:
     """Step 2: choose the threshold from the answered calibration slice and route every pending item.
 
     Args:
@@ -160,9 +232,14 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         human_error: The people's error rate, when it cannot be measured on gold (recorded as an assumption).
         min_calibrated: Share of the calibration slice that must be answered before routing.
         seed: Seed of the audit draw.
+        prior: Earlier jobs of the same client, pre-labeled with the same model and options, whose answered
+            calibration slices join this one (a tighter bound for the same human share). They are used only
+            if this batch's slice shows no drift against them (:func:`drift_check`); otherwise the message
+            says so and this slice is used alone.
 
     Raises:
-        RoutingError: No calibration slice, too few answers, or no measure of the people's error rate.
+        RoutingError: No calibration slice, too few answers, no measure of the people's error rate, or a
+            prior job that is not comparable (another task, model or options; no answered calibration).
     """
     if (target is None) == (budget is None):
         raise ValueError("give exactly one of target (e.g. --target-wer 0.05) or budget (e.g. --budget 0.3)")
@@ -177,8 +254,7 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         if not cal_ids:
             raise RoutingError("no calibration slice yet: run `kdh route JOB_DIR --calibration 0.2` first, push, "
                                "annotate and pull")
-        answers = human_answers(job, task, items=set(cal_ids))
-        answered = [k for k in cal_ids if k in answers]
+        conf, errs, answered = _calibration_errors(job, task, cal_ids)
         if len(answered) < max(2, math.ceil(min_calibrated * len(cal_ids))):
             raise RoutingError(f"only {len(answered)} of {len(cal_ids)} calibration items have answers; wait for "
                                f"people to finish (at least {min_calibrated:.0%}), run `kdh pull`, then route again")
@@ -189,8 +265,18 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
                                "--human-error as an explicit assumption")
         if measured is None:
             measured = HumanError(float(human_error), float(human_error), 0, source="assumed")
-        errs = task.item_errors([preds[k].text for k in answered], [answers[k].answer for k in answered])
-        conf = np.array([preds[k].confidence or 0.0 for k in answered])
+        pooled: dict[str, Any] = {}
+        if prior:
+            p_conf, p_errs, names = _prior_calibration(job, task, prior)
+            drift = drift_check(conf, errs, p_conf, p_errs, delta=delta)
+            pooled = {"prior_jobs": names, "prior_items": int(len(p_conf)), "drift": drift,
+                      "used": not drift["drift"]}
+            if drift["drift"]:
+                logger.warning("calibration drift: this slice's model error %.2f%% vs %.2f%% expected from "
+                               "earlier batches (p=%.3f); earlier slices not used", 100 * drift["observed"],
+                               100 * drift["expected"], drift["p_value"])
+            else:
+                conf, errs = np.concatenate([conf, p_conf]), np.concatenate([errs, p_errs])
         pending = [k for k, r in roles.items() if r == "pending"]
         if not pending:
             result = RoutingResult("route", _counts(roles), _human_share(roles), estimated_error=measured.rate,
@@ -205,10 +291,13 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
             return result
         n_total = len(roles)
         fixed = sum(r in ("calibration", "gold", "human") for r in roles.values()) / max(1, n_total)
+        # Gold items are delivered with their known answers; the others with the people's.
+        fixed_err = sum(r in ("calibration", "human") for r in roles.values()) / max(1, n_total)
         batch_conf = np.array([preds[k].confidence or 0.0 for k in pending])
         choice = choose_threshold(conf, errs[:, 0], errs[:, 1], batch_confidence=batch_conf,
-                                  human_error_rate=measured.rate, human_error_upper=measured.upper,
-                                  target=target, budget=budget, fixed_human_share=fixed, delta=delta)
+                                  human_error_rate=measured.rate, human_error_se=measured.se,
+                                  human_error_upper=measured.upper, target=target, budget=budget,
+                                  fixed_human_share=fixed, fixed_error_share=fixed_err, delta=delta)
         new: dict[str, tuple[str, str]] = {}
         rng = np.random.default_rng(seed)
         for k in pending:
@@ -222,6 +311,14 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         _write_roles(job, new, "route")
         now = current_roles(job)
         result = _result_from_choice(choice, now, measured, task.name, len(answered), audit_rate, target, budget)
+        if pooled:
+            result.details["pooled_calibration"] = pooled
+            result.message += (
+                f" Calibration pooled with {pooled['prior_items']} answered items of earlier batches "
+                f"({', '.join(pooled['prior_jobs'])})." if pooled["used"] else
+                f" Earlier batches' calibration NOT used: this batch's slice shows more model errors than they "
+                f"predict ({pooled['drift']['observed']:.2%} vs {pooled['drift']['expected']:.2%}, "
+                f"p={pooled['drift']['p_value']:.3f}); this slice alone decided.")
         job.update_manifest(routing=asdict(result))
     return result
 

@@ -9,13 +9,17 @@ items or by overlap. For a threshold ``t`` the delivered error rate is estimated
 
     R(t) = sum_i L_i(t) / sum_i n_i,   L_i(t) = e_i if c_i >= t else h * n_i
 
-and combined with the share ``f`` of items people touch anyway (calibration, audit, gold):
-``R_batch(t) = (1 - f) R(t) + f h``.
+and combined with the share ``f`` of items people touch anyway (calibration, gold, items that failed): of
+those, the share ``g`` delivered with the people's answers has their error rate, the rest (gold items, a
+calibration slice checked by trusted reviewers) is delivered exact: ``R_batch(t) = (1 - f) R(t) + g h``.
 
 **Guarantee (Learn then Test, fixed sequence).** Candidate thresholds are ordered from "everything to people"
 to "everything auto-accepted". For each in turn we test ``H0: R_batch(t) > target`` with a one-sided p-value
-from the ratio estimator's standard error (delta method, Student t quantile), using the *upper* confidence
-bound of ``h``. We stop at the first threshold whose null cannot be rejected at level ``delta``; the chosen
+from the estimator's standard error (delta method for the ratio, Student t quantile). The people's error rate
+is measured on other items (gold), so its sampling error enters the variance once, weighted by how much of
+the delivered batch people answer: ``((1 - f) B(t) + g)^2 se(h)^2`` with ``B(t)`` the routed share of units
+(one bound for the sum, not an upper bound of ``h`` stacked on an upper bound of ``R``, which would spend
+``delta`` twice). We stop at the first threshold whose null cannot be rejected at level ``delta``; the chosen
 threshold is the last one rejected, i.e. the smallest human share whose risk is controlled. Fixed-sequence
 testing controls the family-wise error at ``delta`` without any further correction for the number of
 thresholds searched (Angelopoulos, Bates, Candes, Jordan, Lei: "Learn then Test: Calibrating Predictive
@@ -44,7 +48,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["ThresholdChoice", "choose_threshold", "ratio_upper_bound", "risk_at_threshold"]
+__all__ = ["ThresholdChoice", "choose_threshold", "rate_and_se", "ratio_upper_bound", "risk_at_threshold"]
 
 
 @dataclass
@@ -59,8 +63,8 @@ class ThresholdChoice:
         reachable: False when even sending everything to people does not meet the target.
         target: The target error rate (``None`` in budget mode).
         delta: Error level of the guarantee.
-        human_error_rate: People's measured error rate, and its upper bound used in the test.
-        human_error_upper: Upper confidence bound of the people's error rate.
+        human_error_rate: People's measured error rate.
+        human_error_upper: Its upper confidence bound (``rate + t * se``; reported, the test uses ``se``).
         curve: One row per candidate threshold: ``threshold``, ``human_share``, ``risk``, ``risk_upper``,
             ``p_value``, ``controlled`` (rejected in the fixed sequence).
         mode: ``"target"`` or ``"budget"``.
@@ -123,20 +127,38 @@ def ratio_upper_bound(losses: np.ndarray, units: np.ndarray, *, delta: float = 0
     return float(r), float(r + shift + stats.t.ppf(1 - delta, df=m - 1) * se)
 
 
+def rate_and_se(errors: np.ndarray, units: np.ndarray) -> tuple[float, float]:
+    """Error rate ``sum(errors) / sum(units)`` measured on other items (gold), and its standard error.
+
+    The standard error is the larger of the delta-method one (items are clusters of units: the words of one
+    clip share its noise) and a binomial one on the units with one pseudo-error in two pseudo-units added
+    (after Agresti and Coull, "Approximate is better than 'exact' for interval estimation of binomial
+    proportions", The American Statistician 1998), so that a handful of gold items without a single error
+    does not claim people who never err.
+
+    Example:
+        >>> rate, se = rate_and_se(np.zeros(20), np.ones(20))   # 20 gold labels, all right
+        >>> rate, round(se, 3)
+        (0.0, 0.047)
+    """
+    errors = np.asarray(errors, dtype=float)
+    units = np.asarray(units, dtype=float)
+    if len(units) == 0 or units.sum() <= 0:
+        raise ValueError("need at least one item with a positive size to estimate an error rate")
+    total = float(units.sum())
+    rate = float(errors.sum() / total)
+    se = 0.0
+    if len(units) >= 2:
+        se, _ = _ratio_se(errors, units, rate, None)
+    p = (errors.sum() + 1) / (total + 2)
+    return rate, float(max(se, np.sqrt(p * (1 - p) / total)))
+
+
 def risk_at_threshold(confidence: np.ndarray, errors: np.ndarray, units: np.ndarray, threshold: float, *,
                       human_error_rate: float) -> np.ndarray:
     """Per-item delivered losses ``L_i(t)`` (model errors if auto-accepted, expected human errors if not)."""
     auto = np.asarray(confidence) >= threshold
     return np.where(auto, np.asarray(errors, dtype=float), human_error_rate * np.asarray(units, dtype=float))
-
-
-def _p_value(losses: np.ndarray, units: np.ndarray, target: float, n_predict: int | None) -> float:
-    m = len(units)
-    r = losses.sum() / units.sum()
-    se, shift = _ratio_se(losses, units, r, n_predict)
-    if se == 0:
-        return 0.0 if r < target else 1.0
-    return float(stats.t.sf((target - r - shift) / se, df=m - 1))
 
 
 def choose_threshold(
@@ -146,10 +168,12 @@ def choose_threshold(
     *,
     batch_confidence: np.ndarray,
     human_error_rate: float,
+    human_error_se: float | None = None,
     human_error_upper: float | None = None,
     target: float | None = None,
     budget: float | None = None,
     fixed_human_share: float = 0.0,
+    fixed_error_share: float | None = None,
     delta: float = 0.05,
     n_candidates: int = 100,
 ) -> ThresholdChoice:
@@ -162,10 +186,16 @@ def choose_threshold(
         batch_confidence: Confidence of every item that routing decides on (the batch without the fixed
             shares); the human share of a threshold is computed exactly on it.
         human_error_rate: People's measured error rate (WER, or 1 - accuracy).
-        human_error_upper: Its upper confidence bound (default: ``human_error_rate``).
+        human_error_se: Its standard error (see :func:`rate_and_se`); 0 for an assumed, exact rate.
+        human_error_upper: Instead of ``human_error_se``: an upper bound at level ``1 - delta``, from which
+            the standard error is taken as ``(upper - rate) / z``. Neither: the rate is taken as exact.
         target: Target error rate of the delivered batch (target mode).
         budget: Largest human share allowed, fixed shares included (budget mode).
-        fixed_human_share: Share of the batch people touch whatever the threshold (calibration, audit, gold).
+        fixed_human_share: Share of the batch people touch whatever the threshold (calibration, gold, failed
+            items), counted in the human share.
+        fixed_error_share: Share of the batch delivered with the people's answers among those fixed items
+            (default: all of them). Gold items, and a calibration slice checked by trusted reviewers, are
+            delivered exact and do not count here.
         delta: Error level: the guarantee holds with probability about ``1 - delta``.
         n_candidates: Number of candidate thresholds (quantiles of ``batch_confidence``).
 
@@ -187,10 +217,22 @@ def choose_threshold(
         raise ValueError(f"delta must lie in (0, 0.5), got {delta}")
     if not 0 <= fixed_human_share < 1:
         raise ValueError(f"fixed_human_share must lie in [0, 1), got {fixed_human_share}")
-    h_up = human_error_rate if human_error_upper is None else human_error_upper
+    if not 0 <= human_error_rate <= 1:
+        raise ValueError(f"human_error_rate must lie in [0, 1], got {human_error_rate}")
+    h = float(human_error_rate)
+    z = float(stats.norm.ppf(1 - delta))
+    if human_error_se is None:
+        human_error_se = 0.0 if human_error_upper is None else max(0.0, human_error_upper - h) / z
+    h_se = float(human_error_se)
+    h_up = h + z * h_se if human_error_upper is None else float(human_error_upper)
+    f = fixed_human_share
+    g = f if fixed_error_share is None else float(fixed_error_share)
+    if not 0 <= g <= f + 1e-12:
+        raise ValueError(f"fixed_error_share must lie in [0, fixed_human_share={f}], got {fixed_error_share}")
     batch = np.sort(np.asarray(batch_confidence, dtype=float))
     n_batch = len(batch) or None
-    f = fixed_human_share
+    m = len(n)
+    t_q = float(stats.t.ppf(1 - delta, df=m - 1))
 
     # Candidates from "all human" (inf) down to "all auto" (-inf), at quantiles of the batch's confidence.
     qs = np.linspace(1.0, 0.0, n_candidates + 1)
@@ -200,14 +242,21 @@ def choose_threshold(
     for t in cands:
         share_routed = float(np.mean(batch < t)) if len(batch) else 0.0
         human_share = f + (1 - f) * share_routed
-        losses = risk_at_threshold(conf, err, n, t, human_error_rate=h_up)
-        point_losses = risk_at_threshold(conf, err, n, t, human_error_rate=human_error_rate)
-        r_point = (1 - f) * point_losses.sum() / n.sum() + f * human_error_rate
-        r, up = ratio_upper_bound(losses, n, delta=delta, n_predict=n_batch)
-        r_up = (1 - f) * up + f * h_up
-        p = (_p_value(losses, n, (target - f * h_up) / (1 - f), n_batch) if target is not None
-             else float("nan"))
-        rows.append({"threshold": t, "human_share": human_share, "risk": r_point, "risk_upper": r_up,
+        losses = risk_at_threshold(conf, err, n, t, human_error_rate=h)
+        r = float(losses.sum() / n.sum())
+        se, shift = _ratio_se(losses, n, r, n_batch)
+        routed_units = float(n[conf < t].sum() / n.sum())
+        h_weight = (1 - f) * routed_units + g
+        r_batch = (1 - f) * r + g * h
+        se_batch = float(np.sqrt(((1 - f) * se) ** 2 + (h_weight * h_se) ** 2))
+        r_up = r_batch + (1 - f) * shift + t_q * se_batch
+        if target is None:
+            p = float("nan")
+        elif se_batch == 0:
+            p = 0.0 if r_batch < target else 1.0
+        else:
+            p = float(stats.t.sf((target - r_batch - (1 - f) * shift) / se_batch, df=m - 1))
+        rows.append({"threshold": t, "human_share": human_share, "risk": r_batch, "risk_upper": r_up,
                      "p_value": p})
     curve = pd.DataFrame(rows)
 
