@@ -350,8 +350,9 @@ def _result_from_choice(choice: ThresholdChoice, roles: dict[str, str], measured
         "route", _counts(roles), share,
         threshold=None if choice.threshold == math.inf else max(0.0, choice.threshold),
         estimated_error=choice.risk, error_upper=choice.risk_upper, reachable=choice.reachable,
-        human_error={"rate": measured.rate, "upper": measured.upper, "n_answers": measured.n_answers,
-                     "source": measured.source, "per_annotator": measured.per_annotator},
+        human_error={"rate": measured.rate, "upper": measured.upper, "se": measured.se,
+                     "n_answers": measured.n_answers, "source": measured.source,
+                     "per_annotator": measured.per_annotator},
         message=msg, details={"mode": choice.mode, "target": target, "budget": budget, "delta": choice.delta,
                               "metric": metric, "calibration_answered": n_cal, "audit_rate": audit_rate,
                               "curve": curve})
