@@ -1,4 +1,10 @@
-"""Evaluation harness for routing: simulate the whole loop on audio with references, many batches.
+"""Evaluation harness for routing: simulate the whole loop on real pre-labels with known answers, many batches.
+
+Two tasks (``--task``): **transcription** (the default; audio with references, word errors) and
+**classification** (BANKING77 intents, label errors; see "Classification" below).
+
+Transcription
+-------------
 
 What is real and what is simulated:
 
@@ -22,9 +28,40 @@ the delivered WER (mean and 95th percentile), how often the target held, and the
 equal human share and for the oracle (which knows every item's true error and sends the worst items first).
 Then it shows, per workforce, whether a target is reachable and what overlap would reach it.
 
+Classification
+--------------
+* **Real:** the model's predictions and calibrated confidences on BANKING77's test split (3,080 queries, 77
+  intents, ``../shared/data/text_banking77``): the bundled all-MiniLM-L6-v2 embeddings (``kdh_ai.embeddings``,
+  cached by content hash under ``benchmarks/.cache/classification``, shared with ``benchmarks/classification.py``)
+  and kdh_ai's calibrated logistic head (``kdh_ai.heads.train_head``) trained on ``--per-class`` labels per class
+  of the train split (10 by default, as in ``benchmarks/classification.py``). Per item: confidence = the
+  calibrated top probability, errors = 1 when the predicted label is wrong, size 1. The routing code, as above.
+  The people's judgments behind the simulated people are real too: per-worker accuracies against gold on the
+  activecrowd sets (``tests/data/crowd/activecrowd``; by default the two text sets, SP_amt movie-review polarity
+  and CF_amt weather-tweet sentiment), measured with ``kdh_ai.quality.gold_accuracy``; and the accuracy of k
+  real judgments per task aggregated with ``kdh_ai.quality.aggregate_labels`` (Dawid-Skene, and majority vote
+  for comparison), k = 1, 3, 5, 7 random judgments per task, several random draws.
+* **Simulated (people):**
+  (a) one annotator per item: each batch draws a workforce of ``--workforce`` people from the activecrowd
+      per-worker accuracies; each item goes to one of them at random, who answers it correctly with their
+      accuracy (a wrong answer is one of the other labels; only correctness enters the error rate, so that is
+      what is drawn);
+  (b) reviewers who correct the pre-label and leave a residual error rate you state (``--residual``, an
+      assumption, as for transcription);
+  (c) overlap k = 3 and 5: every item people touch gets k judgments aggregated with Dawid-Skene; a batch's
+      people err at the rate of one random draw of the aggregated activecrowd judgments (the accuracy of the
+      aggregate is measured on the real crowd, not derived from independent simulated workers: real workers'
+      errors are correlated). A human item then costs k judgments.
+  The gold items answered by the people have size 1, so the people's error rate is measured on ``--gold``
+  binary outcomes, and bounded as ``kdh route`` bounds it (``kdh_ai.answers.human_error_rate``: see
+  ``bound_as_route_does``; the transcription mode keeps the plain ratio bound).
+The table prints accuracy (1 - error rate): the target, the delivered accuracy (mean and 5th percentile over
+batches), and for random routing of the same share.
+
 Usage::
 
     .venv/bin/python benchmarks/routing.py [--batches 200] [--batch 400] [--residual 0.02]
+    .venv/bin/python benchmarks/routing.py --task classification [--batches 200] [--per-class 10] [--workforce 5]
 """
 
 from __future__ import annotations
@@ -32,12 +69,15 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -115,23 +155,84 @@ def crowd_profiles(n_tasks: int = 150, seed: int = 0) -> tuple[np.ndarray, dict[
     return worker_wer, rover
 
 
-def simulate(pool: pd.DataFrame, *, target: float, human_wer_of: callable, batches: int, batch: int, cal: int,
-             gold: int, audit_rate: float, delta: float, seed: int) -> dict[str, float]:
+@dataclasses.dataclass(frozen=True)
+class People:
+    """One simulated batch's people: their true error rate, and how they answer items.
+
+    Attributes:
+        rate: The expected error rate of an item they answer (the truth the oracle knows; gold measures it).
+        accuracies: Per-person accuracies when the batch's items are shared among several people (each item
+            to one of them at random, answered correctly with that person's accuracy); ``None``: every item
+            has ``Binomial(size, rate)`` errors.
+    """
+
+    rate: float
+    accuracies: np.ndarray | None = None
+
+    def errors(self, rng: np.random.Generator, units: np.ndarray) -> np.ndarray:
+        """Errors of the people's answers on items of these sizes."""
+        if self.accuracies is None:
+            return rng.binomial(units, self.rate)
+        # Classification (size 1): who answers each item, then whether they get it right.
+        who = rng.integers(0, len(self.accuracies), size=len(units))
+        return (rng.random(len(units)) >= self.accuracies[who]).astype(int) * units
+
+
+def transcription_gold_sizes(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Gold clips of 8-29 reference words."""
+    return rng.integers(8, 30, size=n)
+
+
+def unit_gold_sizes(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Gold items of size 1 (classification)."""
+    return np.ones(n, dtype=int)
+
+
+def ratio_bound(errors: np.ndarray, units: np.ndarray, *, delta: float) -> tuple[float, float]:
+    """The people's error rate on gold and its upper bound: the plain ratio bound (transcription mode)."""
+    _, upper = ratio_upper_bound(errors.astype(float), units.astype(float), delta=delta)
+    return float(errors.sum() / units.sum()), upper
+
+
+def bound_as_route_does(errors: np.ndarray, units: np.ndarray, *, delta: float) -> tuple[float, float]:
+    """The people's error rate on gold and its upper bound as ``kdh route`` measures them
+    (``kdh_ai.answers.human_error_rate``): the ratio bound, floored by ``rate + z * se`` where the routing
+    code provides ``rate_and_se`` (a pseudo-count standard error, so that a few gold items answered without a
+    single error do not claim people who never err). Used for classification, whose gold items are single
+    labels: with 20 of them and people at 2% error, no error at all is seen in 67% of batches."""
+    rate, upper = ratio_bound(errors, units, delta=delta)
+    try:
+        from kdh_ai.routing.threshold import rate_and_se  # noqa: PLC0415
+    except ImportError:  # routing code without it: the plain ratio bound
+        return rate, upper
+    _, se = rate_and_se(errors.astype(float), units.astype(float))
+    return rate, min(1.0, max(upper if np.isfinite(upper) else 1.0, rate + float(stats.norm.ppf(1 - delta)) * se))
+
+
+def simulate(pool: pd.DataFrame, *, target: float, people_of: Callable[[np.random.Generator], People],
+             batches: int, batch: int, cal: int, gold: int, audit_rate: float, delta: float, seed: int,
+             gold_sizes: Callable[[np.random.Generator, int], np.ndarray] = transcription_gold_sizes,
+             size_column: str = "words",
+             measure_people: Callable[..., tuple[float, float]] = ratio_bound) -> dict[str, float]:
+    """Route ``batches`` simulated batches drawn from ``pool`` (columns ``confidence``, ``errors`` and
+    ``size_column``) for an error-rate ``target``; the mean results (see the module docstring).
+    ``measure_people(errors, units, delta=)`` gives the people's error rate on the gold items and its upper
+    bound, which routing uses."""
     rng = np.random.default_rng(seed)
-    res = {k: [] for k in ("share", "wer", "held", "rand_wer", "rand_held", "oracle_share", "reachable",
+    res = {k: [] for k in ("share", "err", "held", "rand_err", "rand_held", "oracle_share", "reachable",
                            "best_conf_share")}
     for _ in range(batches):
         idx = rng.integers(0, len(pool), size=batch)
         b = pool.iloc[idx]
         conf, err = b["confidence"].to_numpy(), b["errors"].to_numpy()
-        words = b["words"].to_numpy().astype(int)
+        words = b[size_column].to_numpy().astype(int)
         order = rng.permutation(batch)
         cal_i, rest_i = order[:cal], order[cal:]
-        h_true = human_wer_of(rng)  # this batch's workforce
-        gold_words = rng.integers(8, 30, size=gold)
-        gold_err = rng.binomial(gold_words, h_true)
-        h_hat = gold_err.sum() / gold_words.sum()
-        _, h_up = ratio_upper_bound(gold_err.astype(float), gold_words.astype(float), delta=delta)
+        people_now = people_of(rng)  # this batch's workforce
+        h_true = people_now.rate
+        gold_words = gold_sizes(rng, gold)
+        gold_err = people_now.errors(rng, gold_words)
+        h_hat, h_up = measure_people(gold_err, gold_words, delta=delta)
         n_total = batch + gold
         fixed = (cal + gold) / n_total
         choice = choose_threshold(conf[cal_i], err[cal_i], words[cal_i], batch_confidence=conf[rest_i],
@@ -140,9 +241,9 @@ def simulate(pool: pd.DataFrame, *, target: float, human_wer_of: callable, batch
         to_human = conf[rest_i] < choice.threshold
         audit = (~to_human) & (rng.random(len(rest_i)) < audit_rate)
         people = to_human | audit
-        # Realised delivered WER over the whole batch (gold items are delivered with their known answers).
+        # Realised delivered error rate over the whole batch (gold items are delivered with their known answers).
         # Calibration items are delivered with the trusted reviewers' answers (assumed exact).
-        d_err = err[rest_i][~people].sum() + rng.binomial(words[rest_i][people], h_true).sum()
+        d_err = err[rest_i][~people].sum() + people_now.errors(rng, words[rest_i][people]).sum()
         total_words = words.sum() + gold_words.sum()
         delivered = d_err / total_words
         share = (cal + gold + people.sum()) / n_total
@@ -150,8 +251,8 @@ def simulate(pool: pd.DataFrame, *, target: float, human_wer_of: callable, batch
         k = int(people.sum())
         rand = np.zeros(len(rest_i), bool)
         rand[rng.choice(len(rest_i), size=k, replace=False)] = True
-        r_err = err[rest_i][~rand].sum() + rng.binomial(words[rest_i][rand], h_true).sum()
-        rand_wer = r_err / total_words
+        r_err = err[rest_i][~rand].sum() + people_now.errors(rng, words[rest_i][rand]).sum()
+        rand_err = r_err / total_words
         # Oracle: knows every item's true error; sends the items with the most excess errors first.
         gain = err[rest_i] - h_true * words[rest_i]
         o = np.argsort(-gain)
@@ -166,32 +267,212 @@ def simulate(pool: pd.DataFrame, *, target: float, human_wer_of: callable, batch
         ok_c = np.nonzero(np.concatenate([[base], cum_c]) / total_words <= target)[0]
         res["best_conf_share"].append((cal + gold + (ok_c[0] if len(ok_c) else len(rest_i))) / n_total)
         res["share"].append(share)
-        res["wer"].append(delivered)
+        res["err"].append(delivered)
         res["held"].append(delivered <= target)
-        res["rand_wer"].append(rand_wer)
-        res["rand_held"].append(rand_wer <= target)
+        res["rand_err"].append(rand_err)
+        res["rand_held"].append(rand_err <= target)
         res["oracle_share"].append((cal + gold + oracle_k) / n_total)
         res["reachable"].append(choice.reachable)
-    return {"target": target, "human_share": np.mean(res["share"]), "delivered_wer": np.mean(res["wer"]),
-            "wer_p95": np.quantile(res["wer"], 0.95), "held": np.mean(res["held"]),
-            "random_wer": np.mean(res["rand_wer"]), "random_held": np.mean(res["rand_held"]),
+    return {"target": target, "human_share": np.mean(res["share"]), "delivered": np.mean(res["err"]),
+            "delivered_p95": np.quantile(res["err"], 0.95),
+            "held": np.mean(res["held"]),
+            "random": np.mean(res["rand_err"]), "random_held": np.mean(res["rand_held"]),
             "oracle_share": np.mean(res["oracle_share"]),
             "best_by_confidence": np.mean(res["best_conf_share"]),
             "share_vs_oracle": np.mean(res["share"]) / np.mean(res["oracle_share"]),
-            "reachable": np.mean(res["reachable"])}
+            "reachable": np.mean(res["reachable"]),
+            "held_if_promised": (np.mean(np.array(res["held"])[np.array(res["reachable"], bool)])
+                                 if any(res["reachable"]) else np.nan)}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batches", type=int, default=200)
-    ap.add_argument("--batch", type=int, default=400, help="items per simulated batch")
-    ap.add_argument("--calibration", type=int, default=80, help="calibration slice size")
-    ap.add_argument("--gold", type=int, default=20, help="gold items per batch")
-    ap.add_argument("--audit", type=float, default=0.05, help="audit rate of auto-accepted items")
-    ap.add_argument("--residual", type=float, default=0.02, help="post-editors' residual WER (assumption)")
-    ap.add_argument("--delta", type=float, default=0.05)
-    ap.add_argument("--export-pool", action="store_true", help="also write kdh_ai/data/routing_pool.csv")
-    args = ap.parse_args()
+ACTIVECROWD = REPO / "tests" / "data" / "crowd" / "activecrowd"
+ACCURACY_TARGETS = (0.85, 0.90, 0.95, 0.98)
+OVERLAPS = (1, 3, 5, 7)
+
+
+def build_classification_pool(*, per_class: int = 10, seed: int = 0) -> tuple[pd.DataFrame, str]:
+    """Real predictions on BANKING77's test split from kdh_ai's head trained on ``per_class`` labels per class.
+
+    Returns the pool (``item_id``, ``label``, ``predicted``, ``confidence``, ``errors``, ``units``) and a line
+    describing it. Embeddings come from (and go to) the content-hash cache of ``benchmarks/classification.py``.
+    """
+    from classification import CACHE as EMBEDDING_CACHE  # noqa: PLC0415
+    from classification import DATA as BANKING77  # noqa: PLC0415
+    from classification import per_class_sample  # noqa: PLC0415
+
+    from kdh_ai.embeddings import Embedder  # noqa: PLC0415
+    from kdh_ai.heads import label_prototypes, train_head  # noqa: PLC0415
+    from kdh_ai.labels import LabelSet  # noqa: PLC0415
+
+    if not (BANKING77 / "test.csv").exists():
+        raise FileNotFoundError(f"BANKING77 not found at {BANKING77} (the shared data folder next to the repository)")
+    names = json.loads((BANKING77 / "categories.json").read_text(encoding="utf-8"))
+    train, test = pd.read_csv(BANKING77 / "train.csv"), pd.read_csv(BANKING77 / "test.csv")
+    index = {n: i for i, n in enumerate(names)}
+    y, y_test = train.category.map(index).to_numpy(), test.category.map(index).to_numpy()
+    idx = per_class_sample(y, per_class, seed)
+    emb = Embedder("minilm-l6-v2", cache_dir=EMBEDDING_CACHE)
+    x_train = emb.embed(train.text.iloc[idx].tolist(), log_progress=sys.stderr.isatty())
+    x_test = emb.embed(test.text.tolist(), log_progress=sys.stderr.isatty())
+    protos = label_prototypes(LabelSet.from_names(names), emb)
+    head = train_head(x_train, [names[i] for i in y[idx]], classes=names, prototypes=protos)
+    proba = head.predict_proba(x_test)
+    pred = proba.argmax(axis=1)
+    pool = pd.DataFrame({"item_id": [f"test-{i}" for i in range(len(test))], "label": y_test, "predicted": pred,
+                         "confidence": proba.max(axis=1), "errors": (pred != y_test).astype(int), "units": 1})
+    what = (f"BANKING77 test split, {len(pool)} queries, {len(names)} intents; all-MiniLM-L6-v2 + kdh_ai's calibrated "
+            f"logistic head on {per_class} labels per class of the train split (seed {seed}, {len(idx)} labels; "
+            f"embeddings: {emb.misses} computed, {emb.hits} from the cache)")
+    return pool, what
+
+
+@dataclasses.dataclass
+class CrowdLabels:
+    """Real crowd judgments measured against gold (activecrowd).
+
+    Attributes:
+        worker_accuracy: Per-worker accuracies (workers with at least ``min_judgments`` gold judgments), all
+            sets pooled.
+        aggregated_error: ``(method, k)`` -> error rate of each random draw of k judgments per task, aggregated
+            with ``method``; the sets pooled task by task.
+        per_set: A summary line per set.
+        people_accuracy: Per set: the mean worker accuracy (``"one annotator"``) and the mean accuracy of
+            Dawid-Skene over k judgments (``"k=3 Dawid-Skene"``...).
+    """
+
+    worker_accuracy: np.ndarray
+    aggregated_error: dict[tuple[str, int], np.ndarray]
+    per_set: dict[str, str]
+    people_accuracy: dict[str, dict[str, float]]
+
+
+def crowd_label_profiles(sets: list[str], *, min_judgments: int = 20, draws: int = 10, seed: int = 0
+                         ) -> CrowdLabels:
+    """Per-worker accuracies on the activecrowd sets, and the accuracy of k aggregated judgments per task."""
+    accuracies = []
+    wrong: dict[tuple[str, int], np.ndarray] = {}
+    tasks_total = 0
+    per_set = {}
+    people: dict[str, dict[str, float]] = {}
+    for name in sets:
+        labels = pd.read_csv(ACTIVECROWD / f"{name}_labels.csv", dtype={"task": str, "worker": str})
+        gold = pd.read_csv(ACTIVECROWD / f"{name}_gold.csv", dtype={"task": str}).set_index("task")["gold"]
+        df = labels[["task", "worker", "label"]].drop_duplicates(["task", "worker"])
+        per = quality.gold_accuracy(df, gold).per_annotator
+        acc = per.loc[per["n"] >= min_judgments, "accuracy"].to_numpy()
+        accuracies.append(acc)
+        sizes = df.groupby("task").size()
+        full = df[df["task"].isin(sizes[sizes >= max(OVERLAPS)].index)]
+        tasks_total += full["task"].nunique()
+        summary = {}
+        for k in OVERLAPS:
+            for method in ("majority_vote", "dawid_skene"):
+                if k == 1 and method == "dawid_skene":
+                    continue
+                errs = []
+                for d in range(draws):
+                    pick = full.groupby("task").sample(n=k, random_state=1000 * k + d)
+                    if k == 1:
+                        hyp = pick.set_index("task")["label"]
+                    else:
+                        hyp = quality.aggregate_labels(pick, method=method, seed=d)
+                    errs.append(int((hyp.to_numpy() != gold.loc[hyp.index].to_numpy()).sum()))
+                key = ("single" if k == 1 else method, k)
+                wrong[key] = wrong.get(key, np.zeros(draws)) + np.array(errs)
+                summary[key] = 1 - np.mean(errs) / full["task"].nunique()
+        people[name] = {"one annotator (workforce mean)": float(acc.mean())}
+        people[name].update({f"k={k} Dawid-Skene": float(summary[("dawid_skene", k)]) for k in OVERLAPS if k > 1})
+        per_set[name] = (f"{len(acc)} workers with >= {min_judgments} judgments, accuracy mean {acc.mean():.3f} "
+                         f"(median {np.median(acc):.3f}, 10th-90th pct {np.quantile(acc, 0.1):.2f}-"
+                         f"{np.quantile(acc, 0.9):.2f}); k random judgments per task ({full['task'].nunique()} "
+                         "tasks), accuracy: " + ", ".join(
+                             f"k={k} " + (f"{summary[('single', 1)]:.3f}" if k == 1 else
+                                          f"MV {summary[('majority_vote', k)]:.3f} / DS "
+                                          f"{summary[('dawid_skene', k)]:.3f}") for k in OVERLAPS))
+    pooled = np.concatenate(accuracies)
+    errors = {k: v / tasks_total for k, v in wrong.items()}
+    if len(sets) > 1:
+        people["+".join(sets)] = {"one annotator (workforce mean)": float(pooled.mean())}
+        people["+".join(sets)].update({f"k={k} Dawid-Skene": float(1 - errors[("dawid_skene", k)].mean())
+                                      for k in OVERLAPS if k > 1})
+    return CrowdLabels(pooled, errors, per_set, people)
+
+
+def as_accuracy(table: pd.DataFrame) -> pd.DataFrame:
+    """A simulate() table in accuracy terms (1 - error rate)."""
+    out = pd.DataFrame({"target_accuracy": 1 - table["target"]})
+    out["human_share"] = table["human_share"]
+    out["delivered_acc"] = 1 - table["delivered"]
+    out["acc_p5"] = 1 - table["delivered_p95"]
+    out["held"] = table["held"]
+    out["random_acc"] = 1 - table["random"]
+    for col in ("random_held", "oracle_share", "best_by_confidence", "share_vs_oracle", "reachable",
+                "held_if_promised"):
+        out[col] = table[col]
+    return out.set_index("target_accuracy")
+
+
+def run_classification(args: argparse.Namespace) -> int:
+    t0 = time.time()
+    try:
+        pool, what = build_classification_pool(per_class=args.per_class, seed=args.head_seed)
+    except FileNotFoundError as exc:
+        print(f"{exc}; skipping the classification simulation.")
+        return 0
+    print(f"\npool: {what}\nmodel accuracy on the pool {1 - pool['errors'].mean():.4f}; of its most confident "
+          f"70% {1 - pool.nlargest(int(0.7 * len(pool)), 'confidence')['errors'].mean():.4f}")
+    sets = [s.strip() for s in args.crowd_sets.split(",") if s.strip()]
+    crowd = crowd_label_profiles(sets, seed=0)
+    for name, line in crowd.per_set.items():
+        print(f"activecrowd {name}: {line}")
+    acc = crowd.worker_accuracy
+    ds = {k: crowd.aggregated_error[("dawid_skene", k)] for k in OVERLAPS if k > 1}
+    print(f"pooled ({'+'.join(sets)}): {len(acc)} workers, mean accuracy {acc.mean():.3f}; Dawid-Skene over k "
+          "judgments per task: " + ", ".join(f"k={k} {1 - v.mean():.3f}" for k, v in ds.items()))
+    pd.set_option("display.width", 200)
+    fmt = {c: "{:.1%}".format for c in ("human_share", "delivered_acc", "acc_p5", "held", "random_acc",
+                                        "random_held", "oracle_share", "reachable", "best_by_confidence",
+                                        "held_if_promised")}
+    targets = [float(t) for t in args.targets.split(",")] if args.targets else list(ACCURACY_TARGETS)
+
+    def workforce_of(rng: np.random.Generator) -> People:
+        drawn = rng.choice(acc, size=args.workforce)
+        return People(rate=float(1 - drawn.mean()), accuracies=drawn)
+
+    workforces = {
+        f"(a) one annotator per item, a workforce of {args.workforce} drawn per batch from the activecrowd "
+        "per-worker accuracies": workforce_of,
+        f"(b) reviewers, residual error {args.residual:.0%} (assumed)": lambda rng: People(rate=args.residual),
+    }
+    for k in (3, 5):
+        workforces[f"(c) overlap k={k}, Dawid-Skene over real activecrowd judgments (accuracy "
+                   f"{1 - ds[k].mean():.3f}); a human item costs {k} judgments"] = (
+            lambda rng, e=ds[k]: People(rate=float(rng.choice(e))))
+    for name, people_of in workforces.items():
+        rows = [simulate(pool, target=round(1 - t, 10), people_of=people_of, batches=args.batches, batch=args.batch,
+                         cal=args.calibration, gold=args.gold, audit_rate=args.audit, delta=args.delta, seed=7,
+                         gold_sizes=unit_gold_sizes, size_column="units", measure_people=bound_as_route_does)
+                for t in targets]
+        table = as_accuracy(pd.DataFrame(rows))
+        print(f"\n== {name}: {args.batches} batches of {args.batch} items, calibration {args.calibration}, "
+              f"gold {args.gold}, audit {args.audit:.0%}; accuracies (1 - error rate)")
+        print(table.to_string(formatters=fmt, float_format="{:.2f}".format))
+    print("\n== Reachability: routing promises a target only if the people alone reach it (gold measures them)")
+    for t in targets:
+        parts = []
+        for name, people_acc in crowd.people_accuracy.items():
+            ok = [n for n, a in people_acc.items() if a >= t]
+            parts.append(f"{name}: " + (f"{ok[0]} ({people_acc[ok[0]]:.3f})" if ok else
+                                        f"not even k={max(OVERLAPS)} Dawid-Skene "
+                                        f"({people_acc[f'k={max(OVERLAPS)} Dawid-Skene']:.3f})"))
+        print(f"accuracy {t:.0%}: least crowd setting that reaches it: " + "; ".join(parts)
+              + f"; reviewers at {args.residual:.0%} residual error " + ("reach it" if 1 - args.residual >= t
+                                                                         else "cannot"))
+    print(f"\nwall time {time.time() - t0:.0f} s")
+    return 0
+
+
+def run_transcription(args: argparse.Namespace) -> int:
     t0 = time.time()
     pool = build_pool()
     if args.export_pool:
@@ -208,14 +489,17 @@ def main() -> int:
     fmt = {c: "{:.1%}".format for c in ("human_share", "delivered_wer", "wer_p95", "held", "random_wer",
                                         "random_held", "oracle_share", "reachable", "best_by_confidence")}
     workforces = {
-        f"(b) post-editors, residual WER {args.residual:.0%} (assumed)": lambda rng: args.residual,
-        "(a) crowd from scratch, 1 worker (CrowdSpeech profiles)": lambda rng: float(rng.choice(worker_wer)),
+        f"(b) post-editors, residual WER {args.residual:.0%} (assumed)": lambda rng: People(rate=args.residual),
+        "(a) crowd from scratch, 1 worker (CrowdSpeech profiles)":
+            lambda rng: People(rate=float(rng.choice(worker_wer))),
     }
-    for name, h in workforces.items():
-        rows = [simulate(pool, target=t, human_wer_of=h, batches=args.batches, batch=args.batch,
+    targets = [float(t) for t in args.targets.split(",")] if args.targets else [0.03, 0.04, 0.05, 0.06, 0.08]
+    for name, people_of in workforces.items():
+        rows = [simulate(pool, target=t, people_of=people_of, batches=args.batches, batch=args.batch,
                          cal=args.calibration, gold=args.gold, audit_rate=args.audit, delta=args.delta, seed=7)
-                for t in (0.03, 0.04, 0.05, 0.06, 0.08)]
-        table = pd.DataFrame(rows).set_index("target")
+                for t in targets]
+        table = pd.DataFrame(rows).drop(columns="held_if_promised").set_index("target").rename(columns={
+            "delivered": "delivered_wer", "delivered_p95": "wer_p95", "random": "random_wer"})
         print(f"\n== {name}: {args.batches} batches of {args.batch} items, calibration {args.calibration}, "
               f"gold {args.gold}, audit {args.audit:.0%}")
         print(table.to_string(formatters=fmt, float_format="{:.2f}".format))
@@ -228,6 +512,34 @@ def main() -> int:
                                                                             else "cannot"))
     print(f"\nwall time {time.time() - t0:.0f} s")
     return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", choices=("transcription", "classification"), default="transcription",
+                    help="what to simulate (default: transcription)")
+    ap.add_argument("--batches", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=400, help="items per simulated batch")
+    ap.add_argument("--calibration", type=int, default=80, help="calibration slice size")
+    ap.add_argument("--gold", type=int, default=20, help="gold items per batch")
+    ap.add_argument("--audit", type=float, default=0.05, help="audit rate of auto-accepted items")
+    ap.add_argument("--residual", type=float, default=0.02,
+                    help="post-editors'/reviewers' residual error rate: WER, or 1 - accuracy (assumption)")
+    ap.add_argument("--delta", type=float, default=0.05)
+    ap.add_argument("--targets", help="comma-separated targets: WERs (transcription, default 0.03,...,0.08) or "
+                    "accuracies (classification, default 0.85,0.90,0.95,0.98)")
+    ap.add_argument("--export-pool", action="store_true", help="also write kdh_ai/data/routing_pool.csv "
+                    "(transcription)")
+    ap.add_argument("--per-class", type=int, default=10, help="classification: human labels per class the "
+                    "head is trained on")
+    ap.add_argument("--head-seed", type=int, default=0, help="classification: seed of the per-class sample")
+    ap.add_argument("--workforce", type=int, default=5, help="classification: people per batch in (a)")
+    ap.add_argument("--crowd-sets", default="SP_amt,CF_amt", help="classification: activecrowd sets whose "
+                    "workers the simulated people are drawn from (SP_amt, CF_amt, MS)")
+    args = ap.parse_args()
+    if args.task == "classification":
+        return run_classification(args)
+    return run_transcription(args)
 
 
 if __name__ == "__main__":

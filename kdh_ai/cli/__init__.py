@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from kdh_ai.cli import deliver, labelstudio, models, prelabel, route
+from kdh_ai.cli import deliver, labelstudio, models, prelabel, route, select
 from kdh_ai.cli._common import setup_logging
 
 __all__ = ["app", "main"]
@@ -31,6 +31,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(prelabel.app, name="prelabel")
 labelstudio.register(app)  # kdh labelstudio start|stop|status|add-annotator, kdh push|pull|status
 route.register(app)  # kdh route
+select.register(app)  # kdh select
 deliver.register(app)  # kdh deliver, kdh report
 
 
