@@ -21,9 +21,13 @@ What is real and what is simulated:
       data here measures post-editing: every claim made with (b) depends on that assumption.
   A simulated person's errors on an item of ``n`` words are ``Binomial(n, wer)``.
 
-Each simulated batch draws ``--batch`` items from the pool (with replacement), a random calibration slice
-(``--calibration``, labelled by trusted reviewers: assumed exact), ``--gold`` gold items answered by the
-people (measuring their WER), and routes with the target. For each target it prints the mean human share,
+Each simulated batch draws ``--batch`` distinct items from the pool, a random calibration slice
+(``--calibration``, labelled by trusted reviewers: assumed exact, and delivered as labelled), ``--gold`` gold
+items answered by the people (measuring their WER; delivered with their known answers), and routes with the
+target, as ``kdh route`` does: the people's error rate and its standard error from the gold items
+(``kdh_ai.routing.rate_and_se``). With ``--prior-batches K`` the calibration slices of K earlier batches of
+the same client (``kdh route --prior-calibration``: other items of the pool, disjoint from this batch) join
+this batch's slice. For each target it prints the mean human share,
 the delivered WER (mean and 95th percentile), how often the target held, and the same for a random routing of
 equal human share and for the oracle (which knows every item's true error and sends the worst items first).
 Then it shows, per workforce, whether a target is reachable and what overlap would reach it.
@@ -53,8 +57,9 @@ Classification
       aggregate is measured on the real crowd, not derived from independent simulated workers: real workers'
       errors are correlated). A human item then costs k judgments.
   The gold items answered by the people have size 1, so the people's error rate is measured on ``--gold``
-  binary outcomes, and bounded as ``kdh route`` bounds it (``kdh_ai.answers.human_error_rate``: see
-  ``bound_as_route_does``; the transcription mode keeps the plain ratio bound).
+  binary outcomes, with the standard error ``kdh route`` uses (``kdh_ai.routing.rate_and_se``). The
+  classifier's confidence is a calibrated probability, so routing starts its search where the model's
+  expected error equals the people's (``start_threshold``, as ``kdh route`` does for classification).
 The table prints accuracy (1 - error rate): the target, the delivered accuracy (mean and 5th percentile over
 batches), and for random routing of the same share.
 
@@ -77,7 +82,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -85,7 +89,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from kdh_ai import quality  # noqa: E402
 from kdh_ai.job import Job  # noqa: E402
 from kdh_ai.prelabel import run_prelabel  # noqa: E402
-from kdh_ai.routing.threshold import choose_threshold, ratio_upper_bound  # noqa: E402
+from kdh_ai.routing.threshold import choose_threshold, rate_and_se  # noqa: E402
 from kdh_ai.samples import ljspeech_manifest  # noqa: E402
 from kdh_ai.tasks.transcription import Transcriber, TranscribeOptions, TranscriptionTask  # noqa: E402
 
@@ -93,8 +97,9 @@ CACHE = REPO / "benchmarks" / ".cache" / "routing"
 CROWDSPEECH = REPO / "tests" / "data" / "crowd" / "crowdspeech"
 
 
-def build_pool() -> pd.DataFrame:
-    """Real tiny.en pre-labels of LJ Speech and synthetic speech, with each item's word errors (cached job)."""
+def build_pool(minutes: float = 90.0) -> pd.DataFrame:
+    """Real tiny.en pre-labels of LJ Speech and ``minutes`` of synthetic speech, with each item's word errors
+    (cached jobs: the first run pre-labels about 11 clips a minute, some 7 minutes for 90 on 2 cores)."""
     from make_speech import make_speech  # noqa: PLC0415
 
     sources = []
@@ -111,11 +116,12 @@ def build_pool() -> pd.DataFrame:
         sources.append(lj)
     else:
         sources.append(ljspeech_manifest())
-    sources.append(make_speech() / "short" / "manifest.csv")
+    speech = make_speech(minutes=minutes, long_files=0, seed=1)
+    sources.append(speech / "short" / "manifest.csv")
     opts = TranscribeOptions()
     frames = []
     for i, src in enumerate(sources):
-        job_dir = CACHE / f"job{i}"
+        job_dir = CACHE / ("job0" if i == 0 else f"syn-{speech.name}")
         print(f"pre-labeling {src} (cached in {job_dir}) ...", flush=True)
         run_prelabel(job_dir, src, make_prelabeler=lambda: Transcriber(opts), task="transcription",
                      item_kind="audio", options=dataclasses.asdict(opts), log_progress=sys.stderr.isatty())
@@ -188,42 +194,28 @@ def unit_gold_sizes(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.ones(n, dtype=int)
 
 
-def ratio_bound(errors: np.ndarray, units: np.ndarray, *, delta: float) -> tuple[float, float]:
-    """The people's error rate on gold and its upper bound: the plain ratio bound (transcription mode)."""
-    _, upper = ratio_upper_bound(errors.astype(float), units.astype(float), delta=delta)
-    return float(errors.sum() / units.sum()), upper
-
-
-def bound_as_route_does(errors: np.ndarray, units: np.ndarray, *, delta: float) -> tuple[float, float]:
-    """The people's error rate on gold and its upper bound as ``kdh route`` measures them
-    (``kdh_ai.answers.human_error_rate``): the ratio bound, floored by ``rate + z * se`` where the routing
-    code provides ``rate_and_se`` (a pseudo-count standard error, so that a few gold items answered without a
-    single error do not claim people who never err). Used for classification, whose gold items are single
-    labels: with 20 of them and people at 2% error, no error at all is seen in 67% of batches."""
-    rate, upper = ratio_bound(errors, units, delta=delta)
-    try:
-        from kdh_ai.routing.threshold import rate_and_se  # noqa: PLC0415
-    except ImportError:  # routing code without it: the plain ratio bound
-        return rate, upper
-    _, se = rate_and_se(errors.astype(float), units.astype(float))
-    return rate, min(1.0, max(upper if np.isfinite(upper) else 1.0, rate + float(stats.norm.ppf(1 - delta)) * se))
-
-
 def simulate(pool: pd.DataFrame, *, target: float, people_of: Callable[[np.random.Generator], People],
              batches: int, batch: int, cal: int, gold: int, audit_rate: float, delta: float, seed: int,
              gold_sizes: Callable[[np.random.Generator, int], np.ndarray] = transcription_gold_sizes,
-             size_column: str = "words",
-             measure_people: Callable[..., tuple[float, float]] = ratio_bound) -> dict[str, float]:
+             size_column: str = "words", prior_batches: int = 0,
+             start_from_confidence: bool = False) -> dict[str, float]:
     """Route ``batches`` simulated batches drawn from ``pool`` (columns ``confidence``, ``errors`` and
     ``size_column``) for an error-rate ``target``; the mean results (see the module docstring).
-    ``measure_people(errors, units, delta=)`` gives the people's error rate on the gold items and its upper
-    bound, which routing uses."""
+
+    Each batch is ``batch`` distinct items of the pool; ``prior_batches`` earlier calibration slices of ``cal``
+    items each come from the rest of the pool. ``start_from_confidence``: the confidence is a calibrated
+    probability, and the threshold search starts at ``1 - h`` (as ``kdh route`` does for classification)."""
     rng = np.random.default_rng(seed)
+    need = batch + prior_batches * cal
+    if need > len(pool):
+        raise ValueError(f"the pool has {len(pool)} items; a batch of {batch} plus {prior_batches} earlier "
+                         f"slices of {cal} needs {need}: lower --batch/--prior-batches or grow the pool")
     res = {k: [] for k in ("share", "err", "held", "rand_err", "rand_held", "oracle_share", "reachable",
                            "best_conf_share")}
     for _ in range(batches):
-        idx = rng.integers(0, len(pool), size=batch)
-        b = pool.iloc[idx]
+        drawn = rng.choice(len(pool), size=need, replace=False)
+        b = pool.iloc[drawn[:batch]]
+        prior = pool.iloc[drawn[batch:]]
         conf, err = b["confidence"].to_numpy(), b["errors"].to_numpy()
         words = b[size_column].to_numpy().astype(int)
         order = rng.permutation(batch)
@@ -232,12 +224,17 @@ def simulate(pool: pd.DataFrame, *, target: float, people_of: Callable[[np.rando
         h_true = people_now.rate
         gold_words = gold_sizes(rng, gold)
         gold_err = people_now.errors(rng, gold_words)
-        h_hat, h_up = measure_people(gold_err, gold_words, delta=delta)
+        h_hat, h_se = rate_and_se(gold_err, gold_words)
         n_total = batch + gold
         fixed = (cal + gold) / n_total
-        choice = choose_threshold(conf[cal_i], err[cal_i], words[cal_i], batch_confidence=conf[rest_i],
-                                  human_error_rate=h_hat, human_error_upper=h_up, target=target,
-                                  fixed_human_share=fixed, delta=delta)
+        c_conf = np.concatenate([conf[cal_i], prior["confidence"].to_numpy()])
+        c_err = np.concatenate([err[cal_i], prior["errors"].to_numpy()])
+        c_units = np.concatenate([words[cal_i], prior[size_column].to_numpy().astype(int)])
+        # Calibration (trusted reviewers) and gold items are delivered exact: fixed_error_share=0.
+        choice = choose_threshold(c_conf, c_err, c_units, batch_confidence=conf[rest_i],
+                                  human_error_rate=h_hat, human_error_se=h_se, target=target,
+                                  fixed_human_share=fixed, fixed_error_share=0.0, delta=delta,
+                                  start_threshold=(1 - h_hat) if start_from_confidence else None)
         to_human = conf[rest_i] < choice.threshold
         audit = (~to_human) & (rng.random(len(rest_i)) < audit_rate)
         people = to_human | audit
@@ -451,7 +448,8 @@ def run_classification(args: argparse.Namespace) -> int:
     for name, people_of in workforces.items():
         rows = [simulate(pool, target=round(1 - t, 10), people_of=people_of, batches=args.batches, batch=args.batch,
                          cal=args.calibration, gold=args.gold, audit_rate=args.audit, delta=args.delta, seed=7,
-                         gold_sizes=unit_gold_sizes, size_column="units", measure_people=bound_as_route_does)
+                         gold_sizes=unit_gold_sizes, size_column="units", prior_batches=args.prior_batches,
+                         start_from_confidence=True)
                 for t in targets]
         table = as_accuracy(pd.DataFrame(rows))
         print(f"\n== {name}: {args.batches} batches of {args.batch} items, calibration {args.calibration}, "
@@ -474,7 +472,7 @@ def run_classification(args: argparse.Namespace) -> int:
 
 def run_transcription(args: argparse.Namespace) -> int:
     t0 = time.time()
-    pool = build_pool()
+    pool = build_pool(args.minutes)
     if args.export_pool:
         out = REPO / "kdh_ai" / "data" / "routing_pool.csv"
         pool.round(4).to_csv(out, index=False)
@@ -496,12 +494,14 @@ def run_transcription(args: argparse.Namespace) -> int:
     targets = [float(t) for t in args.targets.split(",")] if args.targets else [0.03, 0.04, 0.05, 0.06, 0.08]
     for name, people_of in workforces.items():
         rows = [simulate(pool, target=t, people_of=people_of, batches=args.batches, batch=args.batch,
-                         cal=args.calibration, gold=args.gold, audit_rate=args.audit, delta=args.delta, seed=7)
+                         cal=args.calibration, gold=args.gold, audit_rate=args.audit, delta=args.delta, seed=7,
+                         prior_batches=args.prior_batches)
                 for t in targets]
         table = pd.DataFrame(rows).drop(columns="held_if_promised").set_index("target").rename(columns={
             "delivered": "delivered_wer", "delivered_p95": "wer_p95", "random": "random_wer"})
-        print(f"\n== {name}: {args.batches} batches of {args.batch} items, calibration {args.calibration}, "
-              f"gold {args.gold}, audit {args.audit:.0%}")
+        print(f"\n== {name}: {args.batches} batches of {args.batch} items, calibration {args.calibration}"
+              + (f" + {args.prior_batches} earlier slices of {args.calibration}" if args.prior_batches else "")
+              + f", gold {args.gold}, audit {args.audit:.0%}")
         print(table.to_string(formatters=fmt, float_format="{:.2f}".format))
     print("\n== Reachability: a target is reachable only if the people's WER is below it")
     for t in (0.03, 0.05, 0.08, 0.10):
@@ -526,6 +526,10 @@ def main() -> int:
     ap.add_argument("--residual", type=float, default=0.02,
                     help="post-editors'/reviewers' residual error rate: WER, or 1 - accuracy (assumption)")
     ap.add_argument("--delta", type=float, default=0.05)
+    ap.add_argument("--prior-batches", type=int, default=0, help="earlier batches whose calibration slices join "
+                    "each batch's own (kdh route --prior-calibration)")
+    ap.add_argument("--minutes", type=float, default=90.0, help="transcription: minutes of synthetic speech in "
+                    "the pool (about 11 clips a minute)")
     ap.add_argument("--targets", help="comma-separated targets: WERs (transcription, default 0.03,...,0.08) or "
                     "accuracies (classification, default 0.85,0.90,0.95,0.98)")
     ap.add_argument("--export-pool", action="store_true", help="also write kdh_ai/data/routing_pool.csv "

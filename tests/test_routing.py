@@ -218,3 +218,34 @@ def test_prior_calibration_is_dropped_when_this_batch_drifted(tmp_path: Path) ->
     assert info["drift"]["drift"] and not info["used"]
     assert info["drift"]["observed"] > 2 * info["drift"]["expected"]
     assert "NOT used" in result.message
+
+
+def test_people_worse_than_the_confident_model_still_get_a_mix() -> None:
+    # Calibrated classifier: an item of confidence c is right with probability c. People are right 81% of
+    # the time; the target is 85% accuracy. Everything to people cannot meet it; the model alone cannot
+    # either; auto-accepting the confident items and sending the rest to people can.
+    rng = np.random.default_rng(0)
+    conf = rng.beta(4, 1, size=3000)
+    wrong = (rng.random(3000) > conf).astype(float)
+    cal, rest = np.arange(400), np.arange(400, 3000)
+    kw = dict(batch_confidence=conf[rest], human_error_rate=0.19, human_error_se=0.01, target=0.15)
+    assert wrong.mean() > 0.15 + 0.02  # the model alone misses it
+    plain = choose_threshold(conf[cal], wrong[cal], np.ones(400), **kw)
+    assert not plain.reachable and plain.human_share == 1.0
+    mixed = choose_threshold(conf[cal], wrong[cal], np.ones(400), start_threshold=1 - 0.19, **kw)
+    assert mixed.reachable and 0 < mixed.human_share < 1 and mixed.risk_upper <= 0.15
+    auto = conf[rest] >= mixed.threshold
+    expected = (wrong[rest][auto].sum() + 0.19 * (~auto).sum()) / len(rest)
+    assert expected <= 0.15
+
+
+def test_items_already_with_people_stay_out_of_the_calibration_slice(tmp_path: Path) -> None:
+    build_job(tmp_path / "job")
+    job = Job(tmp_path / "job")
+    chosen = [f"item{i:04d}" for i in range(100, 140)]
+    job.log("routing").append({"item_id": k, "role": "human", "reason": "kdh select", "step": "select",
+                               "at": "2026-11-29T00:00:00+00:00"} for k in chosen)
+    plan_calibration(job.root, size=0.25, seed=1)
+    roles = current_roles(job)
+    assert all(roles[k] == "human" for k in chosen)
+    assert sum(r == "calibration" for r in roles.values()) == round(0.25 * (400 - 20 - 40))

@@ -120,12 +120,17 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
         gold = {k for k, v in job.log("gold").latest_by("item_id").items() if v.get("answer") is not None}
         roles: dict[str, tuple[str, str]] = {}
         routable = []
+        before = current_roles(job)
         for item_id in sorted(preds):
             p = preds[item_id]
             if item_id in gold:
                 roles[item_id] = ("gold", "known answer: measures the people")
             elif p.status == "error":
                 roles[item_id] = ("human", f"the model failed on it: {p.error}")
+            elif before.get(item_id) == "human":
+                # Already chosen for people (e.g. `kdh select`): a classifier retrained on their answers has
+                # seen them, so in the calibration slice they would flatter it.
+                roles[item_id] = ("human", "already with people")
             else:
                 routable.append(item_id)
         # A share is raised to min_items (a bound needs enough items); an explicit count is taken as given.
@@ -297,7 +302,8 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         choice = choose_threshold(conf, errs[:, 0], errs[:, 1], batch_confidence=batch_conf,
                                   human_error_rate=measured.rate, human_error_se=measured.se,
                                   human_error_upper=measured.upper, target=target, budget=budget,
-                                  fixed_human_share=fixed, fixed_error_share=fixed_err, delta=delta)
+                                  fixed_human_share=fixed, fixed_error_share=fixed_err, delta=delta,
+                                  start_threshold=(1 - measured.rate) if task.confidence_is_probability else None)
         new: dict[str, tuple[str, str]] = {}
         rng = np.random.default_rng(seed)
         for k in pending:

@@ -174,6 +174,7 @@ def choose_threshold(
     budget: float | None = None,
     fixed_human_share: float = 0.0,
     fixed_error_share: float | None = None,
+    start_threshold: float | None = None,
     delta: float = 0.05,
     n_candidates: int = 100,
 ) -> ThresholdChoice:
@@ -196,6 +197,12 @@ def choose_threshold(
         fixed_error_share: Share of the batch delivered with the people's answers among those fixed items
             (default: all of them). Gold items, and a calibration slice checked by trusted reviewers, are
             delivered exact and do not count here.
+        start_threshold: Where the fixed sequence starts (default: ``inf``, everything to people). When the
+            people may be worse than the model on its confident items, starting at "everything to people"
+            stops at once although a mix would meet the target; a start where the model's *expected* error
+            equals the people's (``1 - h`` for a calibrated probability) tests that mix first. It must not
+            come from the calibration slice's errors (that would void the guarantee). When nothing in the
+            sequence meets the target, everything goes to people, reachable if their own bound allows.
         delta: Error level: the guarantee holds with probability about ``1 - delta``.
         n_candidates: Number of candidate thresholds (quantiles of ``batch_confidence``).
 
@@ -238,6 +245,8 @@ def choose_threshold(
     qs = np.linspace(1.0, 0.0, n_candidates + 1)
     cands = [float("inf")] + sorted({float(np.quantile(batch, q)) for q in qs[1:-1]} if len(batch) else set(),
                                      reverse=True) + [float("-inf")]
+    if start_threshold is not None and start_threshold < float("inf"):
+        cands = [float("inf"), float(start_threshold)] + [c for c in cands if c < start_threshold]
     rows = []
     for t in cands:
         share_routed = float(np.mean(batch < t)) if len(batch) else 0.0
@@ -261,17 +270,21 @@ def choose_threshold(
     curve = pd.DataFrame(rows)
 
     if target is not None:
-        controlled = []
+        # The first row (everything to people) is the fallback; the sequence starts at row 1 when a start
+        # threshold is given, else at row 0.
+        first = 1 if (start_threshold is not None and start_threshold < float("inf")) else 0
+        controlled = [False] * first
         still = True
-        for p in curve["p_value"]:
+        for p in curve["p_value"].iloc[first:]:
             still = still and p <= delta
             controlled.append(still)
         curve["controlled"] = controlled
         ok = curve[curve["controlled"]]
         if ok.empty:
             row = curve.iloc[0]
-            return ThresholdChoice(float("inf"), 1.0, float(row["risk"]), float(row["risk_upper"]), False,
-                                   target, delta, human_error_rate, h_up, curve, "target")
+            return ThresholdChoice(float("inf"), float(row["human_share"]), float(row["risk"]),
+                                   float(row["risk_upper"]), bool(row["p_value"] <= delta), target, delta,
+                                   human_error_rate, h_up, curve, "target")
         row = ok.iloc[-1]
         return ThresholdChoice(float(row["threshold"]), float(row["human_share"]), float(row["risk"]),
                                float(row["risk_upper"]), True, target, delta, human_error_rate, h_up, curve,

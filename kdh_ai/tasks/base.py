@@ -28,12 +28,16 @@ class TaskType(abc.ABC):
         item_kind: ``"audio"`` or ``"text"``: what :func:`kdh_ai.items.read_items` reads.
         from_name: Name of the Label Studio control tag that holds the answer.
         to_name: Name of the Label Studio object tag that shows the item.
+        confidence_is_probability: The model's confidence is a (calibrated) probability that its answer is
+            right, so ``1 - confidence`` is its expected error; routing then starts its search where the
+            model's expected error equals the people's (see :func:`kdh_ai.routing.choose_threshold`).
     """
 
     name: ClassVar[str]
     item_kind: ClassVar[str]
     from_name: ClassVar[str]
     to_name: ClassVar[str]
+    confidence_is_probability: ClassVar[bool] = False
 
     @abc.abstractmethod
     def label_config(self, *, labels: Iterable[str] | None = None) -> str:

@@ -106,6 +106,7 @@ class ClassificationTask(TaskType):
     item_kind: ClassVar[str] = "text"
     from_name: ClassVar[str] = "label"
     to_name: ClassVar[str] = "text"
+    confidence_is_probability: ClassVar[bool] = True
 
     filter_above: ClassVar[int] = 10
     """With more labels than this, the template adds a filter box above the choices."""
