@@ -455,7 +455,8 @@ def run_classification(args: argparse.Namespace) -> int:
         print(f"\n== {name}: {args.batches} batches of {args.batch} items, calibration {args.calibration}, "
               f"gold {args.gold}, audit {args.audit:.0%}; accuracies (1 - error rate)")
         print(table.to_string(formatters=fmt, float_format="{:.2f}".format))
-    print("\n== Reachability: routing promises a target only if the people alone reach it (gold measures them)")
+    print("\n== People alone: which crowd setting reaches each accuracy on its own (with a calibrated model, routing "
+          "can also promise a target the people alone miss, by auto-accepting the model's confident answers)")
     for t in targets:
         parts = []
         for name, people_acc in crowd.people_accuracy.items():

@@ -25,7 +25,8 @@ testing controls the family-wise error at ``delta`` without any further correcti
 thresholds searched (Angelopoulos, Bates, Candes, Jordan, Lei: "Learn then Test: Calibrating Predictive
 Algorithms to Achieve Risk Control", 2021, section 4). The standard error also counts the sampling noise of
 the batch itself (its ``len(batch_confidence)`` items), so the bound covers the error rate the client
-actually receives, not only its expectation. The p-values are asymptotic (CLT), so the guarantee is
+actually receives, not only its expectation. The model's part has a binomial floor with one pseudo-error on
+the auto-accepted units, so a slice whose confident items show no error does not promise a perfect model. The p-values are asymptotic (CLT), so the guarantee is
 approximate for small slices; ``benchmarks/routing.py`` measures how often the target actually held.
 
 Example:
@@ -254,6 +255,15 @@ def choose_threshold(
         losses = risk_at_threshold(conf, err, n, t, human_error_rate=h)
         r = float(losses.sum() / n.sum())
         se, shift = _ratio_se(losses, n, r, n_batch)
+        # Floor for the model's part: its errors on the auto-accepted units as a binomial count with one
+        # pseudo-error (as for the people, :func:`rate_and_se`): a slice whose confident items happen to show
+        # no error must not promise a model that never errs (one label per item makes this common).
+        auto = conf >= t
+        u_auto, u_all = float(n[auto].sum()), float(n.sum())
+        if u_auto > 0:
+            p_auto = (float(err[auto].sum()) + 1) / (u_auto + 2)
+            floor = u_auto * p_auto * (1 - p_auto) / u_all**2 * (1 + (m / n_batch if n_batch else 0.0))
+            se = float(np.sqrt(max(se**2, floor)))
         routed_units = float(n[conf < t].sum() / n.sum())
         h_weight = (1 - f) * routed_units + g
         r_batch = (1 - f) * r + g * h
