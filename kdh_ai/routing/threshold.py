@@ -27,7 +27,9 @@ Algorithms to Achieve Risk Control", 2021, section 4). The standard error also c
 the batch itself (its ``len(batch_confidence)`` items), so the bound covers the error rate the client
 actually receives, not only its expectation. The model's part has a binomial floor with one pseudo-error on
 the auto-accepted units, so a slice whose confident items show no error does not promise a perfect model. The p-values are asymptotic (CLT), so the guarantee is
-approximate for small slices; ``benchmarks/routing.py`` measures how often the target actually held.
+approximate for small slices; ``benchmarks/routing.py`` measures how often the target actually held (for
+transcription, 92-95% of simulated batches with an 80-clip slice alone, 95-98% with one earlier batch's
+slice pooled: ``benchmarks/routing.md``).
 
 Example:
     >>> import numpy as np
