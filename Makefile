@@ -12,7 +12,7 @@ PIP := $(VENV)/bin/pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install system-deps demo test lab bench clean help
+.PHONY: install system-deps bench-deps demo test lab bench clean help
 
 help:
 	@echo "make demo    set up everything and run the demo job on the bundled sample audio"
@@ -53,9 +53,20 @@ test: install system-deps
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/
 
-bench: install
+# Synthetic speech for the transcription and routing benchmarks (Debian's flite/festival voices and sox).
+bench-deps:
+	@command -v flite >/dev/null 2>&1 && command -v festival >/dev/null 2>&1 && command -v sox >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing flite, festival voices and sox for the benchmarks (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq flite festival \
+	      festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k sox >/dev/null; \
+	  else echo "WARNING: install flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k sox"; fi; }
+
+bench: install bench-deps
 	$(PY) benchmarks/transcription_speed.py
 	$(PY) benchmarks/routing.py
+	$(PY) benchmarks/routing.py --prior-batches 1
+	$(PY) benchmarks/routing.py --task classification
 	$(PY) benchmarks/classification.py
 	$(PY) benchmarks/quality_speed.py
 	$(PY) benchmarks/labelstudio_bulk.py
