@@ -339,16 +339,18 @@ def _result_from_choice(choice: ThresholdChoice, roles: dict[str, str], measured
     share = _human_share(roles)
     if not choice.reachable and target is not None:
         msg = (f"Target {metric} {target:.1%} is NOT reachable with these people: their measured {metric} is "
-               f"{measured.rate:.1%} (upper bound {measured.upper:.1%}), so even sending every item to one person "
-               "cannot promise it. Everything goes to people; raise overlap (2-3 annotators per item, aggregated) "
+               f"{measured.rate:.1%} (upper bound {measured.upper:.1%}), and no mix of their answers with the "
+               "model's confident ones can be promised to meet it either. Everything goes to people; raise overlap (2-3 annotators per item, aggregated) "
                "or use reviewers to lower the people's error rate, then route again.")
     elif target is not None:
-        msg = (f"Threshold {choice.threshold:.3f}: people touch {share:.0%} of the batch. Estimated delivered "
+        where = ("every routable item auto-accepted" if choice.threshold == -math.inf
+                 else f"Threshold {choice.threshold:.3f}")
+        msg = (f"{where}: people touch {share:.0%} of the batch. Estimated delivered "
                f"{metric} {choice.risk:.2%}, at most {choice.risk_upper:.2%} with {1 - choice.delta:.0%} confidence "
                f"(target {target:.1%}; measured on {n_cal} calibration items; people's {metric} {measured.rate:.1%}"
                f"{' (assumed)' if measured.source == 'assumed' else ''}).")
     else:
-        msg = (f"Budget {budget:.0%}: threshold {choice.threshold:.3f}, people touch {share:.0%} of the batch. "
+        msg = (f"Budget {budget:.0%}: threshold {max(0.0, choice.threshold):.3f}, people touch {share:.0%} of the batch. "
                f"Estimated delivered {metric} {choice.risk:.2%}, at most {choice.risk_upper:.2%} with "
                f"{1 - choice.delta:.0%} confidence.")
     curve = choice.curve.replace([np.inf, -np.inf], [1e9, -1e9]).round(6).to_dict(orient="list")
