@@ -10,7 +10,9 @@ probability is the item's confidence for routing.
   with each label's prototype added as one more training example (so a label nobody has used yet can still be
   predicted, and the first few human labels already help: on BANKING77 with one label per class, 0.71 accuracy
   instead of 0.56 without prototypes). Its probabilities are calibrated by temperature scaling fitted on
-  out-of-fold logits (:mod:`kdh_ai.calibration`), which also gives a cross-validated accuracy estimate.
+  out-of-fold logits (:mod:`kdh_ai.calibration`), which also gives a cross-validated accuracy estimate. The
+  texts it was trained on are answered with their out-of-fold logits (cross-fitting), so a human-labelled
+  calibration slice that also trained the head still measures it as on unseen texts.
 
 :func:`train_head` is the one call that the active-learning loop makes between rounds. Every head has an
 ``identity``: a hash of everything that decides its answers (for a trained head: the training labels and the
@@ -118,13 +120,22 @@ class Head(abc.ABC):
     def temperature(self) -> float:
         """The temperature that calibrates :meth:`logits`."""
 
-    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
-        """Calibrated class probabilities ``(n, k)``, columns in the order of :attr:`classes`."""
-        return softmax(self.logits(embeddings), temperature=self.temperature)
+    def predict_proba(self, embeddings: np.ndarray, *, keys: Sequence[str] | None = None) -> np.ndarray:
+        """Calibrated class probabilities ``(n, k)``, columns in the order of :attr:`classes`.
 
-    def predict(self, embeddings: np.ndarray) -> tuple[list[str], np.ndarray]:
+        Args:
+            embeddings: ``(n, d)`` embeddings.
+            keys: The texts' ids (SHA-256); a head trained on some of them answers those out of fold.
+        """
+        return softmax(self.logits_for(embeddings, keys=keys), temperature=self.temperature)
+
+    def logits_for(self, embeddings: np.ndarray, *, keys: Sequence[str] | None = None) -> np.ndarray:
+        """:meth:`logits`, except for texts the head was trained on (see :class:`LogisticHead`)."""
+        return self.logits(embeddings)
+
+    def predict(self, embeddings: np.ndarray, *, keys: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
         """Predicted labels and the calibrated probabilities they come from."""
-        proba = self.predict_proba(embeddings)
+        proba = self.predict_proba(embeddings, keys=keys)
         return [self.classes[i] for i in proba.argmax(axis=1)], proba
 
     @abc.abstractmethod
@@ -209,13 +220,18 @@ class LogisticHead(Head):
         temperature_: Calibration temperature (1.0 when there were too few labels to fit one).
         cv_accuracy_: Accuracy of out-of-fold predictions on the human labels (``None`` without folds).
         class_counts_: Human labels per class.
+        oof_logits_: Out-of-fold logits of the training texts, by key (text SHA-256). A text the head was
+            trained on is answered with these (cross-fitting), so its prediction, confidence and measured
+            error are those of a model that did not see its label: a calibration slice that was also used for
+            training then still measures the model honestly (routing relies on it).
     """
 
     kind: ClassVar[str] = "trained"
 
     def __init__(self, classes: Sequence[str], coef: np.ndarray, intercept: np.ndarray, *, temperature: float,
                  n_train: int, training_id: str, cv_accuracy: float | None = None,
-                 class_counts: dict[str, int] | None = None) -> None:
+                 class_counts: dict[str, int] | None = None, oof_keys: Sequence[str] | None = None,
+                 oof_logits: np.ndarray | None = None) -> None:
         self.classes = list(classes)
         self.coef_ = np.asarray(coef, dtype=np.float64)
         self.intercept_ = np.asarray(intercept, dtype=np.float64)
@@ -224,6 +240,9 @@ class LogisticHead(Head):
         self.cv_accuracy_ = cv_accuracy
         self.class_counts_ = dict(class_counts or {})
         self._training_id = training_id
+        self.oof_logits_: dict[str, np.ndarray] = {}
+        if oof_keys is not None and oof_logits is not None:
+            self.oof_logits_ = {str(key): np.asarray(row, dtype=np.float64) for key, row in zip(oof_keys, oof_logits)}
 
     @property
     def temperature(self) -> float:
@@ -236,12 +255,25 @@ class LogisticHead(Head):
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         return np.asarray(embeddings, dtype=np.float64) @ self.coef_.T + self.intercept_
 
+    def logits_for(self, embeddings: np.ndarray, *, keys: Sequence[str] | None = None) -> np.ndarray:
+        out = self.logits(embeddings)
+        if keys is not None and self.oof_logits_:
+            for i, key in enumerate(keys):
+                row = self.oof_logits_.get(key)
+                if row is not None:
+                    out[i] = row
+        return out
+
     def info(self) -> dict[str, Any]:
         return {**super().info(), "cv_accuracy": self.cv_accuracy_, "class_counts": self.class_counts_,
                 "training_id": self._training_id}
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {"coef": self.coef_, "intercept": self.intercept_}
+        state = {"coef": self.coef_, "intercept": self.intercept_}
+        if self.oof_logits_:
+            state["oof_keys"] = np.array(list(self.oof_logits_), dtype=str)
+            state["oof_logits"] = np.vstack(list(self.oof_logits_.values()))
+        return state
 
 
 def _indices(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
@@ -341,7 +373,8 @@ def train_head(
     temperature, cv_accuracy = 1.0, None
     counts = Counter(y.tolist())
     folds = min(calibration_folds, max(counts.values(), default=0))
-    if calibration_folds and len(y) >= max(min_calibration_labels, 2) and folds >= 2:
+    oof = None
+    if calibration_folds and folds >= 2:
         from sklearn.model_selection import StratifiedKFold
 
         oof = np.zeros((len(y), k))
@@ -354,8 +387,11 @@ def train_head(
             oof[test_idx] = x[test_idx] @ fc.T + fi
         finite = np.isfinite(oof[np.arange(len(y)), y])  # a class unseen in a fold (no prototypes) can't count
         oof = np.where(np.isfinite(oof), oof, -1e9)
-        if finite.sum() >= 2:
+        if finite.sum() >= 2 and len(y) >= max(min_calibration_labels, 2):
             temperature = TemperatureScaling().fit(oof[finite], y[finite]).temperature_
+        elif len(y) < max(min_calibration_labels, 2):
+            logger.info("Only %d human labels: probabilities stay uncalibrated (temperature 1) until there are %d",
+                        len(y), max(min_calibration_labels, 2))
         cv_accuracy = float((oof.argmax(axis=1) == y).mean())
     elif calibration_folds:
         logger.info("Only %d human labels: probabilities stay uncalibrated (temperature 1) until there are %d",
@@ -367,7 +403,8 @@ def train_head(
                          "min_cal": min_calibration_labels, "seed": seed, "max_iter": max_iter,
                          "prototypes": None if protos is None else _array_hash(protos)})
     return LogisticHead(names, coef, intercept, temperature=temperature, n_train=len(y), training_id=training_id,
-                        cv_accuracy=cv_accuracy, class_counts={names[i]: n for i, n in sorted(counts.items())})
+                        cv_accuracy=cv_accuracy, class_counts={names[i]: n for i, n in sorted(counts.items())},
+                        oof_keys=ids if oof is not None else None, oof_logits=oof)
 
 
 def load_head(path: str | Path) -> Head:
@@ -380,5 +417,7 @@ def load_head(path: str | Path) -> Head:
         if info["kind"] == LogisticHead.kind:
             return LogisticHead(info["classes"], data["coef"], data["intercept"], temperature=info["temperature"],
                                 n_train=info["n_train"], training_id=info["training_id"],
-                                cv_accuracy=info.get("cv_accuracy"), class_counts=info.get("class_counts"))
+                                cv_accuracy=info.get("cv_accuracy"), class_counts=info.get("class_counts"),
+                                oof_keys=data["oof_keys"].tolist() if "oof_keys" in data else None,
+                                oof_logits=data["oof_logits"] if "oof_logits" in data else None)
     raise ValueError(f"{path}: unknown head kind {info['kind']!r}; valid: 'zero_shot', 'trained'")

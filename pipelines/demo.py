@@ -1,9 +1,12 @@
 """`make demo`: the whole loop on bundled sample data, with a real Label Studio server.
 
 pre-label -> route (calibration slice) -> Label Studio -> pull -> route (threshold) -> Label Studio -> pull ->
-quality -> deliver -> client report -> trainee feedback
+quality -> deliver -> client report -> trainee feedback; then the same job flow for text classification
+(zero-shot pre-labels -> Label Studio -> pull -> retrained head -> next round chosen by uncertainty -> route
+to a target accuracy -> quality).
 
-The audio is real (12 LJ Speech clips, public domain) and so are the model, the server and every kdh step.
+The audio is real (12 LJ Speech clips, public domain), so are the 60 SMS texts (SMS Spam Collection, CC BY
+4.0, see ``tests/data/text/sms_spam``), the models, the server and every kdh step.
 The **annotators are simulated**: two accounts named ``simulated.*@kdh.demo`` take tasks from Label Studio's
 label stream through its API and submit the reference transcript with a few deliberate mistakes, and a
 plausible working time. Their work is labelled SIMULATED everywhere the demo prints it.
@@ -31,6 +34,7 @@ from rich.console import Console
 from kdh_ai.samples import ljspeech_manifest
 
 console = Console()
+SMS = Path(__file__).resolve().parents[1] / "tests" / "data" / "text" / "sms_spam"
 GOLD_ITEMS = ("LJ001-0011", "LJ001-0012")
 SIMULATED = ("simulated.amina@kdh.demo", "simulated.brian@kdh.demo")
 DEMO_PASSWORD = "kakuma-demo-2026"
@@ -66,13 +70,20 @@ def _simulated_answer(reference: str, rng: np.random.Generator, error_rate: floa
     return " ".join(out)
 
 
+def _simulated_label(reference: str, rng: np.random.Generator, error_rate: float) -> str:
+    """A simulated annotator's label: the right one, or now and then the other one."""
+    return reference if rng.random() >= error_rate else ("spam" if reference == "ham" else "ham")
+
+
 def _simulate_annotators(project_id: int, references: dict[str, str], durations: dict[str, float],
-                         clients: list[tuple[str, object]], seed: int) -> int:
+                         clients: list[tuple[str, object]], seed: int, *, text: bool = False) -> int:
     """SIMULATED annotators: each takes every task Label Studio's label stream serves them and submits it."""
     from kdh_ai.labelstudio.client import LabelStudioError
+    from kdh_ai.tasks.classification import ClassificationTask
     from kdh_ai.tasks.transcription import TranscriptionTask
 
-    task_type = TranscriptionTask()
+    task_type = ClassificationTask(["ham", "spam"]) if text else TranscriptionTask()
+    answer_of = _simulated_label if text else _simulated_answer
     rng = np.random.default_rng(seed)
     done = 0
     for email, client in clients:
@@ -87,7 +98,7 @@ def _simulate_annotators(project_id: int, references: dict[str, str], durations:
                 break
             prelabeled = bool(task.get("predictions"))
             seconds = durations.get(item_id, 5.0) * (2.5 if prelabeled else 5.0) * float(rng.lognormal(0, 0.25))
-            answer = _simulated_answer(references[item_id], rng, error_rate)
+            answer = answer_of(references[item_id], rng, error_rate)
             client.request("POST", f"api/tasks/{task['id']}/annotations/", what="annotate",  # type: ignore[attr-defined]
                            json_body={"result": task_type.answer_to_result(answer), "lead_time": round(seconds, 1)})
             done += 1
@@ -170,12 +181,53 @@ def main() -> int:
     _kdh("report", str(job), "--out", str(out / "report" / "report.html"), "--client", "Demo client", env=env)
     _kdh("feedback", str(job), "--annotator", SIMULATED[1], "--out", str(out / "feedback.html"), env=env, ok=(0, 2))
 
+    console.rule("6. Text classification, same job flow: 60 SMS, spam or not")
+    texts = out / "sms.csv"
+    sms_truth: dict[str, str] = {}
+    with open(SMS / "texts.csv", newline="", encoding="utf-8") as fh, \
+            open(texts, "w", newline="", encoding="utf-8") as dst:
+        w = csv.writer(dst)
+        w.writerow(["item_id", "text"])  # the client sends no labels
+        for row in list(csv.DictReader(fh))[:60]:
+            sms_truth[row["item_id"]] = row["reference"]
+            w.writerow([row["item_id"], row["text"]])
+    sms_gold = out / "sms_gold.csv"
+    with open(sms_gold, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["item_id", "answer"])
+        for k in sorted(sms_truth)[:10]:
+            w.writerow([k, sms_truth[k]])
+    cjob = out / "classification-job"
+    labels = str(SMS / "labels.yaml")
+    _kdh("prelabel", "classify", "--input", str(texts), "--labels", labels, "--out", str(cjob), "--no-progress",
+         env=env)
+    _kdh("route", str(cjob), "--calibration", "24", "--gold", str(sms_gold), env=env)
+    _kdh("push", str(cjob), "--project", "Demo: SMS spam (text)", "--overlap", "0.3", "--gold-rate", "0.3",
+         "--no-progress", env=env)
+    cproject = int(read_ls_state(Job(cjob))["project_id"])
+    n = _simulate_annotators(cproject, sms_truth, {}, clients, seed=3, text=True)
+    console.print(f"[yellow]SIMULATED annotators submitted {n} labels through the Label Studio API.[/]")
+    _kdh("pull", str(cjob), env=env)
+    console.print("Same command again: the head is retrained on the people's labels (zero-shot before).")
+    _kdh("prelabel", "classify", "--input", str(texts), "--labels", labels, "--out", str(cjob), "--no-progress",
+         env=env)
+    console.print("Active learning: which items would people label next? (--dry-run: look, do not record)")
+    _kdh("select", str(cjob), "--n", "8", "--dry-run", "--show", "8", env=env)
+    _kdh("route", str(cjob), "--target-accuracy", "0.80", env=env, ok=(0, 1))
+    _kdh("push", str(cjob), "--no-progress", env=env)
+    n = _simulate_annotators(cproject, sms_truth, {}, clients, seed=4, text=True)
+    console.print(f"[yellow]SIMULATED annotators submitted {n} more labels.[/]")
+    _kdh("pull", str(cjob), env=env)
+    _kdh("quality", str(cjob), env=env)
+    _kdh("report", str(cjob), "--out", str(out / "report" / "sms-report.html"), "--client", "Demo client", env=env)
+
     console.rule("Try it yourself")
     console.print(f"Label Studio is running: open [bold]{info.url}[/] in a browser.")
     console.print(f"  log in as {SIMULATED[0]} / {DEMO_PASSWORD} (a demo account) and press 'Label All Tasks';")
     console.print(f"  the admin password is in {info.secrets_path}.")
     console.print(f"Client report: [bold]{out / 'report' / 'report.html'}[/]; delivered data: {out / 'delivery'}; "
                   f"job directory: {job}")
+    console.print(f"Text classification: job {cjob}, report {out / 'report' / 'sms-report.html'}")
     console.print(f"Stop the server: .venv/bin/kdh labelstudio stop --data-dir {ls_dir}")
     return 0
 

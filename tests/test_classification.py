@@ -231,3 +231,22 @@ def test_temperature_scaling_recovers_a_known_temperature() -> None:
         expected_calibration_error(softmax(logits), labels)
     with pytest.raises(ValueError, match="label indices"):
         TemperatureScaling().fit(logits[:2], np.array([0, 7]))
+
+
+def test_a_trained_head_answers_its_own_training_texts_out_of_fold(tmp_path) -> None:
+    # Labels are noise: in-sample, a logistic head memorises them; out of fold it is at chance. Routing
+    # measures the model on a calibration slice that may also have trained it, so it must see the latter.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = list(rng.choice(["ham", "spam"], size=60))
+    keys = [f"text-{i}" for i in range(60)]
+    head = train_head(x, labels, classes=["ham", "spam"], c=100.0, keys=keys, calibration_folds=3)
+    in_sample = np.mean(np.array(head.predict(x)[0]) == np.array(labels))
+    crossfit = np.mean(np.array(head.predict(x, keys=keys)[0]) == np.array(labels))
+    assert in_sample > 0.9 and crossfit < 0.7
+    assert crossfit == pytest.approx(head.cv_accuracy_)
+    fresh = rng.normal(size=(5, 32)).astype(np.float32)  # texts it never saw: the full model answers them
+    assert np.allclose(head.predict_proba(fresh, keys=[f"new-{i}" for i in range(5)]), head.predict_proba(fresh))
+    again = load_head(head.save(tmp_path / "head.npz"))
+    assert np.allclose(again.predict_proba(x, keys=keys), head.predict_proba(x, keys=keys))

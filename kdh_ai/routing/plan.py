@@ -338,10 +338,14 @@ def _result_from_choice(choice: ThresholdChoice, roles: dict[str, str], measured
     metric = _metric(task_name)
     share = _human_share(roles)
     if not choice.reachable and target is not None:
+        few_gold = measured.source == "gold" and measured.n_answers < 30
         msg = (f"Target {metric} {target:.1%} is NOT reachable with these people: their measured {metric} is "
-               f"{measured.rate:.1%} (upper bound {measured.upper:.1%}), and no mix of their answers with the "
-               "model's confident ones can be promised to meet it either. Everything goes to people; raise overlap (2-3 annotators per item, aggregated) "
-               "or use reviewers to lower the people's error rate, then route again.")
+               f"{measured.rate:.1%} (upper bound {measured.upper:.1%}"
+               + (f", from only {measured.n_answers} gold answers: add gold items (`kdh push --gold`) to narrow "
+                  "it" if few_gold else "")
+               + "), and no mix of their answers with the model's confident ones can be promised to meet it "
+               "either. Everything goes to people; raise overlap (2-3 annotators per item, aggregated) or use "
+               "reviewers to lower the people's error rate, then route again.")
     elif target is not None:
         where = ("every routable item auto-accepted" if choice.threshold == -math.inf
                  else f"Threshold {choice.threshold:.3f}")
