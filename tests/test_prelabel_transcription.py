@@ -179,7 +179,8 @@ def test_bad_inputs_are_item_errors_and_the_job_goes_on(tmp_path: Path) -> None:
     assert any("no item_id" in i for i in summary.ingest_issues)
 
 
-def test_long_file_over_30s(tmp_path: Path) -> None:
+@pytest.mark.parametrize("long_audio", ["whole", "packed"])
+def test_long_file_over_30s(tmp_path: Path, long_audio: str) -> None:
     rows = ljspeech_rows()[:5]
     gap = np.zeros(8000, dtype=np.float32)
     audio = np.concatenate([x for r in rows for x in (load_audio(r["abs_path"]), gap)])
@@ -187,7 +188,7 @@ def test_long_file_over_30s(tmp_path: Path) -> None:
     batch = tmp_path / "batch"
     batch.mkdir()
     write_wav(batch / "long.wav", audio)
-    summary = transcribe_job(tmp_path / "job", batch)
+    summary = transcribe_job(tmp_path / "job", batch, long_audio=long_audio)
     pred = Job(tmp_path / "job").current_predictions()["long"]
     assert summary.counts.get("ok") == 1 and pred.payload["duration_s"] > 30
     assert corpus_wer([" ".join(r["reference"] for r in rows)], [pred.text]) < 0.15
