@@ -249,3 +249,14 @@ def test_items_already_with_people_stay_out_of_the_calibration_slice(tmp_path: P
     roles = current_roles(job)
     assert all(roles[k] == "human" for k in chosen)
     assert sum(r == "calibration" for r in roles.values()) == round(0.25 * (400 - 20 - 40))
+
+
+def test_a_reviewed_calibration_slice_counts_as_delivered_exact(tmp_path: Path) -> None:
+    plain = route(_calibrated_job(tmp_path / "a", slope=0.7, seed=50).root, target=0.05, audit_rate=0.0)
+    reviewed = route(_calibrated_job(tmp_path / "b", slope=0.7, seed=50).root, target=0.05, audit_rate=0.0,
+                     calibration_reviewed=True)
+    # Same batch, same slice: only the delivered error of the slice differs (0 instead of the people's 2%).
+    assert reviewed.details["calibration_reviewed"] and not plain.details["calibration_reviewed"]
+    assert reviewed.estimated_error < plain.estimated_error
+    assert reviewed.human_share <= plain.human_share
+    assert reviewed.error_upper <= 0.05

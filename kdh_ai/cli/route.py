@@ -37,6 +37,9 @@ def route_command(
         help="Step 2: an earlier job of the same client, pre-labeled with the same model and options, whose "
         "answered calibration slice joins this one (repeat for several). Used only if this batch shows no "
         "drift against them.")] = None,
+    calibration_reviewed: Annotated[bool, typer.Option("--calibration-reviewed", help="Step 2: the calibration "
+        "slice was labelled to gold quality (trusted reviewers, or overlap checked by a reviewer): count its "
+        "items as delivered exact, not at the people's error rate.")] = False,
 ) -> None:
     """Route every item: calibration, gold, human, audit or auto_accept.
 
@@ -72,7 +75,8 @@ def route_command(
             target = target_wer if target_wer is not None else (
                 1 - target_accuracy if target_accuracy is not None else None)
             result = route(job_dir, target=target, budget=budget, audit_rate=audit_rate, delta=delta,
-                           human_error=human_error, seed=seed, prior=prior_calibration or ())
+                           human_error=human_error, seed=seed, prior=prior_calibration or (),
+                           calibration_reviewed=calibration_reviewed)
     except JobLockedError as exc:
         raise fail(str(exc), 3) from None
     except (RoutingError, ValueError) as exc:

@@ -158,6 +158,8 @@ def write_client_report(job_dir: str | Path, out: str | Path, *, client: str | N
            *([f"Calibration pooled with {pooled['prior_items']} answered items of earlier batches of the same model "
               f"({', '.join(pooled['prior_jobs'])}); this batch's slice was first checked against them for drift."]
              if (pooled := d.get("pooled_calibration")) and pooled.get("used") else []),
+           *(["The calibration slice was labelled to gold quality by trusted reviewers and is delivered as "
+              "labelled."] if d.get("calibration_reviewed") else []),
            f"People: their {name if is_audio else 'error rate'} on gold items (known answers mixed in) was "
            f"{_pct(h_err.get('rate'))} over {h_err.get('n_answers', 0)} answers"
            + (" (assumed, not measured)" if h_err.get("source") == "assumed" else "") + ".",

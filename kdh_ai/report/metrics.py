@@ -127,6 +127,7 @@ def job_metrics(job: Job) -> dict[str, Any]:
         out["delivered"]["delta"] = (routing.get("details") or {}).get("delta")
         out["delivered"]["human_error"] = routing.get("human_error")
         out["delivered"]["pooled_calibration"] = (routing.get("details") or {}).get("pooled_calibration")
+        out["delivered"]["calibration_reviewed"] = bool((routing.get("details") or {}).get("calibration_reviewed"))
     else:
         reasons["delivered"] = "the job has not been routed (kdh route)"
     if roles:

@@ -225,7 +225,8 @@ def drift_check(conf: np.ndarray, errs: np.ndarray, prior_conf: np.ndarray, prio
 
 def route(job_dir: str | Path, *, target: float | None = None, budget: float | None = None,
           audit_rate: float = 0.05, delta: float = 0.05, human_error: float | None = None,
-          min_calibrated: float = 0.8, seed: int = 0, prior: Sequence[str | Path] = ()) -> RoutingResult:
+          min_calibrated: float = 0.8, seed: int = 0, prior: Sequence[str | Path] = (),
+          calibration_reviewed: bool = False) -> RoutingResult:
     """Step 2: choose the threshold from the answered calibration slice and route every pending item.
 
     Args:
@@ -241,6 +242,9 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
             calibration slices join this one (a tighter bound for the same human share). They are used only
             if this batch's slice shows no drift against them (:func:`drift_check`); otherwise the message
             says so and this slice is used alone.
+        calibration_reviewed: The calibration slice's answers are of gold quality (trusted reviewers, or
+            aggregated overlap checked by a reviewer): its items count as delivered exact, like gold items,
+            instead of at the people's error rate.
 
     Raises:
         RoutingError: No calibration slice, too few answers, no measure of the people's error rate, or a
@@ -296,8 +300,10 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
             return result
         n_total = len(roles)
         fixed = sum(r in ("calibration", "gold", "human") for r in roles.values()) / max(1, n_total)
-        # Gold items are delivered with their known answers; the others with the people's.
-        fixed_err = sum(r in ("calibration", "human") for r in roles.values()) / max(1, n_total)
+        # Gold items are delivered with their known answers (and a reviewed calibration slice with its gold-
+        # quality ones); the others with the people's.
+        with_people = ("human",) if calibration_reviewed else ("calibration", "human")
+        fixed_err = sum(r in with_people for r in roles.values()) / max(1, n_total)
         batch_conf = np.array([preds[k].confidence or 0.0 for k in pending])
         choice = choose_threshold(conf, errs[:, 0], errs[:, 1], batch_confidence=batch_conf,
                                   human_error_rate=measured.rate, human_error_se=measured.se,
@@ -317,6 +323,7 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         _write_roles(job, new, "route")
         now = current_roles(job)
         result = _result_from_choice(choice, now, measured, task.name, len(answered), audit_rate, target, budget)
+        result.details["calibration_reviewed"] = calibration_reviewed
         if pooled:
             result.details["pooled_calibration"] = pooled
             result.message += (
