@@ -250,19 +250,18 @@ def simulate(pool: pd.DataFrame, *, target: float, people_of: Callable[[np.rando
         rand[rng.choice(len(rest_i), size=k, replace=False)] = True
         r_err = err[rest_i][~rand].sum() + people_now.errors(rng, words[rest_i][rand]).sum()
         rand_err = r_err / total_words
+        gain = err[rest_i] - h_true * words[rest_i]  # errors people remove from each item (expected)
+
+        def least_routed(order: np.ndarray) -> int:
+            """Fewest items, taken in this order, whose routing to people meets the target."""
+            delivered_err = err[rest_i].sum() - np.concatenate([[0.0], np.cumsum(gain[order])])
+            ok = np.nonzero(delivered_err / total_words <= target)[0]
+            return int(ok[0]) if len(ok) else len(rest_i)
+
         # Oracle: knows every item's true error; sends the items with the most excess errors first.
-        gain = err[rest_i] - h_true * words[rest_i]
-        o = np.argsort(-gain)
-        base = err[rest_i].sum()
-        cum = base - np.cumsum(gain[o])
-        ok = np.nonzero(np.concatenate([[base], cum]) / total_words <= target)[0]
-        oracle_k = ok[0] if len(ok) else len(rest_i)
+        oracle_k = least_routed(np.argsort(-gain))
         # Best threshold on confidence knowing the true errors: what ranking by confidence allows at best.
-        oc = np.argsort(conf[rest_i])
-        gain_c = err[rest_i][oc] - h_true * words[rest_i][oc]
-        cum_c = base - np.cumsum(gain_c)
-        ok_c = np.nonzero(np.concatenate([[base], cum_c]) / total_words <= target)[0]
-        res["best_conf_share"].append((cal + gold + (ok_c[0] if len(ok_c) else len(rest_i))) / n_total)
+        res["best_conf_share"].append((cal + gold + least_routed(np.argsort(conf[rest_i]))) / n_total)
         res["share"].append(share)
         res["err"].append(delivered)
         res["held"].append(delivered <= target)

@@ -133,7 +133,12 @@ class Head(abc.ABC):
         """:meth:`logits`, except for texts the head was trained on (see :class:`LogisticHead`)."""
         return self.logits(embeddings)
 
-    def predict(self, embeddings: np.ndarray, *, keys: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+    def out_of_fold(self, keys: Sequence[str]) -> list[bool]:
+        """Which of these texts the head answers out of fold (it was trained on them); none for this head."""
+        return [False] * len(keys)
+
+    def predict(self, embeddings: np.ndarray, *, keys: Sequence[str] | None = None
+                ) -> tuple[list[str], np.ndarray]:
         """Predicted labels and the calibrated probabilities they come from."""
         proba = self.predict_proba(embeddings, keys=keys)
         return [self.classes[i] for i in proba.argmax(axis=1)], proba
@@ -242,7 +247,8 @@ class LogisticHead(Head):
         self._training_id = training_id
         self.oof_logits_: dict[str, np.ndarray] = {}
         if oof_keys is not None and oof_logits is not None:
-            self.oof_logits_ = {str(key): np.asarray(row, dtype=np.float64) for key, row in zip(oof_keys, oof_logits)}
+            self.oof_logits_ = {str(key): np.asarray(row, dtype=np.float64)
+                                for key, row in zip(oof_keys, oof_logits)}
 
     @property
     def temperature(self) -> float:
@@ -254,6 +260,9 @@ class LogisticHead(Head):
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         return np.asarray(embeddings, dtype=np.float64) @ self.coef_.T + self.intercept_
+
+    def out_of_fold(self, keys: Sequence[str]) -> list[bool]:
+        return [key in self.oof_logits_ for key in keys]
 
     def logits_for(self, embeddings: np.ndarray, *, keys: Sequence[str] | None = None) -> np.ndarray:
         out = self.logits(embeddings)
@@ -373,6 +382,10 @@ def train_head(
     temperature, cv_accuracy = 1.0, None
     counts = Counter(y.tolist())
     folds = min(calibration_folds, max(counts.values(), default=0))
+    enough = len(y) >= max(min_calibration_labels, 2)
+    if calibration_folds and not enough:
+        logger.info("Only %d human labels: probabilities stay uncalibrated (temperature 1) until there are %d",
+                    len(y), max(min_calibration_labels, 2))
     oof = None
     if calibration_folds and folds >= 2:
         from sklearn.model_selection import StratifiedKFold
@@ -387,15 +400,9 @@ def train_head(
             oof[test_idx] = x[test_idx] @ fc.T + fi
         finite = np.isfinite(oof[np.arange(len(y)), y])  # a class unseen in a fold (no prototypes) can't count
         oof = np.where(np.isfinite(oof), oof, -1e9)
-        if finite.sum() >= 2 and len(y) >= max(min_calibration_labels, 2):
+        if finite.sum() >= 2 and enough:
             temperature = TemperatureScaling().fit(oof[finite], y[finite]).temperature_
-        elif len(y) < max(min_calibration_labels, 2):
-            logger.info("Only %d human labels: probabilities stay uncalibrated (temperature 1) until there are %d",
-                        len(y), max(min_calibration_labels, 2))
         cv_accuracy = float((oof.argmax(axis=1) == y).mean())
-    elif calibration_folds:
-        logger.info("Only %d human labels: probabilities stay uncalibrated (temperature 1) until there are %d",
-                    len(y), max(min_calibration_labels, 2))
     ids = list(keys) if keys is not None else [_array_hash(row[None, :]) for row in x]
     if len(ids) != len(y):
         raise ValueError(f"got {len(ids)} keys for {len(y)} labels")

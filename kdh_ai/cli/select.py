@@ -13,9 +13,6 @@ from kdh_ai.cli._common import console, err_console, fail
 
 __all__ = ["register"]
 
-_WITH_PEOPLE = ("calibration", "gold", "human", "audit")  # routing roles already sent to people
-
-
 def _reason(item_id: str, uncertain: set[str], score: float, strategy: str, cold: bool) -> str:
     if item_id in uncertain:
         what = "margin between the two most probable labels" if strategy == "margin" else "top probability"
@@ -68,8 +65,7 @@ def select_command(
     from kdh_ai.active_learning import select_next_round
     from kdh_ai.job import Job, JobLockedError
     from kdh_ai.labelstudio.gold import current_gold
-    from kdh_ai.records import utc_now
-    from kdh_ai.routing import current_roles
+    from kdh_ai.routing.plan import HUMAN_ROLES, current_roles, mark_roles
 
     job = Job(job_dir)
     if not job.manifest_path.exists():
@@ -86,7 +82,7 @@ def select_command(
     roles = current_roles(job) if had_routing else {}
     pushed = {k for k, v in job.log("tasks").latest_by("item_id").items() if not v.get("missing")}
     gold = set(current_gold(job))
-    with_people = {k for k, r in roles.items() if r in _WITH_PEOPLE} | pushed | gold
+    with_people = {k for k, r in roles.items() if r in HUMAN_ROLES} | pushed | gold
     try:
         sel = select_next_round(job, n, random_share=random_share, seed=seed, strategy=strategy, balance=balance,
                                 exclude=with_people)
@@ -111,9 +107,7 @@ def select_command(
     if not dry_run and sel.item_ids:
         try:
             with job:
-                now = utc_now()
-                job.log("routing").append({"item_id": k, "role": "human", "reason": f"active learning: {reasons[k]}",
-                                           "step": "select", "at": now} for k in sel.item_ids)
+                mark_roles(job, {k: ("human", f"active learning: {reasons[k]}") for k in sel.item_ids}, "select")
                 recorded = len(sel.item_ids)
         except JobLockedError as exc:
             raise fail(str(exc), 3) from None

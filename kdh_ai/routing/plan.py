@@ -24,21 +24,21 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from kdh_ai.answers import HumanError, human_answers, human_error_rate
 from kdh_ai.job import Job
-from kdh_ai.records import utc_now
+from kdh_ai.records import Prediction, utc_now
 from kdh_ai.routing.threshold import ThresholdChoice, choose_threshold, ratio_upper_bound
 from kdh_ai.tasks import get_task
 
-__all__ = ["ROLES", "RoutingError", "RoutingResult", "check_audit", "current_roles", "drift_check",
-           "plan_calibration", "route"]
+__all__ = ["HUMAN_ROLES", "ROLES", "RoutingError", "RoutingResult", "check_audit", "current_roles", "drift_check",
+           "mark_roles", "plan_calibration", "route"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,11 @@ def current_roles(job: Job) -> dict[str, str]:
     return {k: v["role"] for k, v in job.log("routing").latest_by("item_id").items()}
 
 
-def _write_roles(job: Job, roles: dict[str, tuple[str, str]], step: str) -> None:
+def mark_roles(job: Job, roles: dict[str, tuple[str, str]], step: str) -> None:
+    """Record ``{item_id: (role, reason)}`` in ``routing.jsonl`` (items whose role is unchanged are skipped).
+
+    Call it holding the job's lock.
+    """
     now = utc_now()
     current = current_roles(job)
     job.log("routing").append({"item_id": k, "role": r, "reason": why, "step": step, "at": now}
@@ -141,7 +145,7 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
         for item_id in routable:
             roles[item_id] = ("calibration", "random calibration slice") if item_id in cal else (
                 "pending", "waits for the threshold")
-        _write_roles(job, roles, "calibration")
+        mark_roles(job, roles, "calibration")
         now = current_roles(job)
         result = RoutingResult("calibration", _counts(now), _human_share(now), message=(
             f"{n} of {len(routable)} routable items drawn for the calibration slice (seed {seed}). Next: `kdh push`, "
@@ -152,9 +156,10 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
     return result
 
 
-def _calibration_errors(job: Job, task: Any, cal_ids: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Confidence and ``(errors, units)`` of the model on the answered calibration items of ``job``."""
-    preds = job.current_predictions()
+def _calibration_errors(job: Job, task: Any, cal_ids: list[str], preds: dict[str, Prediction]
+                        ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Confidence and ``(errors, units)`` of the model (its current ``preds``) on the answered calibration items
+    of ``job``."""
     answers = human_answers(job, task, items=set(cal_ids))
     answered = [k for k in cal_ids if k in answers and k in preds]
     if not answered:
@@ -183,7 +188,7 @@ def _prior_calibration(job: Job, task: Any, prior: Sequence[str | Path]) -> tupl
                                f"(config {manifest.get('config_hash')} vs {config_hash}): its calibration does "
                                "not transfer. Leave it out, or pre-label both with the same configuration")
         cal_ids = sorted(k for k, r in current_roles(other).items() if r == "calibration")
-        c, e, answered = _calibration_errors(other, task, cal_ids)
+        c, e, answered = _calibration_errors(other, task, cal_ids, other.current_predictions())
         if not answered:
             raise RoutingError(f"--prior-calibration {path} has no answered calibration item; leave it out")
         confs.append(c)
@@ -263,7 +268,7 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         if not cal_ids:
             raise RoutingError("no calibration slice yet: run `kdh route JOB_DIR --calibration 0.2` first, push, "
                                "annotate and pull")
-        conf, errs, answered = _calibration_errors(job, task, cal_ids)
+        conf, errs, answered = _calibration_errors(job, task, cal_ids, preds)
         if len(answered) < max(2, math.ceil(min_calibrated * len(cal_ids))):
             raise RoutingError(f"only {len(answered)} of {len(cal_ids)} calibration items have answers; wait for "
                                f"people to finish (at least {min_calibrated:.0%}), run `kdh pull`, then route again")
@@ -320,7 +325,7 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
                 new[k] = ("audit", f"random audit of auto-accepted items ({audit_rate:.0%})")
             else:
                 new[k] = ("auto_accept", f"confidence {c:.3f} at or above threshold {choice.threshold:.3f}")
-        _write_roles(job, new, "route")
+        mark_roles(job, new, "route")
         now = current_roles(job)
         result = _result_from_choice(choice, now, measured, task.name, len(answered), audit_rate, target, budget)
         result.details["calibration_reviewed"] = calibration_reviewed
@@ -361,17 +366,15 @@ def _result_from_choice(choice: ThresholdChoice, roles: dict[str, str], measured
                f"(target {target:.1%}; measured on {n_cal} calibration items; people's {metric} {measured.rate:.1%}"
                f"{' (assumed)' if measured.source == 'assumed' else ''}).")
     else:
-        msg = (f"Budget {budget:.0%}: threshold {max(0.0, choice.threshold):.3f}, people touch {share:.0%} of the batch. "
-               f"Estimated delivered {metric} {choice.risk:.2%}, at most {choice.risk_upper:.2%} with "
+        msg = (f"Budget {budget:.0%}: threshold {max(0.0, choice.threshold):.3f}, people touch {share:.0%} of the "
+               f"batch. Estimated delivered {metric} {choice.risk:.2%}, at most {choice.risk_upper:.2%} with "
                f"{1 - choice.delta:.0%} confidence.")
     curve = choice.curve.replace([np.inf, -np.inf], [1e9, -1e9]).round(6).to_dict(orient="list")
     return RoutingResult(
         "route", _counts(roles), share,
         threshold=None if choice.threshold == math.inf else max(0.0, choice.threshold),
         estimated_error=choice.risk, error_upper=choice.risk_upper, reachable=choice.reachable,
-        human_error={"rate": measured.rate, "upper": measured.upper, "se": measured.se,
-                     "n_answers": measured.n_answers, "source": measured.source,
-                     "per_annotator": measured.per_annotator},
+        human_error=asdict(measured),
         message=msg, details={"mode": choice.mode, "target": target, "budget": budget, "delta": choice.delta,
                               "metric": metric, "calibration_answered": n_cal, "audit_rate": audit_rate,
                               "curve": curve})
@@ -436,7 +439,7 @@ def check_audit(job_dir: str | Path, *, strata: int = 5, delta: float = 0.05) ->
                 _, overall_up = ratio_upper_bound(errs[keep, 0], errs[keep, 1], delta=delta)
             delivered_up = share_auto * overall_up + (1 - share_auto) * h
             band += 1
-        _write_roles(job, {k: ("human", "audit re-route: the audit showed the target was missed in this "
+        mark_roles(job, {k: ("human", "audit re-route: the audit showed the target was missed in this "
                                "confidence band") for k in rerouted}, "audit")
         now = current_roles(job)
         msg = (f"Audit of {len(answered)} auto-accepted items: model {_metric(task.name)} {overall:.2%}. " + (

@@ -26,10 +26,11 @@ thresholds searched (Angelopoulos, Bates, Candes, Jordan, Lei: "Learn then Test:
 Algorithms to Achieve Risk Control", 2021, section 4). The standard error also counts the sampling noise of
 the batch itself (its ``len(batch_confidence)`` items), so the bound covers the error rate the client
 actually receives, not only its expectation. The model's part has a binomial floor with one pseudo-error on
-the auto-accepted units, so a slice whose confident items show no error does not promise a perfect model. The p-values are asymptotic (CLT), so the guarantee is
-approximate for small slices; ``benchmarks/routing.py`` measures how often the target actually held (for
-transcription, 92-95% of simulated batches with an 80-clip slice alone, 95-98% with one earlier batch's
-slice pooled: ``benchmarks/routing.md``).
+the auto-accepted units, so a slice whose confident items show no error does not promise a perfect model.
+The p-values are asymptotic (CLT), so the guarantee is approximate for small slices;
+``benchmarks/routing.py`` measures how often the target actually held (for transcription, 92-95% of
+simulated batches with an 80-clip slice alone, 95-98% with one earlier batch's slice pooled:
+``benchmarks/routing.md``).
 
 Example:
     >>> import numpy as np
@@ -243,31 +244,32 @@ def choose_threshold(
     n_batch = len(batch) or None
     m = len(n)
     t_q = float(stats.t.ppf(1 - delta, df=m - 1))
+    u_all = float(n.sum())
+    started = start_threshold is not None and start_threshold < float("inf")
 
     # Candidates from "all human" (inf) down to "all auto" (-inf), at quantiles of the batch's confidence.
     qs = np.linspace(1.0, 0.0, n_candidates + 1)
     cands = [float("inf")] + sorted({float(np.quantile(batch, q)) for q in qs[1:-1]} if len(batch) else set(),
                                      reverse=True) + [float("-inf")]
-    if start_threshold is not None and start_threshold < float("inf"):
+    if started:
         cands = [float("inf"), float(start_threshold)] + [c for c in cands if c < start_threshold]
     rows = []
     for t in cands:
         share_routed = float(np.mean(batch < t)) if len(batch) else 0.0
         human_share = f + (1 - f) * share_routed
         losses = risk_at_threshold(conf, err, n, t, human_error_rate=h)
-        r = float(losses.sum() / n.sum())
+        r = float(losses.sum() / u_all)
         se, shift = _ratio_se(losses, n, r, n_batch)
         # Floor for the model's part: its errors on the auto-accepted units as a binomial count with one
         # pseudo-error (as for the people, :func:`rate_and_se`): a slice whose confident items happen to show
         # no error must not promise a model that never errs (one label per item makes this common).
         auto = conf >= t
-        u_auto, u_all = float(n[auto].sum()), float(n.sum())
+        u_auto = float(n[auto].sum())
         if u_auto > 0:
             p_auto = (float(err[auto].sum()) + 1) / (u_auto + 2)
             floor = u_auto * p_auto * (1 - p_auto) / u_all**2 * (1 + (m / n_batch if n_batch else 0.0))
             se = float(np.sqrt(max(se**2, floor)))
-        routed_units = float(n[conf < t].sum() / n.sum())
-        h_weight = (1 - f) * routed_units + g
+        h_weight = (1 - f) * (1 - u_auto / u_all) + g  # share of the batch's units people answer
         r_batch = (1 - f) * r + g * h
         se_batch = float(np.sqrt(((1 - f) * se) ** 2 + (h_weight * h_se) ** 2))
         r_up = r_batch + (1 - f) * shift + t_q * se_batch
@@ -284,7 +286,7 @@ def choose_threshold(
     if target is not None:
         # The first row (everything to people) is the fallback; the sequence starts at row 1 when a start
         # threshold is given, else at row 0.
-        first = 1 if (start_threshold is not None and start_threshold < float("inf")) else 0
+        first = 1 if started else 0
         controlled = [False] * first
         still = True
         for p in curve["p_value"].iloc[first:]:

@@ -319,13 +319,12 @@ class Classifier(Prelabeler):
             else:
                 good.append((item, sha))  # type: ignore[arg-type]
         if good:
-            x = self.embedder.embed([it.text for it, _ in good], hashes=[sha for _, sha in good])  # type: ignore[misc]
             keys = [sha for _, sha in good]
+            x = self.embedder.embed([it.text for it, _ in good], hashes=keys)  # type: ignore[arg-type]
             names, proba = self.head.predict(x, keys=keys)  # texts it was trained on: out of fold
-            trained_on = getattr(self.head, "oof_logits_", {})
-            for (item, sha), name, probs in zip(good, names, proba):
+            for (item, sha), name, probs, oof in zip(good, names, proba, self.head.out_of_fold(keys)):
                 payload = self._payload(probs, len(item.text or ""))
-                if sha in trained_on:
+                if oof:
                     payload["out_of_fold"] = True
                 out.append(Prediction(item_id=item.item_id, task=self.task, text=name,
                                       confidence=min(1.0, max(0.0, round(float(probs.max()), 6))), status="ok",
