@@ -586,18 +586,22 @@ class RayRunner:
         left = len(self._pending) + sum(len(a.queue) for a in self._actors)
         cap = min(opts.max_workers or left, left)
         remote_cls = _remote_worker_class(ray)
-        for node in sorted(ray.nodes(), key=lambda n: n["NodeID"]):
-            nid = node["NodeID"]
-            if not node.get("Alive") or nid in self._bad_nodes:
-                continue
-            self._node(nid, {"ip": node.get("NodeManagerAddress"), "host": node.get("NodeManagerHostname")})
-            have = sum(1 for a in self._actors if a.node_id == nid)
-            while have < self._room(node) and len(self._actors) < cap:
+        nodes = [n for n in sorted(ray.nodes(), key=lambda n: n["NodeID"])
+                 if n.get("Alive") and n["NodeID"] not in self._bad_nodes]
+        for n in nodes:
+            self._node(n["NodeID"], {"ip": n.get("NodeManagerAddress"), "host": n.get("NodeManagerHostname")})
+        added = True
+        while added and len(self._actors) < cap:  # one more worker per node and round: spread over the nodes
+            added = False
+            for n in nodes:
+                nid = n["NodeID"]
+                if len(self._actors) >= cap or sum(1 for a in self._actors if a.node_id == nid) >= self._room(n):
+                    continue
                 handle = remote_cls.options(
                     num_cpus=opts.cpus_per_worker, max_restarts=0, max_concurrency=1,
                     scheduling_strategy=NodeAffinitySchedulingStrategy(nid, soft=False)).remote(factory_ref)
                 self._actors.append(_Actor(handle, nid, handle.hello.remote()))
-                have += 1
+                added = True
 
     def _drop(self, ray: Any, actor: _Actor, reason: str) -> None:
         """Forget an actor; the units it held go back to the front of the queue (each try counted)."""
@@ -634,11 +638,11 @@ class RayRunner:
         """Handle one answer: a worker's hello, or a unit's result (returned) or failure (retried)."""
         from ray.exceptions import RayActorError, RayTaskError
 
-        actor = next((a for a in self._actors if a.hello is ref), None)
+        actor = next((a for a in self._actors if a.hello is not None and a.hello == ref), None)
         if actor is not None:
             self._hello(ray, actor, ref, prelabeler)
             return []
-        actor = next((a for a in self._actors if a.queue and a.queue[0][0] is ref), None)
+        actor = next((a for a in self._actors if a.queue and a.queue[0][0] == ref), None)
         if actor is None:
             return []
         _, unit = actor.queue.popleft()
@@ -693,8 +697,9 @@ class RayRunner:
             message = (f"{where} cannot run the model: {problem}. Install the pinned packages on that workstation "
                        "(`make install` from the same kdh_ai checkout) or stop Ray there; the job goes on with "
                        "the other workers")
-            stats.errors.append(message)
-            logger.error("%s", message)
+            if not stats.errors:  # one message per node (its other workers fail the same way)
+                stats.errors.append(message)
+                logger.error("%s", message)
             self._bad_nodes.add(actor.node_id)
             self._drop(ray, actor, message)
             return
@@ -751,6 +756,10 @@ def _error_record(prelabeler: Prelabeler, item: Item, message: str) -> Predictio
 
 
 def _short(exc: BaseException) -> str:
+    """One line about an exception (for a worker's error: the original exception, not Ray's wrapper)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException) and not isinstance(cause, type(exc)):
+        return f"{type(cause).__name__}: {_short(cause)}"
     text = str(exc).strip().splitlines()
     first = next((line for line in text if line.strip()), type(exc).__name__)
     return first[:300]
