@@ -442,6 +442,11 @@ class RayRunner:
         note = f"{self.live_workers} workers on {len(nodes)} nodes"
         return note + (f", {self.retried_units} retried" if self.retried_units else "")
 
+    def workers(self) -> list[dict[str, Any]]:
+        """The workers right now: node, process id, model loaded, units queued at it."""
+        return [{"node_id": a.node_id, "ip": self._node(a.node_id).ip, "pid": a.pid, "ready": a.ready,
+                 "units": len(a.queue)} for a in list(self._actors)]
+
     def node_summary(self) -> list[dict[str, Any]]:
         """Per-node statistics of the last run (JSON-ready; see :meth:`NodeStats.to_dict`)."""
         return [s.to_dict(self.wall_s) for s in sorted(self.nodes.values(), key=lambda s: (s.host, s.ip))]

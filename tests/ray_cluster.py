@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,44 @@ def _free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
+
+
+def _agent_port_files(start_pid: int, stop: threading.Event, patience_s: float = 8.0) -> None:
+    """Write the agents' port files for the raylet when its agents are slow to start.
+
+    Ray 2.60's raylet waits a fixed 15 s for its agents (Python processes) to write their ports into the
+    session directory, then aborts (ray-project/ray#65983). On a heavily loaded machine the agents take longer
+    just to import. The ports are fixed on the command line, so after ``patience_s`` the files an agent has not
+    written yet are written here with the values it will write itself (-1 for the agent's HTTP port: this
+    install has no dashboard HTTP server, as the agent itself records).
+    """
+    seen_at: float | None = None
+    while not stop.wait(0.2):
+        try:
+            raylets = [p for p in psutil.Process(start_pid).children(recursive=True)
+                       if p.name() == "raylet" or (p.cmdline() or [""])[0].endswith("/raylet")]
+        except psutil.NoSuchProcess:
+            return
+        if not raylets:
+            continue
+        seen_at = seen_at or time.monotonic()
+        if time.monotonic() - seen_at < patience_s:
+            continue
+        try:
+            args = dict(a[2:].split("=", 1) for a in raylets[0].cmdline() if a.startswith("--") and "=" in a)
+        except psutil.NoSuchProcess:
+            return
+        session, node_id = Path(args["session_dir"]), args["node_id"]
+        values = {"metrics_agent_port": args.get("metrics-agent-port"), "metrics_export_port":
+                  args.get("metrics_export_port"), "runtime_env_agent_port": args.get("runtime_env_agent_port"),
+                  "dashboard_agent_listen_port": "-1"}
+        for name, value in values.items():
+            target = session / f"{name}_{node_id}"
+            if value and not target.exists():
+                tmp = session / f".{name}_{node_id}.tmp"
+                tmp.write_text(str(value))
+                os.replace(tmp, target)
+        return
 
 
 @dataclass
@@ -77,14 +116,23 @@ class LocalRayCluster:
                    f"--runtime-env-agent-port={ports[2]}", f"--metrics-export-port={ports[3]}",
                    f"--node-manager-port={ports[4]}", *args]
             before = self._session_pids()
-            res = subprocess.run(cmd, env=self._env(node.env), capture_output=True, text=True, timeout=300)
+            proc = subprocess.Popen(cmd, env=self._env(node.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            stop = threading.Event()
+            helper = threading.Thread(target=_agent_port_files, args=(proc.pid, stop), daemon=True)
+            helper.start()
+            try:
+                _, stderr = proc.communicate(timeout=300)
+            finally:
+                stop.set()
+                helper.join(5)
             node.pids |= self._session_pids() - before
-            if res.returncode == 0:
+            if proc.returncode == 0:
                 return
             self._kill(node.pids)
             node.pids.clear()
             if attempt == tries:
-                raise RuntimeError(f"ray start failed {tries} times on {node.ip}:\n{res.stderr[-2000:]}")
+                raise RuntimeError(f"ray start failed {tries} times on {node.ip}:\n{stderr[-2000:]}")
             time.sleep(2)
 
     def start_head(self, *, env: dict[str, str] | None = None) -> str:
