@@ -102,7 +102,7 @@ class LocalRayCluster:
     nodes: list[RayNode] = field(default_factory=list)
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
-        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **extra)
+        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_worker_niceness="0", **extra)
         env.pop("RAY_ADDRESS", None)
         return env
 
