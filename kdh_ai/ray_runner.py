@@ -524,11 +524,13 @@ class RayRunner:
                         time.sleep(0.2)
                     continue
                 ready, _ = ray.wait(refs, num_returns=1, timeout=min(1.0, opts.rescan_s))
+                if ready:  # and whatever else is back already: one write (one fsync) for all of them
+                    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+                out = []
                 for ref in ready:
-                    out = self._collect(ray, ref, prelabeler, payloads)
-                    out = self._dedupe(out, written)
-                    if out:
-                        yield out
+                    out += self._dedupe(self._collect(ray, ref, prelabeler, payloads), written)
+                if out:
+                    yield out
                 self._check_timeouts(ray)
         finally:
             self.wall_s = time.perf_counter() - t_start
