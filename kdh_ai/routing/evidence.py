@@ -67,7 +67,7 @@ def gold_answers_needed(target: float, people_rate: float, *, units_per_item: fl
 def evidence_plan_from_arrays(*, target: float, batch_confidence: np.ndarray, units_per_item: float,
                               calibration_have: int, gold_have: int, fixed_items: int = 0,
                               reviewed: bool = False, delta: float = 0.05, seed: int = 0,
-                              simulations: int = 6) -> dict[str, Any]:
+                              simulations: int = 4) -> dict[str, Any]:
     """The evidence plan for routing ``batch_confidence`` (every routable item, slice included) to ``target``.
 
     Args:
@@ -121,7 +121,7 @@ def _calibration_needed(target: float, conf: np.ndarray, units_per_item: float, 
                                       human_error_rate=h, human_error_upper=h_up, people_delta=people_delta,
                                       target=target, fixed_human_share=f,
                                       fixed_error_share=0.0 if reviewed else m / total, delta=delta,
-                                      curve_bounds=False)
+                                      curve_bounds=False, n_candidates=40)
             shares.append(choice.human_share if choice.reachable else 1.0)
         share = float(np.mean(shares))
         logger.debug("evidence plan: slice %d -> expected human share %.3f", m, share)

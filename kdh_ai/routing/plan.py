@@ -455,8 +455,8 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         result.details["rerouted"] = sum(roles.get(k) in ("auto_accept", "audit", "human") for k in open_ids)
         result.evidence = evidence
         if not choice.reachable and target is not None:
-            result.advice = _cheapest_change(job, task, conf, errs, choice, measured, kw, target, fixed, fixed_err,
-                                             calibration_reviewed, evidence, with_people, roles, open_ids)
+            result.advice = _cheapest_change(job, task, conf, errs, measured, kw, target, fixed_err,
+                                             calibration_reviewed, evidence, roles)
             result.message += f" Cheapest change that would reach it: {result.advice['why']} Command: " \
                               f"{result.advice['command']}"
         if pooled:
@@ -487,10 +487,9 @@ def _carry_evidence(job: Job, task: Any, manifest: dict[str, Any], target: float
     return plan
 
 
-def _cheapest_change(job: Job, task: Any, conf: np.ndarray, errs: np.ndarray, choice: ThresholdChoice,
-                     measured: HumanError, kw: dict[str, Any], target: float, fixed: float, fixed_err: float,
-                     reviewed: bool, evidence: dict[str, Any] | None, with_people: tuple[str, ...],
-                     roles: dict[str, str], open_ids: list[str]) -> dict[str, str]:
+def _cheapest_change(job: Job, task: Any, conf: np.ndarray, errs: np.ndarray, measured: HumanError,
+                     kw: dict[str, Any], target: float, fixed_err: float, reviewed: bool,
+                     evidence: dict[str, Any] | None, roles: dict[str, str]) -> dict[str, str]:
     """The least costly of: a reviewed calibration slice, more gold answers, a larger slice, more overlap.
 
     Each is tried as a counterfactual with the same bound (the first that reaches the target wins, in order of
@@ -526,7 +525,7 @@ def _cheapest_change(job: Job, task: Any, conf: np.ndarray, errs: np.ndarray, ch
                                f"{'words' if task.item_kind == 'audio' else 'labels'}) narrow the people's bound "
                                f"from {measured.upper:.1%} toward {up:.1%}."}
     need = (evidence or {}).get("calibration_needed")
-    if need and need > len(conf):
+    if need and need > len(conf) and measured.upper < target:
         return {"change": "larger calibration slice", "command": f"a new job: kdh route NEW_JOB --calibration "
                 f"{need} {flag} {value:g}",
                 "why": f"the slice has {len(conf)} answered items; the plan for this target needs about {need}."}
