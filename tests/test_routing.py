@@ -364,7 +364,7 @@ def test_delivered_error_lies_within_the_promise(tmp_path: Path) -> None:
 def test_status_names_the_next_command(tmp_path: Path) -> None:
     from kdh_ai.labelstudio.status import job_status
 
-    refs = build_job(tmp_path / "job", n=60, n_gold=10)
+    build_job(tmp_path / "job", n=60, n_gold=10)
     job = Job(tmp_path / "job")
     assert "kdh route" in job_status(job.root).next_step and "--calibration" in job_status(job.root).next_step
     plan_calibration(job.root, size=30, seed=0, target=0.08)
