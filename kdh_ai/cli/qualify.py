@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -69,6 +70,24 @@ def qualify_command(
         raise typer.Exit(1)
 
 
+def trainee_command(
+    email: Annotated[str, typer.Argument(help="The trainee's login e-mail.")],
+    jobs: Annotated[list[Path], typer.Option("--job", help="A pulled job directory (repeat for several).")],
+    out: Annotated[Optional[Path], typer.Option(help="The page to write (default: trainee-<email>.html).")] = None,
+) -> None:
+    """Write one trainee's progress page across jobs: gold WER or accuracy per job with intervals, speed
+    against the team, frequent errors with examples (audio at the error), qualification, the next lesson."""
+    from kdh_ai.report.trainee import TraineeError, write_trainee_page
+
+    target = out or Path(f"trainee-{email.replace('@', '_at_')}.html")
+    try:
+        path = write_trainee_page(email, list(jobs), target)
+    except TraineeError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"Progress page of {email}: {path}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``kdh qualify`` to the app."""
+    """Add ``kdh qualify`` and ``kdh trainee`` to the app."""
     app.command("qualify")(qualify_command)
+    app.command("trainee")(trainee_command)
