@@ -265,6 +265,38 @@ _GUIDE_QUESTIONS = {
           "§4: a word you cannot make out is [inaudible], lower case, in square brackets."),
 }
 
+_CLASSIFY_QUESTIONS = {
+    "1": ("WINNER!! You have been selected to receive a £900 prize. Call 09061701461", "spam",
+          "An unsolicited offer from an unknown sender that asks you to call a premium number is spam."),
+    "2": ("Are you free tonight? I'll buy the pizza", "ham",
+          "'free' alone does not make spam: label by what the text is for, not by keywords (section 2)."),
+    "3": ("Your bank: your card ending 1234 is blocked, click http://bit.ly/x to unlock", "spam",
+          "Phishing (act on a link from an unverified sender) is spam."),
+    "4": ("Reminder: your dentist appointment is tomorrow at 10:30", "ham",
+          "A service message you expect is not an unsolicited offer: ham."),
+    "5": ("Hey it's me, new number, text me back for a free ringtone", "spam",
+          "The offer decides, not the friendly tone (worked examples)."),
+}
+
+
+def _check_choices(answer: Any, ex: Exercise) -> CheckResult:
+    """Label-choice exercises: each answer compared with the guideline's label."""
+    if not isinstance(answer, Mapping):
+        raise ValueError("give a dict {question number: your label}, as in the cell")
+    rows, right = [], 0
+    for key, (text, expected, rule) in ex.solution["questions"].items():
+        yours = str(answer.get(key, "") or "").strip().lower()
+        ok = yours == expected
+        right += ok
+        rows.append({"question": key, "text": text[:60], "yours": yours, "ok": "yes" if ok else "no",
+                     "rule": "" if ok else rule})
+    table = pd.DataFrame(rows)
+    passed = right == len(rows)
+    hint = None if passed else table[table["ok"] == "no"]["rule"].iloc[0]
+    return CheckResult(ex.id, passed, right / len(rows), f"{right} of {len(rows)} labelled as the guideline says.",
+                       hint, None if passed else table)
+
+
 EXERCISES: dict[str, Exercise] = {
     ex.id: ex for ex in (
         Exercise("01.wer_by_hand",
@@ -276,6 +308,8 @@ EXERCISES: dict[str, Exercise] = {
                  "guideline.", None, _check_transcribe),
         Exercise("guide.write", "Write each sentence as the transcription guideline asks.",
                  {"questions": _GUIDE_QUESTIONS}, _check_written),
+        Exercise("guide.classify", "Label each SMS ham or spam as the classification guideline asks.",
+                 {"questions": _CLASSIFY_QUESTIONS}, _check_choices),
     )
 }
 """Every exercise of the notebooks, by id."""
