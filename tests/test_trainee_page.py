@@ -98,3 +98,19 @@ def test_plot_axis_never_goes_below_zero(tmp_path: Path) -> None:
         mod._png = orig
     (lo, hi), = figs
     assert lo == 0 and hi > 0
+
+
+def test_one_job_feedback_page_has_the_same_fixes(tmp_path: Path) -> None:
+    """The one-job feedback page: the sentence with the difference, audio at the error, the paid-work bar, and a
+    too-few-gold warning."""
+    from kdh_ai.report import write_feedback
+
+    batch = pd.read_csv(ljspeech_manifest())
+    refs = dict(zip(batch.item_id, batch.reference))
+    answers = {k: refs[k] for k in list(refs)[:5]}
+    answers["LJ001-0004"] = refs["LJ001-0004"].replace("block", "black")
+    job = _job(tmp_path, "j", answers, "2026-10-01")
+    page = write_feedback(job, TRAINEE, tmp_path / "fb.html").read_text()
+    assert '<del title="said">block</del> <ins title="you wrote">black</ins>' in page
+    assert "data:audio/wav;base64," in page
+    assert "at most 10%" in page and "too few to judge" in page

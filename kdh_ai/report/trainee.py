@@ -14,24 +14,20 @@ A self-contained HTML page for one person (it shows their own work only, so it c
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import logging
-import wave
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from kdh_ai import quality
 from kdh_ai.answers import annotations_table, gold_answers
 from kdh_ai.job import Job
 from kdh_ai.report.client import _CSS, _png
-from kdh_ai.report.feedback import _word_time
+from kdh_ai.report.snippets import DIFF_CSS, clip_wav_b64, diff_html, word_time
 from kdh_ai.tasks import get_task
 
 __all__ = ["JobProgress", "MIN_GOLD", "TraineeError", "trainee_progress", "write_trainee_page"]
@@ -129,7 +125,7 @@ def _job_progress(job_dir: Path, email: str) -> JobProgress | None:
                         kind = "number"
                     # where in the clip: the model's time stamp of that word where it has one, else the share
                     # of the sentence before the error
-                    at_s = _word_time(preds.get(t), rw, min(chunk.ref_start_idx, len(rw) - 1))
+                    at_s = word_time(preds.get(t), rw, min(chunk.ref_start_idx, len(rw) - 1))
                     frac = chunk.ref_start_idx / max(len(rw), 1)
                     errors.append({"kind": kind, "item": t, "said": said, "typed": typed, "frac": frac, "at_s": at_s,
                                    "path": items.get(t, {}).get("path"), "reference": r, "answer": h or ""})
@@ -163,52 +159,6 @@ def trainee_progress(email: str, jobs: list[str | Path]) -> list[JobProgress]:
         raise TraineeError(f"{email} answered nothing in these {len(jobs)} jobs (run `kdh pull` on them first, "
                            "and check the e-mail)")
     return sorted(out, key=lambda p: p.when)
-
-
-def _clip_b64(path: str | None, at_frac: float, at_s: float | None = None, *, before_s: float = 1.5,
-              length_s: float = 5.0) -> str | None:
-    """A few seconds of the clip around the error, as a base64 WAV (``None`` when the audio cannot be read)."""
-    if not path:
-        return None
-    from kdh_ai.audio import SAMPLE_RATE, AudioError, load_audio
-
-    try:
-        audio = load_audio(path)
-    except AudioError:
-        return None
-    at = at_s if at_s is not None else at_frac * len(audio) / SAMPLE_RATE
-    start = max(0, int((at - before_s) * SAMPLE_RATE))
-    cut = audio[start:start + int(length_s * SAMPLE_RATE)]
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes((np.clip(cut, -1, 1) * 32767).astype("<i2").tobytes())
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def _diff_html(reference: str, answer: str) -> str:
-    """The sentence with the difference highlighted: missing words struck, extra or wrong words marked."""
-    import jiwer
-
-    if not reference:
-        return html.escape(answer)
-    out = jiwer.process_words(reference, answer or "")
-    rw, hw = out.references[0], out.hypotheses[0]
-    parts = []
-    for c in out.alignments[0]:
-        ref = html.escape(" ".join(rw[c.ref_start_idx:c.ref_end_idx]))
-        hyp = html.escape(" ".join(hw[c.hyp_start_idx:c.hyp_end_idx]))
-        if c.type == "equal":
-            parts.append(ref)
-        elif c.type == "delete":
-            parts.append(f'<del title="you left this out">{ref}</del>')
-        elif c.type == "insert":
-            parts.append(f'<ins title="not said">{hyp}</ins>')
-        else:
-            parts.append(f'<del title="said">{ref}</del> <ins title="you wrote">{hyp}</ins>')
-    return " ".join(parts)
 
 
 def _plot(progress: list[JobProgress], metric: str) -> str:
@@ -298,10 +248,10 @@ def write_trainee_page(email: str, jobs: list[str | Path], out: str | Path, *, l
         for e in ex:
             if e["task"] == "transcription":
                 player = ""
-                if shown_audio < 6 and (b64 := _clip_b64(e.get("path"), e["frac"], e.get("at_s"))):
+                if shown_audio < 6 and (b64 := clip_wav_b64(e.get("path"), e["frac"], e.get("at_s"))):
                     shown_audio += 1
                     player = f'<audio controls preload="none" src="data:audio/wav;base64,{b64}"></audio>'
-                items.append(f"<li><b>{html.escape(e['item'])}</b>: {_diff_html(e['reference'], e['answer'])}"
+                items.append(f"<li><b>{html.escape(e['item'])}</b>: {diff_html(e['reference'], e['answer'])}"
                              f"<br>{player}</li>")
             else:
                 items.append(f"<li><b>{html.escape(e['item'])}</b>: you chose <b>{html.escape(str(e['typed']))}</b>,"
@@ -313,7 +263,7 @@ def write_trainee_page(email: str, jobs: list[str | Path], out: str | Path, *, l
     if unqualified and kinds:
         lesson += " Then: " + qualify
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Progress of {html.escape(email)}</title>
-<style>{_CSS} del{{background:#fde2e1;color:#8a1c1c}} ins{{background:#e1f5e6;color:#14532d;text-decoration:none}}
+<style>{_CSS} {DIFF_CSS}
 .warn{{color:#8a5300;font-size:.9em}}</style></head><body><main>
 <h1>Your progress</h1><div class="sub">{html.escape(email)} · {len(progress)} job(s)</div>
 <h2>Your next lesson</h2><p>{html.escape(lesson)}</p>
