@@ -434,10 +434,12 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         with_people = ("human", "audit") if calibration_reviewed else ("calibration", "human", "audit")
         fixed_err = sum(k not in set(open_ids) and r in with_people for k, r in roles.items()) / max(1, n_total)
         batch_conf = np.array([preds[k].confidence or 0.0 for k in open_ids])
+        # The slice was drawn from the items routable at step 1; some of them may have been answered since.
+        ever_pending = {r["item_id"] for r in job.log("routing") if r.get("role") == "pending"}
         kw = dict(batch_confidence=batch_conf, human_error_rate=measured.rate, human_error_upper=measured.upper,
                   people_delta=people_delta, budget=budget, fixed_human_share=fixed, delta=delta,
                   start_threshold=(1 - measured.rate) if task.confidence_is_probability else None,
-                  slice_in_batch=not pooled.get("used"))
+                  slice_in_batch=not pooled.get("used"), population=len(answered) + len(ever_pending))
         choice = choose_threshold(conf, errs[:, 0], errs[:, 1], target=target, fixed_error_share=fixed_err, **kw)
         new: dict[str, tuple[str, str]] = {}
         for k in open_ids:

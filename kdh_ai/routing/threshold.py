@@ -328,6 +328,7 @@ def choose_threshold(
     fixed_error_share: float | None = None,
     start_threshold: float | None = None,
     slice_in_batch: bool = True,
+    population: int | None = None,
     delta: float = 0.05,
     n_candidates: int = 100,
     curve_bounds: bool = True,
@@ -363,6 +364,10 @@ def choose_threshold(
         slice_in_batch: The slice was drawn at random from this batch's routable items (the batch is then a
             finite population: slice + ``batch_confidence``); False when earlier batches' slices are pooled
             (the items are then treated as i.i.d. draws of the client's stream).
+        population: With ``slice_in_batch``: the number of items the slice was drawn from, when larger than
+            the slice plus ``batch_confidence`` (routing again after people answered some items: those left
+            the batch but not the population). The bound then covers the model's losses on every item not in
+            the slice, a superset of the batch's (conservative).
         delta: Error level of the whole promise (people and model): it holds with probability at least
             ``1 - delta``.
         n_candidates: Number of candidate thresholds (quantiles of ``batch_confidence``).
@@ -409,7 +414,7 @@ def choose_threshold(
     m = len(n)
     u_all = float(n.sum())
     x = item_error_ratio(err, n)
-    population = m + n_batch if slice_in_batch else None
+    population = max(m + n_batch, int(population or 0)) if slice_in_batch else None
     started = start_threshold is not None and start_threshold < float("inf")
 
     # Candidates from "all human" (inf) down to "all auto" (-inf), at quantiles of the batch's confidence.
