@@ -4,8 +4,8 @@ For each item of the job: a gold item's known answer (provenance ``gold``: routi
 items as delivered exact, so the delivery does too); the people's answer where there is one (aggregated where
 several people answered, model-aware: the model's answer joins as an extra annotator, which lowered WER on real
 crowd data), with provenance ``reviewed`` for a calibration slice routed with ``--calibration-reviewed``
-(trusted reviewers: counted as exact by the estimate); otherwise the model's. Items that neither the model nor people could answer are delivered too, with ``answer: null``
-and the error, never dropped silently.
+(trusted reviewers: counted as exact by the estimate); otherwise the model's. Items that neither the model
+nor people could answer are delivered too, with ``answer: null`` and the error, never dropped silently.
 
 ``kdh deliver JOB_DIR --out DIR`` writes::
 

@@ -125,6 +125,7 @@ def test_readme_loop_with_default_options_routes_a_mix_and_meets_the_target(
     delivered = errs[:, 0].sum() / errs[:, 1].sum()
     model = TranscriptionTask().item_errors([by[k]["model_answer"] or "" for k in ids], [refs[k] for k in ids])
     model_wer = model[:, 0].sum() / model[:, 1].sum()
-    print(f"87 clips: model WER {model_wer:.2%}, routed {routing['counts']}, human share {routing['human_share']:.1%}, "
-          f"estimate {routing['estimated_error']:.2%} (bound {routing['error_upper']:.2%}), delivered WER {delivered:.2%}")
+    print(f"87 clips: model WER {model_wer:.2%}, routed {routing['counts']}, human share "
+          f"{routing['human_share']:.1%}, estimate {routing['estimated_error']:.2%} (bound "
+          f"{routing['error_upper']:.2%}), delivered WER {delivered:.2%}")
     assert delivered <= 0.08 and delivered <= routing["error_upper"], (delivered, model_wer)

@@ -60,8 +60,10 @@ def route_command(
 
     from kdh_ai.job import Job
 
-    for name, value in (("--target-wer", target_wer), ("--target-accuracy", target_accuracy),
-                        ("--budget", budget)):
+    if budget is not None and not 0 <= budget <= 1:
+        raise fail(f"--budget must be a share in [0, 1], got {budget:g}"
+                   + (f"; for {budget:g}% write {budget / 100:g}" if 1 < budget <= 100 else ""))
+    for name, value in (("--target-wer", target_wer), ("--target-accuracy", target_accuracy)):
         if value is not None and not 0 < value < 1:
             hint = (f"; for {value:g}% write {value / 100:g}" if 1 <= value <= 100 else "")
             raise fail(f"{name} must be a share in (0, 1), got {value:g}{hint}")

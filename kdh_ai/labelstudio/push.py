@@ -15,8 +15,9 @@ What goes out (see :mod:`kdh_ai.labelstudio` for the whole design):
 * **Gold.** Gold items are inserted at random positions of the import order, which annotators follow
   (sequential sampling), at a rate that gives each annotator about ``gold_rate`` gold in their stream (see
   :func:`gold_count`), or more: as many as routing's evidence plan needs for its target
-  (:func:`gold_needed_items`), all of them on the first push when the lead recorded fewer. Each gold task is done by ``gold_overlap`` annotators (default: all the annotators of
-  the server; pushing again after adding annotators raises it). The answers never leave the job directory.
+  (:func:`gold_needed_items`), all of them on the first push when the lead recorded fewer. Each gold task is
+  done by ``gold_overlap`` annotators (default: all the annotators of the server; pushing again after adding
+  annotators raises it). The answers never leave the job directory.
 * **Audio.** Through local-files storage when kdh runs the server on this machine: each project gets a folder
   of symlinks (one per pushed item) under the server's narrow document root. By upload otherwise.
 

@@ -228,7 +228,8 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
                 "pending", "waits for the threshold")
         mark_roles(job, roles, "calibration")
         now = current_roles(job)
-        msg = (f"{n} of {len(routable)} routable items drawn for the calibration slice (seed {seed}). Next: `kdh push`, "
+        msg = (f"{n} of {len(routable)} routable items drawn for the calibration slice (seed {seed}). "
+               "Next: `kdh push`, "
                "let people answer them (trusted reviewers, or 2+ annotators each), `kdh pull`, then `kdh route` "
                "again with --target-wer/--target-accuracy or --budget.")
         if plan is not None:

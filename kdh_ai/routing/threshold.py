@@ -30,9 +30,9 @@ the batch's own sampling noise is added with a Chernoff (Bernoulli KL) bound at 
 **The people's part.** ``h+`` is a Clopper-Pearson upper bound on the people's word (or label) error rate
 from the gold answers (:func:`people_upper_bound`, assuming their errors are independent across words; it is
 an upper bound, so a few gold answers without an error do not promise people who never err). The error
-level is split: ``delta / 3`` for the people, ``2 delta / 3`` for the model (Bonferroni, :func:`split_delta`), so the promise holds
-with probability at least ``1 - delta`` in finite samples. An assumed rate (``--human-wer``) is taken as
-exact and the model gets all of ``delta``.
+level is split: ``delta / 3`` for the people, ``2 delta / 3`` for the model (Bonferroni,
+:func:`split_delta`), so the promise holds with probability at least ``1 - delta`` in finite samples. An
+assumed rate (``--human-wer``) is taken as exact and the model gets all of ``delta``.
 
 **Which threshold (Learn then Test, fixed sequence).** Candidate thresholds are ordered from "everything to
 people" to "everything auto-accepted"; we stop at the first whose null cannot be rejected, and the chosen
