@@ -134,7 +134,9 @@ def describe(plan: dict[str, Any], *, metric: str, unit_name: str) -> str:
     """The plan in plain words for the lead (what step 1 prints)."""
     g = plan["gold_needed"]
     gold_txt = ", ".join(f"{'unreachable' if v is None else v} if people err {float(k):.0%}" for k, v in g.items())
-    parts = [f"Evidence for target {metric} {plan['target']:.1%}: a calibration slice of about "
+    goal = (f"target {metric} {plan['target']:.1%}" if metric == "WER"
+            else f"target accuracy {1 - plan['target']:.1%}")
+    parts = [f"Evidence for {goal}: a calibration slice of about "
              f"{plan['calibration_needed']} items (drawn: {plan['calibration_have']}); gold answers needed "
              f"({unit_name}): {gold_txt}; recorded: {plan['gold_have']}."]
     need2 = g.get("0.02")
