@@ -340,6 +340,14 @@ def read_items(source: str | Path, *, kind: str, allow_roots: Sequence[str | Pat
                                               f"(accepted: {', '.join(AUDIO_EXTENSIONS)})", skipped=True))
                 continue
             item_id = rel.with_suffix("").as_posix()
+            if note := _undecodable(item_id):  # a file name that is not UTF-8 cannot be stored as an id
+                item_id = _repaired(item_id)
+                if item_id not in seen:
+                    seen[item_id] = str(rel)
+                    items.append(Item(item_id=item_id, path=_repaired(str(f.absolute())),
+                                      error=f"{_repaired(str(rel))}: the file name is not valid UTF-8 ({note}); "
+                                            "rename the file (letters, digits, '-' and '_' are safe)"))
+                continue
             if item_id in seen:
                 issues.append(IngestIssue(str(rel), item_id, f"duplicate item_id (also {seen[item_id]}); "
                                           "rename one of the files"))
