@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from kdh_ai.cli._common import console, err_console, fail
@@ -210,6 +211,6 @@ def print_summary(summary: Any) -> None:
     for issue in summary.ingest_issues:
         err_console.print(f"[yellow]input:[/] {issue}")
     for note in getattr(summary, "skipped_files", []):
-        err_console.print(f"[dim]skipped (not audio, not a failure):[/] {note}")
+        err_console.print(f"[dim]input: {escape(note)} (listed only: not a failed item)[/]")
     console.print(f"Results: {summary.job_dir / 'predictions.jsonl'} and predictions.parquet; "
                   f"job manifest: {summary.job_dir / 'job.json'}")
