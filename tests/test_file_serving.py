@@ -186,3 +186,17 @@ def test_allow_root_lets_a_lead_name_a_trusted_folder(tmp_path: Path, allowed: b
     by = {i.item_id: i for i in items}
     assert (by["a"].error is None) == allowed
     assert by["b"].error and "outside the batch" in by["b"].error
+
+
+def test_pipeline_yaml_names_allowed_roots(tmp_path: Path) -> None:
+    """``input: {allow_roots: [...]}`` in a pipeline file, relative to the file's folder; a typo is refused."""
+    from kdh_ai.config import ConfigError, load_input_config, load_pipeline
+
+    (tmp_path / "store").mkdir()
+    cfg = tmp_path / "pipe.yaml"
+    cfg.write_text("task: transcription\ninput:\n  allow_roots: [store]\noptions:\n  beam_size: 1\n")
+    assert load_input_config(cfg).allow_roots == [str(tmp_path / "store")]
+    assert load_pipeline(cfg)[0] == "transcription"
+    cfg.write_text("task: transcription\ninput:\n  allow_root: [store]\n")
+    with pytest.raises(ConfigError, match="allow_root"):
+        load_input_config(cfg)
