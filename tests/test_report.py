@@ -20,14 +20,14 @@ from test_routing import annotate, build_job, people
 def routed_job(tmp_path: Path) -> tuple[Job, dict[str, str]]:
     refs = build_job(tmp_path / "job", n=300, n_gold=20, slope=0.9)
     job = Job(tmp_path / "job")
-    plan_calibration(job.root, size=0.25, seed=1)
+    plan_calibration(job.root, size=0.4, seed=1)  # the finite-sample bound needs a larger slice
     roles = current_roles(job)
     cal = [k for k, r in roles.items() if r == "calibration"]
     annotate(job, {k: refs[k] for k in cal}, "reviewer@example.org")
     gold = [k for k, r in roles.items() if r == "gold"]
     people(job, refs, gold, wer=0.02, seed=3, start=10_000)
     people(job, refs, gold + cal[:10], wer=0.04, seed=4, start=20_000)  # a weaker trainee, with overlap
-    route(job.root, target=0.045)
+    route(job.root, target=0.08)
     return job, refs
 
 
@@ -37,7 +37,7 @@ def test_job_metrics_and_annotator_table(routed_job: tuple[Job, dict[str, str]])
     assert m["task"] == "transcription" and m["items"] == 300
     assert m["model_vs_client_reference"]["wer"] > 0.03  # the job's items carry the client's references
     assert m["model_vs_people"]["items"] >= 75
-    assert m["delivered"]["error_upper"] <= 0.045 and 0.3 < m["human_share"] < 1
+    assert m["delivered"]["error_upper"] <= 0.08 and 0.3 < m["human_share"] < 1
     assert m["agreement"]["clips_with_overlap"] == 10 and m["agreement"]["pairwise_wer"] > 0  # gold excluded
     assert "effort" in m["not_enough_data"]  # no audio durations in this synthetic job
     table = annotator_table(job).set_index("annotator")
