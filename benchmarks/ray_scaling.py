@@ -187,7 +187,7 @@ def driver_ceiling(cluster: LocalRayCluster, tmp: Path, n_items: int, workers: i
         span = up[-1][0] - up[0][0]
         n = sum(m[1] for m in up[1:])
         print(f"with all {workers} workers up: **{n / span:.0f} items/s** through to the job directory "
-              f"({len(up)} units, {span:.1f} s; goal >= 100 items/s)")
+              f"({len(up)} appends, {span:.1f} s; goal >= 100 items/s)")
     whole = s.processed / s.wall_s
     print(f"whole run including starting the {workers} workers: {whole:.0f} items/s over {s.wall_s:.1f} s")
     print(f"driver memory: peak RSS {peak_mb:.0f} MB (this process, models of part 1 included); "
