@@ -38,6 +38,9 @@ def prelabel_transcribe(
     max_items: Annotated[Optional[int], typer.Option(help="Process at most N pending items now (a trial run; "
                                                      "run again to continue).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    engine: Annotated[Optional[str], typer.Option(help="faster-whisper | openai-whisper (OpenAI's reference "
+                                                  "implementation on the same weights; slower). "
+                                                  "[default: faster-whisper]")] = None,
 ) -> None:
     """Transcribe a batch of audio with Whisper, offline, into JOB_DIR (resumable).
 
@@ -50,11 +53,11 @@ def prelabel_transcribe(
     from kdh_ai.job import JobLockedError
     from kdh_ai.prelabel import run_prelabel
     from kdh_ai.registry import ModelNotAvailableError
-    from kdh_ai.tasks.transcription import Transcriber
+    from kdh_ai.tasks.transcription import make_transcriber
 
     overrides: dict[str, Any] = {k: v for k, v in {
         "model": model, "beam_size": beam_size, "compute_type": compute_type, "language": language, "vad": vad,
-        "pack_short_clips": pack, "max_duration_s": max_duration}.items() if v is not None}
+        "pack_short_clips": pack, "max_duration_s": max_duration, "engine": engine}.items() if v is not None}
     try:
         if config is not None:
             task, options = load_pipeline(config, overrides=overrides)
@@ -67,7 +70,7 @@ def prelabel_transcribe(
 
     try:
         summary = run_prelabel(
-            out, input, make_prelabeler=lambda: Transcriber(options), task="transcription", item_kind="audio",
+            out, input, make_prelabeler=lambda: make_transcriber(options), task="transcription", item_kind="audio",
             options=dataclasses.asdict(options), log_progress=progress, max_items=max_items)
     except JobLockedError as exc:
         raise fail(str(exc), 3) from None
