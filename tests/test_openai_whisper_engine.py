@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -54,8 +55,6 @@ def test_checkpoint_is_converted_verified_and_loads(tmp_path: Path) -> None:
     with open(path, "r+b") as fh:
         fh.truncate(path.stat().st_size // 2)
     openai_whisper_checkpoint(model, out=out)
-    import hashlib
-
     assert hashlib.sha256(path.read_bytes()).hexdigest() == record["sha256"]
 
 
@@ -111,7 +110,8 @@ def openai_job(batch: tuple[Path, dict[str, str]], tmp_path_factory: pytest.Temp
     return job_dir
 
 
-def test_both_engines_same_statuses_and_wer_within_half_a_point(batch, openai_job: Path, tmp_path: Path) -> None:
+def test_both_engines_same_statuses_and_wer_within_half_a_point(batch: tuple[Path, dict[str, str]], openai_job: Path,
+                                                                 tmp_path: Path) -> None:
     manifest, refs = batch
     # faster-whisper in float32: openai-whisper runs float32 on CPUs, so both compute the same model.
     opts = TranscribeOptions(compute_type="float32")
