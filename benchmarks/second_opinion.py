@@ -44,6 +44,8 @@ from kdh_ai.samples import ljspeech_manifest  # noqa: E402
 from kdh_ai.tasks.transcription import TranscribeOptions, TranscriptionTask, make_transcriber  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".cache" / "second_opinion"
+# The LJ Speech manifest names the shared data's audio files, outside its own folder: allowed explicitly.
+SHARED_DATA = (REPO.parent / "shared" / "data", Path("/work/shared/data"))
 
 
 def sources(minutes: float) -> list[Path]:
@@ -73,7 +75,8 @@ def run_model(src: Path, name: str, opts: TranscribeOptions) -> tuple[dict, dict
     job_dir = CACHE / f"{src.parent.parent.name}-{src.stem}-{name}"
     t0 = time.perf_counter()
     summary = run_prelabel(job_dir, src, make_prelabeler=lambda: make_transcriber(opts), task="transcription",
-                           item_kind="audio", options=dataclasses.asdict(opts), log_progress=sys.stderr.isatty())
+                           item_kind="audio", options=dataclasses.asdict(opts), log_progress=sys.stderr.isatty(),
+                           allow_roots=[p for p in SHARED_DATA if p.is_dir()])
     wall = time.perf_counter() - t0 if summary.processed else float("nan")  # cached: no time measured
     job = Job(job_dir)
     return job.current_predictions(), job.current_items(), wall

@@ -23,6 +23,7 @@ from kdh_ai.engines.whisper_checkpoint import openai_whisper_checkpoint, read_ct
 from kdh_ai.job import Job
 from kdh_ai.prelabel import run_prelabel
 from kdh_ai.registry import resolve_model
+from kdh_ai.samples import ljspeech_dir
 from kdh_ai.tasks.transcription import TranscribeOptions, make_transcriber
 
 pytestmark = pytest.mark.slow
@@ -98,7 +99,7 @@ def openai_job(batch: tuple[Path, dict[str, str]], tmp_path_factory: pytest.Temp
     manifest, _ = batch
     job_dir = tmp_path_factory.mktemp("ow") / "job"
     cmd = [sys.executable, "-m", "kdh_ai.cli", "prelabel", "transcribe", "--engine", "openai-whisper", "-i",
-           str(manifest), "-o", str(job_dir), "--no-progress"]
+           str(manifest), "-o", str(job_dir), "--no-progress", "--allow-root", str(ljspeech_dir())]
     first = subprocess.run(cmd + ["--max-items", "6"], capture_output=True, text=True)
     assert first.returncode in (0, 1), first.stderr
     assert len(Job(job_dir).current_predictions()) == 6
@@ -116,7 +117,7 @@ def test_both_engines_same_statuses_and_wer_within_half_a_point(batch: tuple[Pat
     # faster-whisper in float32: openai-whisper runs float32 on CPUs, so both compute the same model.
     opts = TranscribeOptions(compute_type="float32")
     run_prelabel(tmp_path / "fw", manifest, make_prelabeler=lambda: make_transcriber(opts), task="transcription",
-                 item_kind="audio", options=dataclasses.asdict(opts))
+                 item_kind="audio", options=dataclasses.asdict(opts), allow_roots=(ljspeech_dir(),))
     fw, ow = Job(tmp_path / "fw").current_predictions(), Job(openai_job).current_predictions()
     assert set(fw) == set(ow) and len(ow) == 17
     assert {k: p.status for k, p in ow.items()} == {k: p.status for k, p in fw.items()}
