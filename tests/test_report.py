@@ -272,3 +272,46 @@ def test_trainee_feedback_page(routed_job: tuple[Job, dict[str, str]], tmp_path:
         write_feedback(job.root, "nobody@example.org", tmp_path / "x.html")
     with pytest.raises(FeedbackError, match="no gold item yet"):
         write_feedback(job.root, "reviewer@example.org", tmp_path / "y.html")
+
+
+@pytest.mark.labelstudio
+def test_simulated_accounts_and_guideline_reach_the_report(labelstudio_server, tmp_path: Path) -> None:
+    """A simulated annotator account (created with ``simulated=True``) answers in the real Label Studio;
+    ``kdh pull`` records it, and the report and metrics say so. The guideline's hash reaches the report."""
+    import hashlib
+
+    from kdh_ai.labelstudio.client import Connection, LabelStudioClient
+    from kdh_ai.labelstudio.pull import pull
+    from kdh_ai.labelstudio.push import PushOptions, push, read_ls_state
+    from kdh_ai.labelstudio.server import add_annotator, login_token
+    from kdh_ai.records import Prediction
+    from kdh_ai.tasks.classification import ClassificationTask
+
+    job = Job(tmp_path / "job")
+    truth = {f"s{i:02d}": "spam" if i % 3 == 0 else "ham" for i in range(12)}
+    job.predictions.append(Prediction(item_id=k, task="classification", text="ham", confidence=0.6, status="ok",
+                                      model={"name": "m", "version": "1"}, config_hash="c", source=None,
+                                      sha256="x").to_dict() for k in truth)
+    job.items.append({"item_id": k, "text": f"message number {k}"} for k in truth)
+    job.update_manifest(task="classification", config_hash="c")
+    plan_calibration(job.root, size=6, seed=0)
+    guide = tmp_path / "guide.md"
+    guide.write_text("# Spam or ham\n\nSpam is unsolicited advertising.\n", encoding="utf-8")
+    conn = labelstudio_server.connection
+    push(job.root, PushOptions(project="report-simulated", labels=("ham", "spam"), gold_rate=0.0,
+                               overlap_fraction=0.0, guidelines=guide), connection=conn)
+    email = f"simulated.{tmp_path.name[-12:].lower().replace('_', '')}@kdh.test"
+    add_annotator(conn, email, password="simulated-2026", simulated=True)
+    client = LabelStudioClient(Connection(url=conn.url, token=login_token(conn.url, email, "simulated-2026")))
+    pid = int(read_ls_state(job)["project_id"])
+    for t in client.iter_tasks(pid):
+        client.request("POST", f"api/tasks/{t['id']}/annotations/", what="annotate", json_body={
+            "result": ClassificationTask().answer_to_result(truth[t["data"]["item_id"]]), "lead_time": 3.0})
+    pull(job.root, connection=conn)
+    recs = list(job.log("annotations"))
+    assert recs and all(r["annotator_simulated"] and r["annotator_email"] == email for r in recs)
+    out = write_client_report(job.root, tmp_path / "report.html")
+    text, metrics = _text(out.read_text()), json.loads(report_paths(out)["metrics"].read_text())
+    assert metrics["simulated_annotators"] == [email] and "Annotator A (SIMULATED)" in text and email not in text
+    assert metrics["guidelines"]["sha256"] == hashlib.sha256(guide.read_bytes()).hexdigest()
+    assert f"worked to guide.md (SHA-256 {metrics['guidelines']['sha256'][:16]}" in text
