@@ -188,9 +188,10 @@ def _share_curve(job: Job, metrics: dict[str, Any], q: _Quality) -> tuple[Any, d
     share = metrics.get("human_share")
     if not curve or share is None:
         return None
-    roles = {k: v["role"] for k, v in job.log("routing").latest_by("item_id").items()}
-    n_audit = sum(r == "audit" for r in roles.values())
-    n_auto = sum(r == "auto_accept" for r in roles.values())
+    # Roles as the routing step left them (a later audit re-route moves items from auto-accept to people).
+    at_route = job.log("routing").latest_by("item_id", where={"step": "route"})
+    n_audit = sum(v["role"] == "audit" for v in at_route.values())
+    n_auto = sum(v["role"] == "auto_accept" for v in at_route.values())
     # The routing curve counts the items below each threshold; people also check a random share of the
     # items above it (the audit). Add that share, as drawn in this batch, so the curve's x-axis is the human
     # share the text reports (calibration, gold, routed and audit items).
@@ -228,7 +229,7 @@ def _share_curve(job: Job, metrics: dict[str, Any], q: _Quality) -> tuple[Any, d
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
     ax.set_xlabel("share of the batch people touch (calibration, gold, routed and audit items)")
     ax.set_ylabel(f"delivered {q.name}")
-    ax.set_title("More human work, better delivered quality: where this batch sits")
+    ax.set_title("Delivered quality at each share of human work, and where this batch sits")
     ax.legend(fontsize=8, loc="lower right" if not q.is_audio else "upper right")
     ax.grid(alpha=0.25)
     return fig, data
@@ -250,7 +251,7 @@ def _confidence_plot(job: Job, metrics: dict[str, Any], q: _Quality) -> tuple[An
     threshold = (metrics.get("delivered") or {}).get("threshold")
     fig, ax = plt.subplots(figsize=(7.2, 3.8))
     ax.scatter(conf, rate, s=22, alpha=0.75)
-    if threshold is not None:
+    if threshold:  # 0: every clip was auto-accepted, no line to draw
         ax.axvline(threshold, color="tab:red", ls="--", label=f"auto-accept threshold {threshold:.3f}")
         ax.legend(fontsize=8)
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
@@ -328,18 +329,25 @@ def _verdict(metrics: dict[str, Any], q: _Quality) -> tuple[str, str, str]:
         cls = ""
     n_cal = d.get("calibration_answered") or 0
     he = d.get("human_error") or {}
+    unit = "clips" if q.is_audio else "items"
     people = (f"the {he.get('n_answers', 0)} answers people gave on items with known answers"
               if he.get("source") != "assumed" else "an assumed (not measured) error rate for the people")
-    how = (f"How it is guaranteed: people first answered a random sample of {n_cal} items; the model's measured "
-           f"errors on that sample decided which items go to people, and the bound allows for the chance that "
+    if target is not None and not met and he.get("upper") is not None and he["upper"] > target:
+        sentence += (f" The main reason: the people's own {q.name if q.is_audio else 'error rate'} rests on only "
+                     f"{he.get('n_answers', 0)} gold answers, so it could be as high as {_pct(he['upper'])}; more "
+                     "gold answers would narrow the bound." if he.get("source") != "assumed" else
+                     f" The main reason: the people's assumed error rate is above the target.")
+    how = (f"How it is guaranteed: people first answered a random sample of {n_cal} {unit}; the model's measured "
+           f"errors on that sample decided which {unit} go to people, and the bound allows for the chance that "
            f"this sample, and {people}, happened to look better than the batch is. "
            "Trying many thresholds does not weaken it (Learn-then-Test, Angelopoulos et al., 2021).")
     audit = d.get("audit") or {}
     if audit:
-        how += (f" An audit then had people check {audit.get('answered')} randomly chosen auto-accepted items: "
+        how += (f" An audit then had people check {audit.get('answered')} randomly chosen auto-accepted {unit}: "
                 f"the model's {q.name} on them was {q.value(audit.get('model_error'))}"
-                + (f", so {audit.get('rerouted')} items in the least confident band went to people as well."
-                   if audit.get("rerouted") else ", as promised."))
+                + (f"; that could not confirm the promise, so the {audit.get('rerouted')} least confident "
+                   f"auto-accepted {unit} went to people as well." if audit.get("rerouted")
+                   else ", which confirmed the promise."))
     return sentence, how, cls
 
 
@@ -355,8 +363,9 @@ def _method(metrics: dict[str, Any], q: _Quality, is_audio: bool) -> list[str]:
         f"Calibration slice: {roles.get('calibration', 0)} {unit} drawn at random and answered by people before "
         f"anything else ({d.get('calibration_answered') or 0} answered when the threshold was chosen). The model's "
         f"errors on them set the auto-accept threshold"
-        + (f" (confidence {thr:.3f}): items below it go to people, items above it keep the model's answer."
-           if thr is not None else "."),
+        + (f" (confidence {thr:.3f}): {unit} below it go to people, {unit} above it keep the model's answer."
+           if thr else f" so low that every other {unit[:-1]} could keep the model's answer." if thr is not None
+           else "."),
         *(["The calibration slice was labelled to gold quality by trusted reviewers and is delivered as "
            "labelled."] if d.get("calibration_reviewed") else []),
         *([f"Calibration was pooled with {pooled['prior_items']} answered items of earlier batches of the same "
@@ -364,7 +373,11 @@ def _method(metrics: dict[str, Any], q: _Quality, is_audio: bool) -> list[str]:
           if (pooled := d.get("pooled_calibration")) and pooled.get("used") else []),
         f"Gold: {roles.get('gold', 0)} {unit} with known answers were mixed in unannounced; the people's "
         f"{q.name if is_audio else 'error rate'} on them was {_pct(he.get('rate'))} over {he.get('n_answers', 0)} "
-        "answers" + (" (assumed, not measured)" if he.get("source") == "assumed" else "") + ".",
+        "answers when the threshold was chosen"
+        + (" (assumed, not measured)" if he.get("source") == "assumed" else "")
+        + (f"; {now} gold answers now, in the table of people below" if (now := sum(
+            a.get("gold_answers") or 0 for a in metrics.get("annotators") or [])) != he.get("n_answers", 0)
+           and he.get("source") != "assumed" else "") + ".",
         f"Overlap: {agr.get('clips_with_overlap') or agr.get('tasks_with_overlap') or 0} {unit} were answered by "
         "two or more people independently, to measure how well they agree (below).",
         ("Audit: " + (f"{audit.get('answered')} auto-accepted {unit} were checked by people; the model's "
@@ -412,7 +425,8 @@ def _errors_section(metrics: dict[str, Any], q: _Quality) -> str:
         top = errors.get("top") or []
         if not top:
             return f"<p>The model made no word error on the {errors['items']} clips people checked.</p>"
-        rows = [[r["kind"], r["people"] or "—", r["model"] or "—", r["count"],
+        kinds = {"substitution": "wrong word", "deletion": "missed words", "insertion": "extra words"}
+        rows = [[kinds.get(r["kind"], r["kind"]), r["people"] or "—", r["model"] or "—", r["count"],
                  f"{r.get('example_item', '')}: people “{r.get('example_people', '')}” / model "
                  f"“{r.get('example_model', '')}”"] for r in top]
         return (f"<p>The model's most frequent word errors against the people's transcripts, on the "
@@ -429,6 +443,8 @@ def _errors_section(metrics: dict[str, Any], q: _Quality) -> str:
     out.append("<h3>Per class</h3>" + _table(
         ["label", "items (people)", "items (model)", "precision", "recall"],
         [[r["label"], r["people"], r["model"], _pct(r["precision"]), _pct(r["recall"])] for r in per], {1, 2, 3, 4}))
+    out.append('<p class="note">Precision: of the items the model gave a label, the share people gave it too. '
+               "Recall: of the items people gave a label, the share the model found.</p>")
     pairs = errors.get("confused_pairs") or []
     if pairs:
         out.append("<h3>Most confused</h3>" + _table(
@@ -447,8 +463,8 @@ def _people_time(metrics: dict[str, Any], sim: bool) -> str:
     text = (f"People worked {ts['seconds_with']:.1f} s per {per} when they started from the model's pre-label "
             f"({ts['answers_with']} answers) and {ts['seconds_without']:.1f} s per {per} without one "
             f"({ts['answers_without']} answers): on this batch the pre-labels saved about "
-            f"{_duration(max(ts['hours_saved'], 0)) if ts['hours_saved'] > 0 else 'no time'} of {_duration(ts['hours_spent'])} "
-            "of human work.")
+            f"{_duration(ts['hours_saved']) if ts['hours_saved'] > 0 else 'no time'} (people worked "
+            f"{_duration(ts['hours_spent'])} in all).")
     if min(ts["answers_with"], ts["answers_without"]) < 10:
         text += " Few answers lie behind this comparison, so take it as a first indication."
     if sim:
@@ -461,8 +477,8 @@ def _not_measured(metrics: dict[str, Any]) -> str:
 
     rows = []
     for k, v in (metrics.get("not_enough_data") or {}).items():
-        if k in ("effort", "time_saved", "errors"):
-            continue  # shown in their own sections
+        if k in ("effort", "time_saved", "errors", "model_vs_client_reference", "model_vs_people", "annotators"):
+            continue  # said in their own sections
         text = _CLIENT_REASONS.get(k) or re.sub(r"\s*\([^)]*\)", "", v)
         if "kdh" in text or "`" in text:
             text = "not enough data yet"
@@ -470,8 +486,8 @@ def _not_measured(metrics: dict[str, Any]) -> str:
     return ("<h2>Not measured yet</h2><ul>" + "".join(rows) + "</ul>") if rows else ""
 
 
-def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], client: str | None, paths: dict[str, Path],
-          generated: str) -> str:
+def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], plot_data: dict[str, Any], client: str | None,
+          paths: dict[str, Path], generated: str) -> str:
     is_audio = metrics["metric"] == "wer"
     q = _Quality(is_audio)
     d = metrics.get("delivered") or {}
@@ -539,12 +555,22 @@ def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], client: str
     if "human_share_vs_quality" in images:
         sections.append(f'<img alt="human share against delivered quality" src="{images["human_share_vs_quality"]}">')
         rerouted = (d.get("audit") or {}).get("rerouted")
+        curve = plot_data.get("human_share_vs_quality") or {}
+        xs, est_curve = curve.get("x_human_share") or [], curve.get("estimate") or []
+        worse = False
+        if len(xs) > 1:  # is the estimate worse with everything to people than with the fewest items to people?
+            most, least = est_curve[int(np.argmax(xs))], est_curve[int(np.argmin(xs))]
+            worse = most > least + 1e-9 if is_audio else most < least - 1e-9
         sections.append('<p class="note">The curves are the promise at each possible threshold: left, people '
-                        "check little and the model's errors stay; right, people check almost everything. The "
+                        "check few items and the model answers the rest; right, people check everything. The "
                         "green marks are this batch. The bound, not the estimate, is what is promised."
-                        + (f" The curves were drawn when the threshold was chosen; the audit then sent {rerouted} "
-                           "more items to people and re-measured the bound, so the green marks sit off the "
-                           "curves." if rerouted else "") + "</p>")
+                        + (" Here the people's measured error rate is higher than the model's on its confident "
+                           f"{unit}, so sending more {unit} to people would not raise quality." if worse else "")
+                        + ((f" The curves were drawn when the threshold was chosen; the audit then sent {rerouted} "
+                            f"more {unit} to people and re-measured the bound, so the green mark sits off them."
+                            if rerouted else " The curves were drawn when the threshold was chosen; the audit "
+                            "then re-measured the bound with its own answers (the green mark).")
+                           if d.get("step") == "audit" else "") + "</p>")
 
     sections.append("<h2>The model</h2>")
     ref = metrics.get("model_vs_client_reference")
@@ -557,8 +583,10 @@ def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], client: str
         lines.append("Against your reference answers: not measured (you sent none).")
     if mv:
         lines.append(f"Against the people's answers ({mv['items']} {unit} people checked): {q.name} "
-                     f"{q.value(mv['error_rate'])}. These {unit} include the ones routed to people because the "
-                     "model was unsure, so the model does better on the rest.")
+                     f"{q.value(mv['error_rate'])}." + (
+                         f" These {unit} include the ones routed to people because the model was unsure, so the "
+                         f"model does better on the {unit} it answered alone."
+                         if (metrics.get("provenance") or {}).get("model") else ""))
     sections.append("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in lines) + "</ul>")
     for name, alt in (("confidence_vs_error", "model confidence against its errors"),
                       ("reliability", "reliability diagram")):
@@ -583,6 +611,8 @@ def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], client: str
                     ["Krippendorff's alpha", None if agr.get("krippendorff_alpha") is None
                      else f"{agr['krippendorff_alpha']:.3f}"]]
     sections += ["<h3>Agreement between annotators</h3>", _table(["", "value"], agr_rows, {1}),
+                 "" if is_audio else '<p class="note">Kappa and alpha: 1 is perfect agreement, 0 is what chance '
+                 "alone would give.</p>",
                  "<h3>Time saved by the model's pre-labels</h3>", _people_time(metrics, bool(sim))]
 
     t = metrics.get("turnaround")
@@ -629,7 +659,7 @@ def write_client_report(job_dir: str | Path, out: str | Path, *, client: str | N
     paths["html"].parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(paths["metrics"], metrics)
     write_json_atomic(paths["plots"], plot_data)
-    paths["html"].write_text(_page(job, metrics, images, client, paths, generated), encoding="utf-8")
+    paths["html"].write_text(_page(job, metrics, images, plot_data, client, paths, generated), encoding="utf-8")
     logger.info("Client report written to %s (figures: %s)", paths["html"], paths["metrics"].name)
     if pdf:
         write_pdf(paths["html"], paths["pdf"])

@@ -12,7 +12,7 @@ annotator accounts are simulated (``simulated_annotators``), the time pre-labels
 the model's typical errors (``errors``: frequent substitutions, or a confusion matrix and reliability bins).
 
 One definition of the human share holds everywhere: the share of the batch's routed items that people touch
-(calibration, gold, human and audit items, :data:`kdh_ai.routing.HUMAN_ROLES`).
+(calibration, gold, human and audit items, :data:`kdh_ai.routing.plan.HUMAN_ROLES`).
 """
 
 from __future__ import annotations
@@ -249,12 +249,13 @@ def _provenance(job: Job, roles: dict[str, str], calibration_reviewed: bool) -> 
 
 
 def _open_items(roles: dict[str, str], humans: dict[str, Any]) -> dict[str, int]:
-    """Items routed to people that have no answer yet, by role; ``pending`` counts items not yet routed."""
-    from kdh_ai.routing.plan import HUMAN_ROLES
+    """Items routed to people that have no answer yet, by role; ``pending`` counts items not yet routed.
 
+    Gold items are left out: they are delivered with their known answer whether or not people saw them.
+    """
     out: dict[str, int] = {}
     for k, r in roles.items():
-        if (r in HUMAN_ROLES and k not in humans) or r == "pending":
+        if (r in ("calibration", "human", "audit") and k not in humans) or r == "pending":
             out[r] = out.get(r, 0) + 1
     return out
 
@@ -294,9 +295,12 @@ def _evidence(routing: dict[str, Any], manifest: dict[str, Any], *, answered_cal
                 "calibration_needed": int(plan["calibration_needed"]), "gold_have": gold_have,
                 "gold_needed": {str(k): int(v) for k, v in gold_needed.items()}, "small": small_cal or small_gold,
                 "small_calibration": small_cal, "small_gold": small_gold}
+    # The sizes the bound was computed from, when routing recorded them; the job's current ones before that.
+    answered_cal = int((routing.get("details") or {}).get("calibration_answered") or answered_cal)
+    he = routing.get("human_error") or {}
+    gold_answers_n = int(he.get("n_answers") or gold_answers_n)
     small_cal = bool(routing) and answered_cal < SMALL_SAMPLE
-    small_gold = bool(routing) and gold_answers_n < SMALL_SAMPLE and \
-        (routing.get("human_error") or {}).get("source") != "assumed"
+    small_gold = bool(routing) and gold_answers_n < SMALL_SAMPLE and he.get("source") != "assumed"
     return {"source": "rule of thumb", "calibration_have": answered_cal, "calibration_needed": SMALL_SAMPLE,
             "gold_have": gold_answers_n, "gold_needed": {"rule of thumb": SMALL_SAMPLE},
             "small": small_cal or small_gold, "small_calibration": small_cal, "small_gold": small_gold}
@@ -390,14 +394,13 @@ def _word_errors(refs: list[str], hyps: list[str], ids: list[str]) -> dict[str, 
             if kind is None:
                 continue
             rs, re_, hs, he = chunk.ref_start_idx, chunk.ref_end_idx, chunk.hyp_start_idx, chunk.hyp_end_idx
-            for i in range(max(re_ - rs, he - hs)):
-                said = rw[rs + i] if kind != "insertion" and rs + i < re_ else ""
-                got = hw[hs + i] if kind != "deletion" and hs + i < he else ""
-                key = (kind, said, got)
+            # As jiwer counts them (top_confusions): substitutions word by word, deletions and insertions as runs.
+            keys = ([(kind, rw[rs + i], hw[hs + i]) for i in range(re_ - rs)] if kind == "substitution" else
+                    [(kind, " ".join(rw[rs:re_]), "")] if kind == "deletion" else [(kind, "", " ".join(hw[hs:he]))])
+            for key in keys:
                 if key not in examples:
-                    lo, hi = max(0, rs - 3), min(len(rw), re_ + 3)
-                    examples[key] = {"item": item, "people": " ".join(rw[lo:hi]),
-                                     "model": " ".join(hw[max(0, hs - 3):min(len(hw), he + 3)])}
+                    examples[key] = {"item": item, "people": " ".join(rw[max(0, rs - 3):re_ + 3]),
+                                     "model": " ".join(hw[max(0, hs - 3):he + 3])}
     rows = []
     for rec in top.to_dict(orient="records"):
         ex = examples.get((rec["kind"], rec["reference"], rec["hypothesis"]), {})
