@@ -372,7 +372,7 @@ def _method(metrics: dict[str, Any], q: _Quality, is_audio: bool) -> list[str]:
            f"model ({', '.join(pooled['prior_jobs'])}), after checking this batch for drift against them."]
           if (pooled := d.get("pooled_calibration")) and pooled.get("used") else []),
         f"Gold: {roles.get('gold', 0)} {unit} with known answers were mixed in unannounced; the people's "
-        f"{q.name if is_audio else 'error rate'} on them was {_pct(he.get('rate'))} over {he.get('n_answers', 0)} "
+        f"{q.name} on them was {q.value(he.get('rate'))} over {he.get('n_answers', 0)} "
         "answers when the threshold was chosen"
         + (" (assumed, not measured)" if he.get("source") == "assumed" else "")
         + (f"; {now} gold answers now, in the table of people below" if (now := sum(
