@@ -315,3 +315,23 @@ def test_simulated_accounts_and_guideline_reach_the_report(labelstudio_server, t
     assert metrics["simulated_annotators"] == [email] and "Annotator A (SIMULATED)" in text and email not in text
     assert metrics["guidelines"]["sha256"] == hashlib.sha256(guide.read_bytes()).hexdigest()
     assert f"worked to guide.md (SHA-256 {metrics['guidelines']['sha256'][:16]}" in text
+
+
+def test_small_sample_warning_reads_routings_evidence_plan(routed_job: tuple[Job, dict[str, str]],
+                                                           tmp_path: Path) -> None:
+    """When routing records its evidence plan (``job.json["routing"]["evidence"]``), the warning uses its sizes,
+    not the rule of thumb."""
+    job, _ = routed_job
+    routing = job.read_manifest()["routing"]
+    routing["evidence"] = {"target": 0.045, "calibration_needed": 120, "calibration_have": 70,
+                           "gold_needed": {"0.01": 900, "0.02": 240, "0.05": 45}, "gold_have": 40}
+    job.update_manifest(routing=routing)
+    ev = job_metrics(job)["evidence"]
+    assert ev["source"] == "routing" and ev["small_calibration"] and ev["small_gold"]  # 40 < 45 (loosest margin)
+    text = _text(write_client_report(job.root, tmp_path / "r.html").read_text())
+    assert "70 answered calibration clips (about 120 are needed" in text and "40 gold answers" in text
+    assert "45 for a margin of ±5 points" in text and "rule of thumb" not in text
+    routing["evidence"].update(calibration_have=130, calibration_needed=120, gold_have=50)
+    job.update_manifest(routing=routing)
+    assert not job_metrics(job)["evidence"]["small"]
+    assert 'id="small-sample"' not in write_client_report(job.root, tmp_path / "r2.html").read_text()
