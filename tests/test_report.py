@@ -164,6 +164,7 @@ def test_draft_mark_verdict_and_layout_in_chromium(tmp_path: Path) -> None:
     dom, found, img = render(before, tmp_path)
     assert "DRAFT" in dom and 'id="draft"' in dom and "has not been routed" in dom
     assert "No quality level is promised" in dom
+    assert "kdh " not in _text(before.read_text()) and "Next:" not in dom  # lead instructions stay out
     assert found["scroll"] <= found["width"] and not found["bad"], found
     assert img.std() > 10 and (img < 128).mean() > 0.003, "nothing drawn"
     assert json.loads(report_paths(before)["metrics"].read_text())["draft"]["is_draft"]
