@@ -16,13 +16,13 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from kdh_ai.cli import deliver, labelstudio, models, prelabel, route, select
+from kdh_ai.cli import deliver, labelstudio, models, prelabel, qualify, route, select
 from kdh_ai.cli._common import setup_logging
 
 __all__ = ["WORKFLOW", "app", "main"]
 
 WORKFLOW = ("prelabel", "route", "labelstudio", "push", "pull", "select", "status", "quality", "deliver", "report",
-            "feedback", "models")
+            "feedback", "trainee", "qualify", "models")
 """The commands in the order a lead uses them (``kdh --help`` lists them so); any other command follows."""
 
 
@@ -49,6 +49,7 @@ labelstudio.register(app)  # kdh labelstudio start|stop|status|add-annotator, kd
 route.register(app)  # kdh route
 select.register(app)  # kdh select
 deliver.register(app)  # kdh deliver, kdh report
+qualify.register(app)  # kdh qualify
 
 
 @app.callback()
