@@ -55,7 +55,7 @@ def test_metrics_say_what_is_missing_on_a_fresh_job(tmp_path: Path) -> None:
     assert m["annotators"] == [] and m["agreement"] is None
     for key in ("model_vs_people", "delivered", "annotators", "agreement"):
         assert key in m["not_enough_data"], key
-    assert m["draft"]["is_draft"] and m["provenance"]["model"] == 20 and m["time_saved"] is None
+    assert m["draft"]["is_draft"] and m["provenance"]["model_not_routed"] == 20 and m["time_saved"] is None
 
 
 def _chromium() -> str:
@@ -165,6 +165,7 @@ def test_draft_mark_verdict_and_layout_in_chromium(tmp_path: Path) -> None:
     assert "DRAFT" in dom and 'id="draft"' in dom and "has not been routed" in dom
     assert "No quality level is promised" in dom
     assert "kdh " not in _text(before.read_text()) and "Next:" not in dom  # lead instructions stay out
+    assert 'id="small-sample"' not in dom and "auto-accepted" not in _text(before.read_text())  # nothing promised
     assert found["scroll"] <= found["width"] and not found["bad"], found
     assert img.std() > 10 and (img < 128).mean() > 0.003, "nothing drawn"
     assert json.loads(report_paths(before)["metrics"].read_text())["draft"]["is_draft"]

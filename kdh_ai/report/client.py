@@ -70,6 +70,7 @@ footer{color:#5b6475;font-size:12px;margin-top:36px;border-top:1px solid #d9dde5
 _PROVENANCE = {
     "model": "the model's answer, auto-accepted (confidence above the threshold)",
     "model_awaiting_people": "the model's answer, for now: routed to people, not answered yet",
+    "model_not_routed": "the model's answer, for now: not routed yet",
     "people": "one person's answer",
     "aggregated": "several people's answers, combined",
     "gold": "the known answer (gold item)",
@@ -359,6 +360,15 @@ def _method(metrics: dict[str, Any], q: _Quality, is_audio: bool) -> list[str]:
     audit = d.get("audit") or {}
     unit = "clips" if is_audio else "items"
     thr = d.get("threshold")
+    if d.get("step") not in ("route", "audit"):
+        return [f"Calibration slice: {roles.get('calibration', 0)} {unit} drawn at random for people to answer "
+                "first; the auto-accept threshold is chosen from the model's errors on them once they are answered.",
+                f"Gold: {roles.get('gold', 0)} {unit} with known answers, to be mixed in unannounced to measure "
+                "the people.",
+                f"Overlap: {agr.get('clips_with_overlap') or agr.get('tasks_with_overlap') or 0} {unit} answered by "
+                "two or more people so far.",
+                "Audit: drawn when the threshold is chosen.",
+                _guideline(metrics)]
     lines = [
         f"Calibration slice: {roles.get('calibration', 0)} {unit} drawn at random and answered by people before "
         f"anything else ({d.get('calibration_answered') or 0} answered when the threshold was chosen). The model's "
@@ -385,11 +395,15 @@ def _method(metrics: dict[str, Any], q: _Quality, is_audio: bool) -> list[str]:
                       ("no audit items in this batch." if not roles.get("audit")
                        else f"{roles.get('audit')} auto-accepted {unit} are with people for an audit; "
                        "its result is not in yet."))),
-        "Guideline: " + (f"the annotators worked to {(g := metrics['guidelines'])['file']} "
-                         f"(SHA-256 {g['sha256'][:16]}…)." if metrics.get("guidelines")
-                         else "none was given to the annotators in the labelling tool."),
+        _guideline(metrics),
     ]
     return lines
+
+
+def _guideline(metrics: dict[str, Any]) -> str:
+    g = metrics.get("guidelines")
+    return ("Guideline: " + (f"the annotators worked to {g['file']} (SHA-256 {g['sha256'][:16]}…)." if g
+                             else "none was given to the annotators in the labelling tool."))
 
 
 def _annotators(metrics: dict[str, Any], q: _Quality) -> tuple[str, bool]:

@@ -224,18 +224,21 @@ def _answered_calibration(roles: dict[str, str], humans: dict[str, Any]) -> int:
 def _provenance(job: Job, roles: dict[str, str], calibration_reviewed: bool) -> dict[str, int]:
     """Who produced each delivered answer, as :func:`kdh_ai.deliver.delivered_records` delivers it.
 
-    Keys: ``model`` (auto-accepted), ``model_awaiting_people`` (routed to people, no answer yet), ``people``
+    Keys: ``model`` (auto-accepted), ``model_awaiting_people`` (routed to people, no answer yet),
+    ``model_not_routed`` (no routing decision yet: the model's answer for now), ``people``
     (one person), ``aggregated`` (several people, combined), ``gold`` (the known answer), ``reviewed`` (a
     calibration slice labelled to gold quality), ``none`` (neither the model nor people answered).
     """
     from kdh_ai.deliver import delivered_records
     from kdh_ai.routing.plan import HUMAN_ROLES
 
-    counts = {k: 0 for k in ("model", "model_awaiting_people", "people", "aggregated", "gold", "reviewed", "none")}
+    counts = {k: 0 for k in ("model", "model_awaiting_people", "model_not_routed", "people", "aggregated", "gold",
+                             "reviewed", "none")}
     for rec in delivered_records(job):
         role, prov = roles.get(rec["item_id"]), rec["provenance"]
         if prov == "model":
-            key = "model_awaiting_people" if role in HUMAN_ROLES else "model"
+            key = ("model" if role == "auto_accept" else "model_awaiting_people" if role in HUMAN_ROLES
+                   else "model_not_routed")
         elif prov == "none":
             key = "none"
         elif role == "gold" and not rec["annotators"]:
@@ -299,8 +302,9 @@ def _evidence(routing: dict[str, Any], manifest: dict[str, Any], *, answered_cal
     answered_cal = int((routing.get("details") or {}).get("calibration_answered") or answered_cal)
     he = routing.get("human_error") or {}
     gold_answers_n = int(he.get("n_answers") or gold_answers_n)
-    small_cal = bool(routing) and answered_cal < SMALL_SAMPLE
-    small_gold = bool(routing) and gold_answers_n < SMALL_SAMPLE and he.get("source") != "assumed"
+    routed = routing.get("step") in ("route", "audit")  # before that, nothing is promised yet
+    small_cal = routed and answered_cal < SMALL_SAMPLE
+    small_gold = routed and gold_answers_n < SMALL_SAMPLE and he.get("source") != "assumed"
     return {"source": "rule of thumb", "calibration_have": answered_cal, "calibration_needed": SMALL_SAMPLE,
             "gold_have": gold_answers_n, "gold_needed": {"rule of thumb": SMALL_SAMPLE},
             "small": small_cal or small_gold, "small_calibration": small_cal, "small_gold": small_gold}
