@@ -555,7 +555,8 @@ def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], plot_data: 
                    f"delivered {q.name}, {_pct(1 - (d.get('delta') or 0.05), 0)} confidence bound",
                    "" if not up or d.get("target") is None else ("ok" if up <= d["target"] + 1e-12 else "bad")),
              _card(_pct(metrics.get("human_share"), 0),
-                   "of the batch touched by people (calibration, gold, routed and audit items)")]
+                   "of the batch touched by people (calibration, gold, routed and audit items)"
+                   if d.get("step") in ("route", "audit") else "of the batch planned for people so far")]
     sections.append(f'<div class="cards">{"".join(cards)}</div>')
 
     prov = metrics.get("provenance") or {}
