@@ -318,6 +318,7 @@ def _verdict(metrics: dict[str, Any], q: _Quality) -> tuple[str, str, str]:
     target, est, up = d.get("target"), d.get("estimated_error"), d.get("error_upper")
     conf = _pct(1 - (d.get("delta") or 0.05), 0)
     estimate = f"estimated at {q.value(est)} and " if est is not None else ""
+    met = False
     if target is not None:
         met = up is not None and up <= target + 1e-12
         sentence = (f"Delivered {q.long} is {estimate}{q.bound(up)} with {conf} confidence: "
