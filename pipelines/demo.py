@@ -1,9 +1,9 @@
 """`make demo`: the whole loop on bundled sample data, with a real Label Studio server.
 
 pre-label -> route (calibration slice) -> Label Studio -> pull -> route (threshold) -> Label Studio -> pull ->
-quality -> deliver -> client report -> trainee feedback; then the same job flow for text classification
-(zero-shot pre-labels -> Label Studio -> pull -> retrained head -> next round chosen by uncertainty -> route
-to a target accuracy -> quality).
+audit check -> quality -> deliver -> client report -> trainee feedback; then the same job flow for text
+classification (zero-shot pre-labels -> Label Studio -> pull -> retrained head -> next round chosen by
+uncertainty -> route to a target accuracy -> audit check -> quality -> report).
 
 The audio is real (12 LJ Speech clips, public domain), so are the 60 SMS texts (SMS Spam Collection, CC BY
 4.0, see ``tests/data/text/sms_spam``), the models, the server and every kdh step.
