@@ -42,6 +42,9 @@ def prelabel_transcribe(
     max_items: Annotated[Optional[int], typer.Option(help="Process at most N pending items now (a trial run; "
                                                      "run again to continue).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    engine: Annotated[Optional[str], typer.Option(help="faster-whisper | openai-whisper (OpenAI's reference "
+                                                  "implementation on the same weights; slower). "
+                                                  "[default: faster-whisper]")] = None,
     allow_root: Annotated[Optional[list[Path]], typer.Option(
         "--allow-root", help="A folder outside the manifest's own whose audio files the manifest may name "
         "(repeatable). Without it, a path that leads out of the batch folder ('..', an absolute path, a "
@@ -61,11 +64,12 @@ def prelabel_transcribe(
     from kdh_ai.job import JobLockedError
     from kdh_ai.prelabel import run_prelabel
     from kdh_ai.registry import ModelNotAvailableError
-    from kdh_ai.tasks.transcription import Transcriber
+    from kdh_ai.tasks.base import Prelabeler
+    from kdh_ai.tasks.transcription import make_transcriber
 
     overrides: dict[str, Any] = {k: v for k, v in {
         "model": model, "beam_size": beam_size, "compute_type": compute_type, "language": language, "vad": vad,
-        "pack_short_clips": pack, "max_duration_s": max_duration}.items() if v is not None}
+        "pack_short_clips": pack, "max_duration_s": max_duration, "engine": engine}.items() if v is not None}
     try:
         if config is not None:
             task, options = load_pipeline(config, overrides=overrides)
@@ -81,9 +85,9 @@ def prelabel_transcribe(
 
     timer = _Timer()
 
-    def make() -> Transcriber:
+    def make() -> Prelabeler:
         with timer.setup():
-            return Transcriber(options)
+            return make_transcriber(options)
 
     try:
         with timer.total():
