@@ -1,9 +1,9 @@
 """`make demo`: the whole loop on bundled sample data, with a real Label Studio server.
 
 pre-label -> route (calibration slice) -> Label Studio -> pull -> route (threshold) -> Label Studio -> pull ->
-quality -> deliver -> client report -> trainee feedback; then the same job flow for text classification
-(zero-shot pre-labels -> Label Studio -> pull -> retrained head -> next round chosen by uncertainty -> route
-to a target accuracy -> quality).
+audit check -> quality -> deliver -> client report -> trainee feedback; then the same job flow for text
+classification (zero-shot pre-labels -> Label Studio -> pull -> retrained head -> next round chosen by
+uncertainty -> route to a target accuracy -> audit check -> quality -> report).
 
 The audio is real (12 LJ Speech clips, public domain), so are the 60 SMS texts (SMS Spam Collection, CC BY
 4.0, see ``tests/data/text/sms_spam``), the models, the server and every kdh step.
@@ -109,6 +109,25 @@ def _simulate_annotators(project_id: int, references: dict[str, str], durations:
     return done
 
 
+def _check_audit(job: Path, project_id: int, references: dict[str, str], durations: dict[str, float],
+                 clients: list[tuple[str, object]], *, env: dict[str, str], seed: int, text: bool = False) -> None:
+    """`kdh route --check-audit`: the answered audit items against the promise; items it re-routes to people
+    are pushed and answered (by the SIMULATED annotators) so that the report is final, not a draft."""
+    from kdh_ai.job import Job
+    from kdh_ai.routing import current_roles
+
+    if not any(r == "audit" for r in current_roles(Job(job)).values()):
+        console.print("No audit items were drawn in this small batch: there is no audit to check.")
+        return
+    _kdh("route", str(job), "--check-audit", env=env, ok=(0, 1))
+    audit = ((Job(job).read_manifest().get("routing") or {}).get("details") or {}).get("audit") or {}
+    if audit.get("rerouted"):
+        _kdh("push", str(job), "--no-progress", env=env)
+        n = _simulate_annotators(project_id, references, durations, clients, seed=seed, text=text)
+        console.print(f"[yellow]SIMULATED annotators answered {n} items the audit re-routed.[/]")
+        _kdh("pull", str(job), env=env)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="where the demo writes (default: demo_out)")
@@ -158,7 +177,7 @@ def main() -> int:
     console.print(f"Label Studio at {info.url} (started in {info.startup_s:.0f} s)")
     clients = []
     for email in SIMULATED:
-        add_annotator(conn, email, password=DEMO_PASSWORD, first_name="SIMULATED", last_name=email.split("@")[0])
+        add_annotator(conn, email, password=DEMO_PASSWORD, last_name=email.split("@")[0], simulated=True)
         token = login_token(conn.url, email, DEMO_PASSWORD)
         clients.append((email, LabelStudioClient(Connection(url=conn.url, token=token))))
     console.print(f"[yellow]Annotators {', '.join(SIMULATED)} are SIMULATED by this script.[/]")
@@ -177,6 +196,7 @@ def main() -> int:
     n = _simulate_annotators(project_id, references, durations, clients, seed=2)
     console.print(f"[yellow]SIMULATED annotators submitted {n} more annotations.[/]")
     _kdh("pull", str(job), env=env)
+    _check_audit(job, project_id, references, durations, clients, env=env, seed=5)
     _kdh("status", str(job), "--no-pull", env=env)
 
     console.rule("5. Quality, delivery, client report, trainee feedback")
@@ -221,6 +241,7 @@ def main() -> int:
     n = _simulate_annotators(cproject, sms_truth, {}, clients, seed=4, text=True)
     console.print(f"[yellow]SIMULATED annotators submitted {n} more labels.[/]")
     _kdh("pull", str(cjob), env=env)
+    _check_audit(cjob, cproject, sms_truth, {}, clients, env=env, seed=6, text=True)
     _kdh("quality", str(cjob), env=env)
     _kdh("report", str(cjob), "--out", str(out / "report" / "sms-report.html"), "--client", "Demo client", env=env)
 

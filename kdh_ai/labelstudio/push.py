@@ -319,6 +319,9 @@ def _ensure_project(job: Job, client: LabelStudioClient, task: TaskType, opts: P
                        json_body={"expert_instruction": guidelines, "show_instruction": True})
     state.update({"url": client.url, "project_id": int(project["id"]), "project_title": project["title"],
                   "task": task.name, "data_key": data_key(task, labels=opts.labels), "job_key": _job_key(job)})
+    if opts.guidelines:  # which guideline the people worked to, for the client report
+        state["guidelines"] = {"file": Path(opts.guidelines).name,
+                               "sha256": hashlib.sha256(Path(opts.guidelines).read_bytes()).hexdigest()}
     state.setdefault("created_at", utc_now())
     _write_ls_state(job, state)
     return project
