@@ -261,10 +261,10 @@ def _worker_factory(prelabeler: Prelabeler) -> Callable[[], Prelabeler]:
     if callable(custom):
         return custom()
     from kdh_ai.tasks.classification import Classifier
-    from kdh_ai.tasks.transcription import Transcriber
+    from kdh_ai.tasks.transcription import TranscribeOptions, make_transcriber
 
-    if isinstance(prelabeler, Transcriber):
-        return functools.partial(Transcriber, prelabeler.options)
+    if prelabeler.task == "transcription" and isinstance(getattr(prelabeler, "options", None), TranscribeOptions):
+        return functools.partial(make_transcriber, prelabeler.options)  # the same engine as the driver's
     if isinstance(prelabeler, Classifier):
         return functools.partial(_build_classifier, prelabeler.options, prelabeler.labels, prelabeler.head,
                                  prelabeler.source)
