@@ -52,6 +52,7 @@ from kdh_ai.labelstudio.client import (
     LabelStudioUnavailable,
     redact,
 )
+from kdh_ai.labelstudio.postgres import PgDatabase
 from kdh_ai.records import utc_now
 
 __all__ = [
@@ -131,6 +132,8 @@ class ServerOptions:
         port: TCP port.
         lan: Bind every interface (``0.0.0.0``) so other machines of the hub can connect.
         database: ``"sqlite"`` (in the data directory) or ``"postgresql"`` (``POSTGRE_*`` environment variables).
+        postgres: The database to use when ``database="postgresql"`` (the hub gives each client its own); when
+            ``None``, Label Studio reads the ``POSTGRE_*`` environment variables.
         start_timeout_s: How long to wait for the server to answer (the first start runs migrations: ~30 s).
         task_lock_ttl_s: How long a task opened by an annotator stays reserved for them (LS default: 24 h).
         admin_email: The admin account's e-mail (its password and token are random, in the secrets file).
@@ -140,6 +143,7 @@ class ServerOptions:
     port: int = 8080
     lan: bool = False
     database: Literal["sqlite", "postgresql"] = "sqlite"
+    postgres: PgDatabase | None = None
     start_timeout_s: float = 180.0
     task_lock_ttl_s: int = 3600
     admin_email: str = "admin@kdh.local"
@@ -278,11 +282,18 @@ def _process_alive(pid: int, data_dir: Path) -> bool:
 
 
 def _port_busy(host: str, port: int) -> bool:
+    """Whether a program listens on ``port``, checked the way Label Studio will bind it.
+
+    Django's server sets ``SO_REUSEADDR`` (as every ``socketserver.TCPServer`` subclass of ``http.server``
+    does), so a socket left in TIME-WAIT by a killed server does not stop it; the test bind sets it too,
+    or a restart after ``kill -9`` would be refused for a minute.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
         if s.connect_ex(("127.0.0.1", port)) == 0:
             return True
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -398,7 +409,9 @@ def start_server(options: ServerOptions | None = None) -> ServerInfo:
             "COLLECT_ANALYTICS": "false", "TASK_LOCK_TTL": str(opts.task_lock_ttl_s),
             "DJANGO_DB": "sqlite" if opts.database == "sqlite" else "default",
         })
-        if opts.database == "postgresql":
+        if opts.database == "postgresql" and opts.postgres is not None:
+            env.update(opts.postgres.ls_env())
+        elif opts.database == "postgresql":
             env.update({k: v for k, v in os.environ.items() if k.startswith("POSTGRE_")})
         cmd = [str(exe), "start", "--no-browser", "--internal-host", opts.bind_host, "--port", str(opts.port),
                "--data-dir", str(data_dir), "--log-level", "WARNING", "--enable-legacy-api-token"]
@@ -502,24 +515,44 @@ def local_connection(data_dir: Path | None = None) -> Connection | None:
     return Connection(url=info.url, token=sec["token"], local=True, files_root=info.files_root)
 
 
-def resolve_connection(data_dir: Path | None = None) -> Connection:
-    """The server to talk to: ``KDH_LS_URL`` + ``KDH_LS_TOKEN`` when set, else the local server.
+def resolve_connection(data_dir: Path | None = None, *, job_dir: str | Path | None = None,
+                       client: str | None = None) -> Connection:
+    """The server to talk to: ``KDH_LS_URL`` + ``KDH_LS_TOKEN`` when set, else the client's instance on the hub
+    (``client``, or the one the job records in ``job.json``), else the local server.
 
-    A remote URL that is in fact the local server kdh runs (same port on this machine) keeps local-files
-    audio; any other is treated as remote (audio by upload).
+    An explicit ``KDH_LS_URL`` wins over the job's client, with a warning that says so. A remote URL that is in
+    fact a local server kdh runs (same port on this machine) keeps local-files audio; any other is treated as
+    remote (audio by upload).
 
     Raises:
-        ServerError: Neither is available (the message says how to get one).
+        ServerError: None is available (the message says how to get one).
     """
     url, token = os.environ.get("KDH_LS_URL"), os.environ.get("KDH_LS_TOKEN")
     if url and not token or token and not url:
         raise ServerError("set both KDH_LS_URL and KDH_LS_TOKEN to use a central Label Studio server "
                           "(or neither, to use the local one)")
-    local = local_connection(data_dir)
+    if client is None and job_dir is not None:
+        from kdh_ai.labelstudio.hub import job_client
+
+        client = job_client(job_dir)
+    hub_data_dir = None
+    if client is not None:
+        from kdh_ai.labelstudio.hub import Hub
+
+        hub_data_dir = Hub().data_dir(client)
     if url and token:
+        if client is not None:
+            logger.warning("KDH_LS_URL is set, so kdh uses %s and not the instance of client %r that the job "
+                           "records; unset KDH_LS_URL and KDH_LS_TOKEN to use the client's instance", url, client)
+        local = local_connection(hub_data_dir or data_dir)
         if local is not None and _same_server(url, local.url):
             return Connection(url=url, token=token, local=True, files_root=local.files_root)
         return Connection(url=url, token=token, local=False)
+    if client is not None:
+        from kdh_ai.labelstudio.hub import Hub
+
+        return Hub().connection(client)
+    local = local_connection(data_dir)
     if local is None:
         raise ServerError("no Label Studio server: start one with `kdh labelstudio start`, or set KDH_LS_URL and "
                           "KDH_LS_TOKEN to use the hub's central server")
