@@ -112,6 +112,7 @@ class JsonlLog:
             return
         self._repair_tail()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         start = os.fstat(fd).st_size
         try:
@@ -124,6 +125,8 @@ class JsonlLog:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, start)
                 os.fsync(fd)
+                if created:
+                    self.path.unlink()
             raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         finally:
             os.close(fd)
