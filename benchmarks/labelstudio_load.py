@@ -86,7 +86,7 @@ def error_kind(exc: Exception) -> str:
 
 def run_once(conn: Connection, people: list[LabelStudioClient], work: Path, seconds: float, tasks: int
              ) -> dict[str, Any]:
-    job = make_job(work / f"job-{len(people)}", tasks)
+    job = make_job(work, tasks)
     res = push(job.root, PushOptions(project=f"load {len(people)} annotators", control_share=0, overlap_fraction=0,
                                      gold_rate=0), connection=conn, log_progress=False)
     pid = res.project_id
@@ -165,10 +165,9 @@ def main() -> None:
             people = accounts(conn, max(args.n))
             results[db] = []
             for n in args.n:
-                r = run_once(conn, people[:n], root, args.seconds, args.tasks)
+                r = run_once(conn, people[:n], root / f"job-{db}-{n}", args.seconds, args.tasks)
                 results[db].append(r)
-                print(f"[{db}] N={n}: {r['submissions']} submissions, {r['per_s']:.1f}/s, errors {r['errors']}",
-                      flush=True)
+                print(f"[{db}] N={n}: {json.dumps(r)}", flush=True)
             hub.stop(name)
     finally:
         hub.stop_all()

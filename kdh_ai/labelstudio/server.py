@@ -15,6 +15,9 @@ creates: it pins Django and much else, so it never shares kdh's environment) as 
   audio into ``DATA_DIR/files/<project folder>/`` (see :mod:`kdh_ai.labelstudio` for why a wide root leaks);
 * starting twice does not start a second server (a lock and the recorded pid), and a busy port is a clear error.
 
+On the hub, :mod:`kdh_ai.labelstudio.hub` runs one such server per client (own data directory, port,
+PostgreSQL database and admin account) and :func:`resolve_connection` finds a job's client instance.
+
 A **remote** (central) server is used when ``KDH_LS_URL`` and ``KDH_LS_TOKEN`` are set: the same commands then
 check it, and audio goes up by upload. ``stop`` refuses to touch a server kdh did not start.
 
