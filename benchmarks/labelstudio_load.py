@@ -130,14 +130,21 @@ def run_once(conn: Connection, people: list[LabelStudioClient], work: Path, seco
     pulled = collections.Counter(r["annotation_id"] for r in records)
     exactly_once = (set(pulled) >= set(acked) and all(pulled[a] == 1 for a in acked)
                     and len(set(acked)) == len(acked))
-    extra = len(set(pulled) - set(acked))  # committed but the answer did not arrive (counted, not an error)
+    extra_ids = set(pulled) - set(acked)  # committed, but no answer reached the annotator
+    extra = len(extra_ids)
+    acked_pairs = {(r["ls_task_id"], r["annotator_id"]) for r in records if r["annotation_id"] in set(acked)}
+    extra_detail = [{"annotation_id": r["annotation_id"], "task": r["ls_task_id"], "annotator": r["annotator_email"],
+                     "created_at": r["created_at"],
+                     "same_task_and_annotator_acked": (r["ls_task_id"], r["annotator_id"]) in acked_pairs}
+                    for r in records if r["annotation_id"] in extra_ids]
 
     def q(xs: list[float], p: float) -> float:
         return statistics.quantiles(xs, n=100)[p - 1] if len(xs) >= 2 else (xs[0] if xs else float("nan"))
 
     return {"n": len(people), "seconds": wall, "submissions": len(acked), "per_s": len(acked) / wall,
             "submit_p50": q(submit_ms, 50), "submit_p95": q(submit_ms, 95), "cycle_p50": q(cycle_ms, 50),
-            "cycle_p95": q(cycle_ms, 95), "errors": dict(errors), "exactly_once": exactly_once, "extra": extra}
+            "cycle_p95": q(cycle_ms, 95), "errors": dict(errors), "exactly_once": exactly_once, "extra": extra,
+            "extra_detail": extra_detail}
 
 
 def main() -> None:

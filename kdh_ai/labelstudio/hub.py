@@ -48,6 +48,7 @@ from kdh_ai.labelstudio.client import Connection, LabelStudioClient, LabelStudio
 from kdh_ai.labelstudio.postgres import LocalPostgres, PgAdmin, PgDatabase, PostgresError, new_password
 from kdh_ai.labelstudio.server import (
     LS_VERSION,
+    PortBusyError,
     ServerError,
     ServerInfo,
     ServerOptions,
@@ -316,10 +317,24 @@ class Hub:
             if running is not None:
                 return start_server(ServerOptions(data_dir=self.data_dir(client), start_timeout_s=start_timeout_s,
                                                   port=int(running.url.rsplit(":", 1)[1])))
+            new = client not in self.clients()
             rec = self._register(client, port=port, database=database)
             pg = self.database(client) if rec["database"] == "postgresql" else None
-        return start_server(ServerOptions(data_dir=self.data_dir(client), port=int(rec["port"]), lan=lan,
-                                          database=rec["database"], postgres=pg, start_timeout_s=start_timeout_s))
+        for attempt in range(3):
+            try:
+                return start_server(ServerOptions(data_dir=self.data_dir(client), port=int(rec["port"]), lan=lan,
+                                                  database=rec["database"], postgres=pg,
+                                                  start_timeout_s=start_timeout_s))
+            except PortBusyError:
+                if not new or port is not None or attempt == 2:
+                    raise
+                with self._locked():  # a new client whose free port was taken meanwhile: the next free one
+                    reg = self._read(_REGISTRY)
+                    reg["clients"][client].pop("port", None)
+                    self._write(_REGISTRY, reg)
+                    rec = self._register(client, port=None, database=database)
+                logger.warning("port taken meanwhile; client %s gets port %s", client, rec["port"])
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def stop(self, client: str) -> bool:
         """Stop the client's instance (True when one was running)."""

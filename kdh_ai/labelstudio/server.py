@@ -304,6 +304,17 @@ def _port_busy(host: str, port: int) -> bool:
     return False
 
 
+def _listening_ports(pid: int) -> set[int]:
+    """The TCP ports process ``pid`` listens on (empty when it listens on none yet, or is gone)."""
+    import psutil
+
+    try:
+        conns = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return set()
+    return {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN}
+
+
 def _lan_address() -> str:
     """This machine's address on the local network (no packet is sent)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -432,7 +443,16 @@ def start_server(options: ServerOptions | None = None) -> ServerInfo:
             "pid": proc.pid, "url": url, "lan_url": lan_url, "port": opts.port, "host": opts.bind_host,
             "files_root": str(files_root), "started_at": utc_now(), "database": opts.database})
         deadline = t0 + opts.start_timeout_s
-        while not _healthy(url):
+        while True:
+            ports = _listening_ports(proc.pid)
+            if ports and opts.port not in ports:  # another program took the port meanwhile; LS moved on
+                _terminate(proc.pid)
+                (data_dir / _STATE).unlink(missing_ok=True)
+                raise PortBusyError(f"port {opts.port} was taken by another program while Label Studio started "
+                                    "(it moved to another port, so it was stopped); start again, with --port if "
+                                    "needed")
+            if opts.port in ports and _healthy(url):  # our process answers, not another server on the port
+                break
             if proc.poll() is not None:
                 (data_dir / _STATE).unlink(missing_ok=True)
                 raise ServerError(f"Label Studio exited during start-up (code {proc.returncode}); end of "
