@@ -249,7 +249,10 @@ def status_cmd(
     cap_minutes: Annotated[float, typer.Option(help="Cap per annotation for 'hours capped'.")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """What is pending and done, per annotator (items, hours from lead_time), and when the batch will be done."""
+    """What is pending and done, per annotator (items, hours from lead_time), and when the batch will be done.
+
+    With the server down (exit code 4) it shows the state of the last pull.
+    """
     import dataclasses
 
     from kdh_ai.labelstudio.pull import pull
@@ -257,11 +260,13 @@ def status_cmd(
 
     from kdh_ai.labelstudio.client import LabelStudioUnavailable
 
+    down = False
     with _errors():
         if pull_first:
             try:
                 pull(job_dir)
             except LabelStudioUnavailable as exc:
+                down = True  # exit code 4 once the last pull's state is shown
                 err_console.print(f"[yellow]warning:[/] {exc}\nShowing the state of the last pull.")
         st = job_status(job_dir, since=_date(since), until=_date(until), lead_time_cap_s=cap_minutes * 60)
     if st.project_id is None:
@@ -271,6 +276,8 @@ def status_cmd(
         d["eta"] = st.eta.isoformat() if st.eta else None
         d["remaining"] = st.remaining
         console.print_json(json.dumps(d, default=str))
+        if down:
+            raise typer.Exit(4)
         return
     head = Table(title=f"job {Path(job_dir).name}: project {st.project_id} on {st.url}", show_header=False)
     head.add_column(style="bold")
@@ -293,6 +300,8 @@ def status_cmd(
         people.add_row(str(s.email or s.annotator_id), str(s.items), str(s.skipped), str(s.gold), f"{s.hours:.2f}",
                        f"{s.hours_capped:.2f}", (s.last_at or "")[:16].replace("T", " "))
     console.print(people)
+    if down:
+        raise typer.Exit(4)
 
 
 def register(root: typer.Typer, *, labelstudio_name: str = "labelstudio") -> None:

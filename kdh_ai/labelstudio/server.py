@@ -57,6 +57,7 @@ from kdh_ai.records import utc_now
 __all__ = [
     "LS_VERSION",
     "Annotator",
+    "NoServerError",
     "PortBusyError",
     "ServerError",
     "ServerInfo",
@@ -93,6 +94,11 @@ class ServerError(LabelStudioError):
 
 class PortBusyError(ServerError):
     """The port is already used by another program."""
+
+
+class NoServerError(ServerError, LabelStudioUnavailable):
+    """No Label Studio server to talk to: none configured, or the local one's process is gone (``kdh`` exit
+    code 4, like any server that is down)."""
 
 
 def default_data_dir() -> Path:
@@ -521,7 +527,7 @@ def resolve_connection(data_dir: Path | None = None) -> Connection:
             return Connection(url=url, token=token, local=True, files_root=local.files_root)
         return Connection(url=url, token=token, local=False)
     if local is None:
-        raise ServerError("no Label Studio server: start one with `kdh labelstudio start`, or set KDH_LS_URL and "
+        raise NoServerError("no Label Studio server: start one with `kdh labelstudio start`, or set KDH_LS_URL and "
                           "KDH_LS_TOKEN to use the hub's central server")
     return local
 
