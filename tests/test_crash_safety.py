@@ -47,7 +47,7 @@ def kill_at_random_moments(cmd: list[str], job_dir: Path, n_items: int, *, kills
     the others soon after the run has written new answers); after each kill check the job directory; then run
     it to the end. Returns the number of answers on disk after each kill.
 
-    ``check_concurrent``: while the last run works, start the same command again: it must exit 3."""
+    ``check_concurrent``: while the second run works, start the same command again: it must exit 3."""
     rng = random.Random(seed)
     preds = job_dir / "predictions.jsonl"
     done_after_kill: list[int] = []
@@ -65,6 +65,11 @@ def kill_at_random_moments(cmd: list[str], job_dir: Path, n_items: int, *, kills
             time.sleep(rng.uniform(0.3, 2.0))  # loading, ingesting, or already writing
         else:
             wait_for_new_answers(proc, before)
+            if k == 1 and check_concurrent:  # a second run while this one works (and holds the job): exit 3
+                assert proc.poll() is None, "the run ended before a second one could be tried"
+                second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+                assert second.returncode == 3 and "in use by another kdh run" in second.stderr, \
+                    second.stderr[-2000:]
             time.sleep(rng.uniform(0.0, 0.2))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -76,14 +81,8 @@ def kill_at_random_moments(cmd: list[str], job_dir: Path, n_items: int, *, kills
             with pytest.raises(ValueError):
                 json.loads(tail)
         done_after_kill.append(len(records))
-    final = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    if check_concurrent:
-        wait_for_new_answers(final, done_after_kill[-1])
-        assert final.poll() is None, "the last run ended before a second one could be tried"
-        second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-        assert second.returncode == 3 and "in use by another kdh run" in second.stderr, second.stderr[-2000:]
-    out, err = final.communicate(timeout=600)
-    assert final.returncode == 0, err[-3000:]
+    final = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert final.returncode == 0, final.stderr[-3000:]
     records, tail = lines_of(preds)
     assert tail == b"" and preds.read_bytes().endswith(b"\n")
     ids = Counter(r["item_id"] for r in records)
@@ -98,14 +97,14 @@ def test_transcription_survives_several_kill_9(tmp_path: Path) -> None:
     batch = tmp_path / "batch"
     batch.mkdir()
     wavs = sorted((ljspeech_dir() / "wavs").glob("*.wav"))
-    for w in wavs:  # 24 items: the 12 bundled clips, twice
-        for copy in "ab":
+    for w in wavs:  # 36 items: the 12 bundled clips, three times
+        for copy in "abc":
             shutil.copy(w, batch / f"{copy}_{w.name}")
     job_dir = tmp_path / "job"
     cmd = [sys.executable, "-m", "kdh_ai.cli", "prelabel", "transcribe", "--input", str(batch), "--out",
            str(job_dir), "--no-progress", "--no-pack"]
-    done = kill_at_random_moments(cmd, job_dir, 24, kills=3, seed=11, check_concurrent=True)
-    assert 0 < done[-1] < 24 and done[1] < done[2], f"the kills should land in the middle: {done}"
+    done = kill_at_random_moments(cmd, job_dir, 36, kills=3, seed=11, check_concurrent=True)
+    assert 0 < done[-1] < 36 and done[1] < done[2], f"the kills should land in the middle: {done}"
 
 
 def test_classification_survives_several_kill_9(tmp_path: Path) -> None:
