@@ -3,7 +3,7 @@ its predictions are marked uncalibrated so routing auto-accepts none of them, an
 missing class. Real model (MiniLM), real SMS texts (tests/data/text/sms_spam).
 
 Before: 70 'ham' labels gave "cross-validated accuracy 1.000", every text 'ham' at confidence ~1.0, and a
-routing target of 80 % accuracy auto-accepted the whole batch, spam included.
+routing target of 70 % accuracy auto-accepted the whole batch, spam included (measured on the code before).
 """
 
 from __future__ import annotations
@@ -94,14 +94,15 @@ def test_ham_only_labels_warn_route_nothing_automatically_and_select_asks_for_sp
     hits = sum(truth[k] == "spam" for k in for_spam)
     assert hits >= 10, f"{hits} of {len(for_spam)} items chosen for 'spam' are spam (15 of 45 in the pool)"
 
-    # routing: a calibration slice answered by people (truth), a target of 80 % accuracy the all-'ham' model
-    # would meet on average (13 % spam): still nothing is auto-accepted on its confidence
+    # routing: a calibration slice answered by people (truth), and a loose target (70 % accuracy) that the
+    # all-'ham' model meets on this slice (about 13 % errors): before, all 81 other items were auto-accepted
+    # on confidence 1.0, every spam among them labelled 'ham'; now none is
     plan_calibration(job_dir, size=0.3, min_items=30, seed=1)
     cal = [k for k, r in current_roles(job).items() if r == "calibration"]
     job.log("annotations").append([{"item_id": k, "annotation_id": 1000 + i, "answer": truth[k], "skipped": False,
                                     "deleted": False, "annotator_email": "amina@hub.example"}
                                    for i, k in enumerate(cal)])
-    route(job_dir, target=0.2, human_error=0.02, audit_rate=0.0)
+    route(job_dir, target=0.3, human_error=0.02, audit_rate=0.0)
     roles = Counter(current_roles(job).values())
     assert roles["auto_accept"] == 0 and roles["human"] == 115 - len(cal), roles
     reasons = {r["reason"] for r in job.log("routing").latest_by("item_id").values() if r.get("role") == "human"}
