@@ -124,7 +124,8 @@ def build_pool(minutes: float = 90.0) -> pd.DataFrame:
         job_dir = CACHE / ("job0" if i == 0 else f"syn-{speech.name}")
         print(f"pre-labeling {src} (cached in {job_dir}) ...", flush=True)
         run_prelabel(job_dir, src, make_prelabeler=lambda: Transcriber(opts), task="transcription",
-                     item_kind="audio", options=dataclasses.asdict(opts), log_progress=sys.stderr.isatty())
+                     item_kind="audio", options=dataclasses.asdict(opts), log_progress=sys.stderr.isatty(),
+                     allow_roots=[shared_lj.parent] if shared_lj.exists() else [])  # lj32.csv names those clips
         job = Job(job_dir)
         preds, items = job.current_predictions(), job.current_items()
         ids = [k for k in preds if items[k].get("reference") and preds[k].status != "error"]

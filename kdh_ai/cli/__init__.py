@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from kdh_ai.cli import deliver, labelstudio, models, prelabel, route, select
+from kdh_ai.cli import deliver, labelstudio, models, prelabel, qualify, route, select
 from kdh_ai.cli._common import setup_logging
 
 __all__ = ["app", "main"]
@@ -33,6 +33,7 @@ labelstudio.register(app)  # kdh labelstudio start|stop|status|add-annotator, kd
 route.register(app)  # kdh route
 select.register(app)  # kdh select
 deliver.register(app)  # kdh deliver, kdh report
+qualify.register(app)  # kdh qualify
 
 
 @app.callback()

@@ -88,7 +88,8 @@ def feedback_command(
     job_dir: Annotated[Path, typer.Argument(help="The job directory.")],
     annotator: Annotated[str, typer.Option("--annotator", "-a", help="The annotator's e-mail (as in Label Studio).")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The HTML page to write (default: "
-                                                "JOB_DIR/feedback/<annotator>.html).")] = None,
+                                                "JOB_DIR/feedback/<e-mail with @ as _at_>.html, e.g. "
+                                                "JOB_DIR/feedback/amina_at_hub.example.html).")] = None,
 ) -> None:
     """Write one trainee's feedback page: accuracy on gold over time, most frequent errors with examples and
     timestamps, speed against the team median, and concrete hints."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from kdh_ai.cli._common import console, err_console, fail
@@ -38,14 +39,21 @@ def prelabel_transcribe(
     max_items: Annotated[Optional[int], typer.Option(help="Process at most N pending items now (a trial run; "
                                                      "run again to continue).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    allow_root: Annotated[Optional[list[Path]], typer.Option(
+        "--allow-root", help="A folder outside the manifest's own whose audio files the manifest may name "
+        "(repeatable). Without it, a path that leads out of the batch folder ('..', an absolute path, a "
+        "symbolic link) is refused.")] = None,
 ) -> None:
     """Transcribe a batch of audio with Whisper, offline, into JOB_DIR (resumable).
 
     Writes predictions.jsonl (append-only; the latest record per item for the current configuration wins),
     predictions.parquet, items.jsonl and job.json. Killed or interrupted? Run the same command again: done
-    items are skipped. Exit code 1 when some item failed (each is listed with what to do).
+    items are skipped. Only files inside the batch folder are read (see --allow-root); special files and
+    link loops are refused per item. Exit codes: 0 every clip done (files that are not audio are listed as
+    skipped); 1 some clip failed (each is listed with what to do); 2 bad input (an empty folder, a manifest
+    without item_id or path); 3 another run holds the job.
     """
-    from kdh_ai.config import ConfigError, load_pipeline, validate_options
+    from kdh_ai.config import ConfigError, load_input_config, load_pipeline, validate_options
     from kdh_ai.items import InputError
     from kdh_ai.job import JobLockedError
     from kdh_ai.prelabel import run_prelabel
@@ -60,15 +68,17 @@ def prelabel_transcribe(
             task, options = load_pipeline(config, overrides=overrides)
             if task != "transcription":
                 raise ConfigError(f"{config} is a {task} pipeline; use `kdh prelabel classify`")
+            roots = [*load_input_config(config).allow_roots, *(str(r) for r in allow_root or [])]
         else:
             options = validate_options("transcription", overrides, where="flags")
+            roots = [str(r) for r in allow_root or []]
     except ConfigError as exc:
         raise fail(str(exc)) from None
 
     try:
         summary = run_prelabel(
             out, input, make_prelabeler=lambda: Transcriber(options), task="transcription", item_kind="audio",
-            options=dataclasses.asdict(options), log_progress=progress, max_items=max_items)
+            options=dataclasses.asdict(options), log_progress=progress, max_items=max_items, allow_roots=roots)
     except JobLockedError as exc:
         raise fail(str(exc), 3) from None
     except (InputError, ModelNotAvailableError, ValueError) as exc:
@@ -202,5 +212,7 @@ def print_summary(summary: Any) -> None:
         err_console.print(f"[red]item {item_id}:[/] {message}")
     for issue in summary.ingest_issues:
         err_console.print(f"[yellow]input:[/] {issue}")
+    for note in getattr(summary, "skipped_files", []):
+        err_console.print(f"[dim]input: {escape(note)} (listed only: not a failed item)[/]")
     console.print(f"Results: {summary.job_dir / 'predictions.jsonl'} and predictions.parquet; "
                   f"job manifest: {summary.job_dir / 'job.json'}")
