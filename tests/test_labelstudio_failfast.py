@@ -167,11 +167,12 @@ def test_server_killed_during_push_fails_fast_and_the_next_push_recovers(own_ser
                                                                          tmp_path: Path) -> None:
     job = text_job(tmp_path / "big", N_ITEMS, "msg")
     tasks_log = job.root / "tasks.jsonl"
-    proc = kdh(own_server, "push", str(job.root), "--project", "killed mid-push", "--overlap", "0.6",
+    proc = kdh(own_server, "push", str(job.root), "--project", "killed mid-push", "--overlap", "0.8",
                "--control-share", "0", "--gold-rate", "0", "--no-progress")
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:  # every task imported: the overlap step begins
-        if tasks_log.exists() and tasks_log.read_bytes().count(b"\n") >= N_ITEMS:
+    # every task imported, then the first 200 overlap updates confirmed: the kill lands inside the overlap step
+    while time.monotonic() < deadline and proc.poll() is None:
+        if tasks_log.exists() and tasks_log.read_bytes().count(b"\n") >= N_ITEMS + 200:
             break
         time.sleep(0.05)
     assert proc.poll() is None, "push ended before the overlap step: " + proc.communicate()[1][-2000:]
@@ -198,7 +199,7 @@ def test_server_killed_during_push_fails_fast_and_the_next_push_recovers(own_ser
 
     # the server comes back (a new port, same data): the same command finishes the work, nothing twice
     own_server.start()
-    rc, out, wall = finish(kdh(own_server, "push", str(job.root), "--project", "killed mid-push", "--overlap", "0.6",
+    rc, out, wall = finish(kdh(own_server, "push", str(job.root), "--project", "killed mid-push", "--overlap", "0.8",
                                "--control-share", "0", "--gold-rate", "0", "--no-progress"), time.monotonic())
     assert rc == 0, out[-3000:]
     pid = json.loads((job.root / "labelstudio.json").read_text())["project_id"]
