@@ -196,8 +196,8 @@ class _Breaker:
         with self._lock:
             first = self._message is None
             self._message, self._opened_at, self._trial = message, time.monotonic(), False
-        if first:
-            logger.error("%s", message)
+        if first:  # the caller raises the message itself: one clear error, not two
+            logger.debug("circuit breaker open: %s", message)
 
     def close(self) -> None:
         with self._lock:
