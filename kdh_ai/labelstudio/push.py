@@ -14,8 +14,10 @@ What goes out (see :mod:`kdh_ai.labelstudio` for the whole design):
   ``control`` or ``gold`` directly.
 * **Gold.** Gold items are inserted at random positions of the import order, which annotators follow
   (sequential sampling), at a rate that gives each annotator about ``gold_rate`` gold in their stream (see
-  :func:`gold_count`). Each gold task is done by ``gold_overlap`` annotators (default: all the annotators of
-  the server; pushing again after adding annotators raises it). The answers never leave the job directory.
+  :func:`gold_count`), or more: as many as routing's evidence plan needs for its target
+  (:func:`gold_needed_items`), all of them on the first push when the lead recorded fewer. Each gold task is
+  done by ``gold_overlap`` annotators (default: all the annotators of the server; pushing again after adding
+  annotators raises it). The answers never leave the job directory.
 * **Audio.** Through local-files storage when kdh runs the server on this machine: each project gets a folder
   of symlinks (one per pushed item) under the server's narrow document root. By upload otherwise. Only a file
   that the model decoded as audio (prediction ``ok`` or ``no_speech``, with its ``sha256``) is linked or
@@ -63,8 +65,8 @@ from kdh_ai.labelstudio.project import create_project, data_key, project_url, re
 from kdh_ai.records import Prediction, utc_now
 from kdh_ai.tasks import TaskType, get_task
 
-__all__ = ["ROLES", "PushOptions", "PushResult", "assign_role", "gold_count", "job_task_type", "push",
-           "read_ls_state"]
+__all__ = ["ROLES", "PushOptions", "PushResult", "assign_role", "gold_count", "gold_needed_items", "job_task_type",
+           "push", "read_ls_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +204,21 @@ def gold_count(ordinary: int, *, rate: float, gold_overlap: int) -> int:
     return math.ceil(rate * ordinary / (gold_overlap * (1.0 - rate)) - 1e-9)
 
 
+def gold_needed_items(manifest: dict[str, Any], gold_overlap: int) -> int:
+    """Gold items routing's evidence plan needs in all (``job.json`` ``routing.evidence``; 0 without a plan).
+
+    The plan counts gold *answers* for people erring at 1%, 2% and 5%; the largest reachable figure is taken,
+    divided by the annotators per gold item.
+
+    Example:
+        >>> gold_needed_items({"routing": {"evidence": {"gold_needed": {"0.01": 4, "0.02": 9, "0.05": None}}}}, 2)
+        5
+    """
+    needed = [int(v) for v in (((manifest.get("routing") or {}).get("evidence") or {}).get("gold_needed") or {}
+                               ).values() if v is not None]
+    return math.ceil(max(needed) / max(1, gold_overlap)) if needed else 0
+
+
 def job_task_type(job: Job) -> TaskType:
     """The job's task type, with its label list when the job has one (classification: ``config.labels``).
 
@@ -302,6 +319,9 @@ def _ensure_project(job: Job, client: LabelStudioClient, task: TaskType, opts: P
                        json_body={"expert_instruction": guidelines, "show_instruction": True})
     state.update({"url": client.url, "project_id": int(project["id"]), "project_title": project["title"],
                   "task": task.name, "data_key": data_key(task, labels=opts.labels), "job_key": _job_key(job)})
+    if opts.guidelines:  # which guideline the people worked to, for the client report
+        state["guidelines"] = {"file": Path(opts.guidelines).name,
+                               "sha256": hashlib.sha256(Path(opts.guidelines).read_bytes()).hexdigest()}
     state.setdefault("created_at", utc_now())
     _write_ls_state(job, state)
     return project
@@ -569,7 +589,13 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
 
         # ---- mix in gold ----
         pool = sorted((g for g in gold if g not in all_recorded), key=lambda g: _unit(opts.seed, "gold", g))
-        n_gold = min(len(pool), gold_count(len(ordinary), rate=opts.gold_rate, gold_overlap=gold_overlap))
+        # Routing's evidence plan says how many gold answers its target needs: send them now, not at the rate.
+        # Without a plan, the gold routing step 1 marked (the lead gave it to measure the people) is all needed.
+        needed = gold_needed_items(manifest, gold_overlap) if (manifest.get("routing") or {}).get("evidence") \
+            else sum(r.get("role") == "gold" for r in (routing or {}).values())
+        wanted = max(gold_count(len(ordinary), rate=opts.gold_rate, gold_overlap=gold_overlap),
+                     needed - sum(r.get("role") == "gold" for r in all_recorded.values()))
+        n_gold = min(len(pool), wanted)
         if gold and opts.gold_rate > 0 and ordinary and n_gold < gold_count(len(ordinary), rate=opts.gold_rate,
                                                                    gold_overlap=gold_overlap):
             logger.warning("Only %d gold items are left for %d new tasks (rate %.2f wants more); add gold with "

@@ -181,9 +181,12 @@ def write_feedback(job_dir: str | Path, annotator: str, out: str | Path) -> Path
                        f"<td>{html.escape(str(r.hypothesis))}</td><td>{r.count}</td></tr>" for r in top.itertuples())
     speed = (f"Your median time per item is {my_speed:.0f} s; the team's median is {team_median:.0f} s."
              if my_speed and team_median else "Not enough timing data yet.")
+    from kdh_ai.report.metrics import simulated_annotators
+
+    simulated = " (SIMULATED: a script answered as this account)" if annotator in simulated_annotators(job) else ""
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Feedback</title>
 <style>{_CSS} {DIFF_CSS}</style></head><body><main>
-<h1>Your feedback</h1><div class="sub">{html.escape(annotator)} · job {html.escape(job.root.name)} · {task.name}</div>
+<h1>Your feedback</h1><div class="sub">{html.escape(annotator)}{simulated} · job {html.escape(job.root.name)} · {task.name}</div>
 <div class="cards"><div class="card"><div class="v">{shown(rate) if rate is not None else 'n/a'}</div>
 <div class="l">your {metric} on {len(mine)} gold items</div></div>
 <div class="card"><div class="v">{len(mine_all)}</div><div class="l">items you answered</div></div>

@@ -262,10 +262,15 @@ def write_trainee_page(email: str, jobs: list[str | Path], out: str | Path, *, l
     lesson = _LESSONS[kinds.most_common(1)[0][0]] if kinds else (qualify or _LESSONS["none"])
     if unqualified and kinds:
         lesson += " Then: " + qualify
+    from kdh_ai.job import Job
+    from kdh_ai.report.metrics import simulated_annotators
+
+    simulated = " (SIMULATED: a script answered as this account)" if any(
+        email in simulated_annotators(Job(Path(j))) for j in jobs) else ""
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Progress of {html.escape(email)}</title>
 <style>{_CSS} {DIFF_CSS}
 .warn{{color:#8a5300;font-size:.9em}}</style></head><body><main>
-<h1>Your progress</h1><div class="sub">{html.escape(email)} · {len(progress)} job(s)</div>
+<h1>Your progress</h1><div class="sub">{html.escape(email)}{simulated} · {len(progress)} job(s)</div>
 <h2>Your next lesson</h2><p>{html.escape(lesson)}</p>
 {''.join(sections)}
 <h2>Your most frequent errors</h2>
