@@ -104,6 +104,6 @@ def test_ham_only_labels_warn_route_nothing_automatically_and_select_asks_for_sp
                                    for i, k in enumerate(cal)])
     route(job_dir, target=0.3, human_error=0.02, audit_rate=0.0)
     roles = Counter(current_roles(job).values())
-    assert roles["auto_accept"] == 0 and roles["human"] == 115 - len(cal), roles
-    reasons = {r["reason"] for r in job.log("routing").latest_by("item_id").values() if r.get("role") == "human"}
-    assert any("uncalibrated" in r for r in reasons), reasons
+    assert roles["auto_accept"] == 0 and roles["audit"] == 0 and roles["human"] > 0, roles
+    routed = [r for r in job.log("routing").latest_by("item_id").values() if r.get("role") == "human"]
+    assert all("uncalibrated" in r["reason"] for r in routed), {r["reason"] for r in routed}
