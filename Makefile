@@ -54,6 +54,12 @@ system-deps:
 	    echo "Installing PostgreSQL for the hub tests (apt-get)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "WARNING: PostgreSQL is missing; the hub tests will fail: apt-get install postgresql"; fi; }
+	@# strace traces the no-outbound-connection test (tests/test_offline.py; unshare is in util-linux).
+	@command -v strace >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing strace for the offline test (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; \
+	  else echo "WARNING: strace is missing; the offline test will fail: apt-get install strace"; fi; }
 
 demo: install
 	$(PY) -m pipelines.demo

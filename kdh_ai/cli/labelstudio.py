@@ -369,7 +369,10 @@ def status_cmd(
     cap_minutes: Annotated[float, typer.Option(help="Cap per annotation for 'hours capped'.")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """What is pending and done, per annotator (items, hours from lead_time), and when the batch will be done."""
+    """What is pending and done, per annotator (items, hours from lead_time), and when the batch will be done.
+
+    With the server down (exit code 4) it shows the state of the last pull.
+    """
     import dataclasses
 
     from kdh_ai.labelstudio.pull import pull
@@ -377,12 +380,14 @@ def status_cmd(
 
     from kdh_ai.labelstudio.client import LabelStudioUnavailable
 
+    down = False
     with _errors():
         _say_which_server(job_dir)
         if pull_first:
             try:
                 pull(job_dir)
             except LabelStudioUnavailable as exc:
+                down = True  # exit code 4 once the last pull's state is shown
                 err_console.print(f"[yellow]warning:[/] {exc}\nShowing the state of the last pull.")
         st = job_status(job_dir, since=_date(since), until=_date(until), lead_time_cap_s=cap_minutes * 60)
     if st.project_id is None:
@@ -392,6 +397,8 @@ def status_cmd(
         d["eta"] = st.eta.isoformat() if st.eta else None
         d["remaining"] = st.remaining
         console.print_json(json.dumps(d, default=str))
+        if down:
+            raise typer.Exit(4)
         return
     head = Table(title=f"job {Path(job_dir).name}: project {st.project_id} on {st.url}", show_header=False)
     head.add_column(style="bold")
@@ -415,6 +422,8 @@ def status_cmd(
                        f"{s.hours_capped:.2f}", (s.last_at or "")[:16].replace("T", " "))
     console.print(people)
     console.print(f"[bold]Next:[/] {st.next_step}")
+    if down:
+        raise typer.Exit(4)
 
 
 def register(root: typer.Typer, *, labelstudio_name: str = "labelstudio") -> None:

@@ -203,6 +203,8 @@ def prelabel_classify(
         cv = getattr(h, "cv_accuracy_", None)
         console.print(f"head: [bold]{h.kind}[/] ({h.identity[:8]}), {h.n_train} human labels"
                       + (f", cross-validated accuracy {cv:.3f}" if cv is not None else ""))
+        if h.calibration_warning:
+            err_console.print(f"[bold red]warning: {h.calibration_warning}[/]")
     print_summary(summary, timer=timer)
     if summary.failed:
         raise typer.Exit(1)

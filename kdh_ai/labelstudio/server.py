@@ -62,6 +62,7 @@ __all__ = [
     "LS_VERSION",
     "SIMULATED_NAME",
     "Annotator",
+    "NoServerError",
     "PortBusyError",
     "ServerError",
     "ServerInfo",
@@ -99,6 +100,11 @@ class ServerError(LabelStudioError):
 
 class PortBusyError(ServerError):
     """The port is already used by another program."""
+
+
+class NoServerError(ServerError, LabelStudioUnavailable):
+    """No Label Studio server to talk to: none configured, or the local one's process is gone (``kdh`` exit
+    code 4, like any server that is down)."""
 
 
 def default_data_dir() -> Path:
@@ -579,7 +585,7 @@ def resolve_connection(data_dir: Path | None = None, *, job_dir: str | Path | No
         return Hub().connection(client)
     local = local_connection(data_dir)
     if local is None:
-        raise ServerError("no Label Studio server: start one with `kdh labelstudio start`, or set KDH_LS_URL and "
+        raise NoServerError("no Label Studio server: start one with `kdh labelstudio start`, or set KDH_LS_URL and "
                           "KDH_LS_TOKEN to use the hub's central server")
     return local
 
