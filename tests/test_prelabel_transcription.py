@@ -265,6 +265,40 @@ def test_bad_inputs_are_item_errors_and_the_job_goes_on(tmp_path: Path) -> None:
     assert any("no item_id" in i for i in summary.ingest_issues)
 
 
+def test_damaged_files_are_errors_never_partial_transcripts(tmp_path: Path) -> None:
+    """Issue 11: a WAV whose header promises more than it holds, a FLAC cut mid-stream, an MP3 cut short and a
+    WAV with a bad header are errors that say so; the undamaged originals (and every bundled clip) are not."""
+    rows = ljspeech_rows()
+    src = Path(rows[0]["abs_path"])  # 9.7 s
+    files = tmp_path / "files"
+    files.mkdir()
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    shutil.copy(src, whole / "clip.wav")
+    encode(src, whole / "clip.flac", rate=44100)
+    encode(src, whole / "clip.mp3", rate=44100)
+    for f in sorted(whole.iterdir()):
+        data = f.read_bytes()
+        (files / f"cut_{f.suffix[1:]}{f.suffix}").write_bytes(data[:len(data) * 3 // 10])
+    header = bytearray(src.read_bytes())
+    assert header[12:16] == b"fmt " and header[36:40] == b"data"
+    header[32:34] = (0).to_bytes(2, "little")  # block align 0
+    (files / "bad_header.wav").write_bytes(bytes(header))
+    for f in whole.iterdir():  # undamaged: decoded whole, no error
+        assert len(load_audio(f)) / 16000 == pytest.approx(9.66, abs=0.05)
+    for r in rows:
+        load_audio(r["abs_path"])
+    summary = transcribe_job(tmp_path / "job", files)
+    preds = Job(tmp_path / "job").current_predictions()
+    assert summary.counts.get("error") == 4 and not summary.counts.get("ok"), summary.counts
+    for kind in ("wav", "flac", "mp3"):
+        err = preds[f"cut_{kind}"].error
+        assert err.startswith(f"truncated: the header of cut_{kind}.{kind} says 9.7 s, only 2.") and \
+            "can be decoded; ask the client for the file again" in err, err
+    assert "bad WAV header" in preds["bad_header"].error and "0-byte frames" in preds["bad_header"].error
+    assert all(p.text == "" and p.confidence is None for p in preds.values())
+
+
 @pytest.mark.parametrize("long_audio", ["whole", "packed"])
 def test_long_file_over_30s(tmp_path: Path, long_audio: str) -> None:
     rows = ljspeech_rows()[:5]
