@@ -197,6 +197,13 @@ client would receive as finished work."""
 CONF_BINS = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0001]
 
 
+def _spoken(reference: str) -> str:
+    """A reference with its brackets dropped but their words kept: Whisper's English normalizer deletes text
+    in brackets (non-speech tags in transcripts), but in LJ Speech's references those words are read aloud
+    (LJ001-0024: "(which also was printed at Maintz ... fourteen sixty-two)" would count as 13 insertions)."""
+    return reference.replace("(", " ").replace(")", " ").replace("[", " ").replace("]", " ")
+
+
 def item_wers(rows: list[dict[str, str]], hyps: dict[str, str]) -> dict[str, float]:
     """Each speech item's WER (an empty hypothesis of a non-empty reference: 1.0)."""
     import jiwer
@@ -207,7 +214,7 @@ def item_wers(rows: list[dict[str, str]], hyps: dict[str, str]) -> dict[str, flo
     for r in rows:
         if r.get("kind", "speech") != "speech" or not r.get("reference"):
             continue
-        ref, hyp = norm(r["reference"]), norm(hyps.get(r["item_id"], ""))
+        ref, hyp = norm(_spoken(r["reference"])), norm(hyps.get(r["item_id"], ""))
         out[r["item_id"]] = jiwer.wer(ref, hyp) if hyp.strip() else 1.0
     return out
 
@@ -235,7 +242,7 @@ def score(rows: list[dict[str, str]], result: dict[str, Any]) -> dict[str, Any]:
     norm = EnglishTextNormalizer()
     hyps = result["hyps"]
     speech = [r for r in rows if r.get("kind", "speech") == "speech" and r.get("reference")]
-    refs = [norm(r["reference"]) for r in speech]
+    refs = [norm(_spoken(r["reference"])) for r in speech]
     outs = [norm(hyps.get(r["item_id"], "")) for r in speech]
     scored: dict[str, Any] = {"wer": jiwer.wer(refs, outs), "n_ref": len(speech)}
     by: dict[str, list[int]] = {}

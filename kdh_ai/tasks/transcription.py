@@ -871,11 +871,16 @@ class Transcriber(Prelabeler):
                 batch = windows[i:i + opts.batch_size]
                 audio = [self._window_audio(w) for w in batch]
                 inflight.append((batch, pool.submit(self._decode, audio) if pool else None, audio))
-                # Keep every worker busy while this thread reads and cuts the next items.
-                while len(inflight) >= opts.workers + (0 if final else 1) or (final and inflight):
+                # Keep every worker busy while this thread reads and cuts the next items; hand out what is
+                # done at once (a killed job loses at most the batches in flight).
+                while inflight and (final or len(inflight) > opts.workers or ready()):
                     yield from settle_oldest()
             buffer = self._retry + buffer
             self._retry = []
+
+        def ready() -> bool:
+            future = inflight[0][1]
+            return future is None or future.done()
 
         def settle_oldest() -> Iterator[list[Prediction]]:
             batch, future, audio = inflight.popleft()
@@ -908,6 +913,8 @@ class Transcriber(Prelabeler):
                     buffer.append(piece)
                     if full():
                         yield from flush(final=False)
+                while inflight and inflight[0][1] is not None and inflight[0][1].done():
+                    yield from settle_oldest()
             while wholes:
                 yield [wholes.popleft().result()]
             while True:
