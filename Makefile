@@ -11,6 +11,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# OpenAI Whisper (the second engine) without its triton requirement (1 GB, GPU only): its runtime
+# dependencies are pinned in pyproject.toml, the package itself goes in with --no-deps.
+OPENAI_WHISPER := openai-whisper==20250625
 
 .PHONY: install system-deps bench-deps demo test lab bench clean help
 
@@ -25,6 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=24"
 	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q --no-deps "$(OPENAI_WHISPER)"
 	$(PY) -m ipykernel install --sys-prefix --name kdh-ai --display-name "kdh_ai (.venv)" >/dev/null
 	touch $@
 

@@ -89,7 +89,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from kdh_ai import quality  # noqa: E402
 from kdh_ai.job import Job  # noqa: E402
 from kdh_ai.prelabel import run_prelabel  # noqa: E402
-from kdh_ai.routing.threshold import choose_threshold, rate_and_se  # noqa: E402
+from kdh_ai.routing.threshold import choose_threshold, people_upper_bound, split_delta  # noqa: E402
 from kdh_ai.samples import ljspeech_manifest  # noqa: E402
 from kdh_ai.tasks.transcription import Transcriber, TranscribeOptions, TranscriptionTask  # noqa: E402
 
@@ -124,7 +124,8 @@ def build_pool(minutes: float = 90.0) -> pd.DataFrame:
         job_dir = CACHE / ("job0" if i == 0 else f"syn-{speech.name}")
         print(f"pre-labeling {src} (cached in {job_dir}) ...", flush=True)
         run_prelabel(job_dir, src, make_prelabeler=lambda: Transcriber(opts), task="transcription",
-                     item_kind="audio", options=dataclasses.asdict(opts), log_progress=sys.stderr.isatty())
+                     item_kind="audio", options=dataclasses.asdict(opts), log_progress=sys.stderr.isatty(),
+                     allow_roots=[shared_lj.parent] if shared_lj.exists() else [])  # lj32.csv names those clips
         job = Job(job_dir)
         preds, items = job.current_predictions(), job.current_items()
         ids = [k for k in preds if items[k].get("reference") and preds[k].status != "error"]
@@ -134,6 +135,33 @@ def build_pool(minutes: float = 90.0) -> pd.DataFrame:
                                     "words": errs[:, 1]}))
     pool = pd.concat(frames, ignore_index=True)
     return pool[pool["words"] > 0].reset_index(drop=True)
+
+
+def build_voice_pool(name: str, *, voices: list[str], minutes: float, seed: int) -> Path:
+    """A pool of new synthetic speech (other voices, another seed), pre-labeled like :func:`build_pool`; written
+    to ``benchmarks/data/routing_pool_<name>.csv`` (numbers only: ``item_id, confidence, errors, words``)."""
+    from make_speech import CANDIDATE_VOICES, make_speech  # noqa: PLC0415
+
+    chosen = [v for v in CANDIDATE_VOICES if v.label in voices]
+    if not chosen:
+        raise ValueError(f"none of {voices} is a candidate voice ({[v.label for v in CANDIDATE_VOICES]})")
+    speech = make_speech(minutes=minutes, long_files=0, seed=seed, voices=chosen)
+    opts = TranscribeOptions()
+    job_dir = CACHE / f"pool-{name}-{speech.name}"
+    run_prelabel(job_dir, speech / "short" / "manifest.csv", make_prelabeler=lambda: Transcriber(opts),
+                 task="transcription", item_kind="audio", options=dataclasses.asdict(opts),
+                 log_progress=sys.stderr.isatty())
+    job = Job(job_dir)
+    preds, items = job.current_predictions(), job.current_items()
+    ids = [k for k in preds if items[k].get("reference") and preds[k].status != "error"]
+    errs = TranscriptionTask().item_errors([preds[k].text for k in ids], [items[k]["reference"] for k in ids])
+    pool = pd.DataFrame({"item_id": [f"{name}:{k}" for k in ids], "confidence": [preds[k].confidence or 0.0
+                                                                                for k in ids],
+                         "errors": errs[:, 0], "words": errs[:, 1]})
+    out = REPO / "benchmarks" / "data" / f"routing_pool_{name}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pool[pool["words"] > 0].round(4).to_csv(out, index=False)
+    return out
 
 
 def crowd_profiles(n_tasks: int = 150, seed: int = 0) -> tuple[np.ndarray, dict[int, float]]:
@@ -207,13 +235,12 @@ def simulate(pool: pd.DataFrame, *, target: float, people_of: Callable[[np.rando
     probability, and the threshold search starts at ``1 - h`` (as ``kdh route`` does for classification)."""
     rng = np.random.default_rng(seed)
     need = batch + prior_batches * cal
-    if need > len(pool):
-        raise ValueError(f"the pool has {len(pool)} items; a batch of {batch} plus {prior_batches} earlier "
-                         f"slices of {cal} needs {need}: lower --batch/--prior-batches or grow the pool")
+    # A pool smaller than a batch stands for a population of such clips: batches are drawn with replacement.
+    replace = need > len(pool)
     res = {k: [] for k in ("share", "err", "held", "rand_err", "rand_held", "oracle_share", "reachable",
                            "best_conf_share")}
     for _ in range(batches):
-        drawn = rng.choice(len(pool), size=need, replace=False)
+        drawn = rng.choice(len(pool), size=need, replace=replace)
         b = pool.iloc[drawn[:batch]]
         prior = pool.iloc[drawn[batch:]]
         conf, err = b["confidence"].to_numpy(), b["errors"].to_numpy()
@@ -224,7 +251,9 @@ def simulate(pool: pd.DataFrame, *, target: float, people_of: Callable[[np.rando
         h_true = people_now.rate
         gold_words = gold_sizes(rng, gold)
         gold_err = people_now.errors(rng, gold_words)
-        h_hat, h_se = rate_and_se(gold_err, gold_words)
+        h_hat = float(gold_err.sum() / gold_words.sum())
+        people_delta, _ = split_delta(delta, people_measured=True)
+        h_up = people_upper_bound(float(gold_err.sum()), float(gold_words.sum()), delta=people_delta)
         n_total = batch + gold
         fixed = (cal + gold) / n_total
         c_conf = np.concatenate([conf[cal_i], prior["confidence"].to_numpy()])
@@ -232,9 +261,10 @@ def simulate(pool: pd.DataFrame, *, target: float, people_of: Callable[[np.rando
         c_units = np.concatenate([words[cal_i], prior[size_column].to_numpy().astype(int)])
         # Calibration (trusted reviewers) and gold items are delivered exact: fixed_error_share=0.
         choice = choose_threshold(c_conf, c_err, c_units, batch_confidence=conf[rest_i],
-                                  human_error_rate=h_hat, human_error_se=h_se, target=target,
-                                  fixed_human_share=fixed, fixed_error_share=0.0, delta=delta,
-                                  start_threshold=(1 - h_hat) if start_from_confidence else None)
+                                  human_error_rate=h_hat, human_error_upper=h_up, people_delta=people_delta,
+                                  target=target, fixed_human_share=fixed, fixed_error_share=0.0, delta=delta,
+                                  start_threshold=(1 - h_hat) if start_from_confidence else None,
+                                  slice_in_batch=prior_batches == 0, curve_bounds=False)
         to_human = conf[rest_i] < choice.threshold
         audit = (~to_human) & (rng.random(len(rest_i)) < audit_rate)
         people = to_human | audit
@@ -470,10 +500,61 @@ def run_classification(args: argparse.Namespace) -> int:
     return 0
 
 
+POOLS = ("bundled", "lj", "poor", "festival_seed5")
+
+
+def named_pool(name: str) -> tuple[pd.DataFrame, str]:
+    """A pool of per-clip results by name (see ``--pools``), and a line describing how it was built."""
+    bundled = pd.read_csv(REPO / "kdh_ai" / "data" / "routing_pool.csv")
+    if name == "bundled":
+        return bundled, "kdh_ai/data/routing_pool.csv: 32 LJ + 975 synthetic clips (8 flite/festival voices, seed 1)"
+    if name == "lj":
+        return (bundled[bundled["item_id"].str.startswith("0:")].reset_index(drop=True),
+                "the 32 real LJ Speech clips alone (batches drawn with replacement)")
+    if name == "poor":
+        cut = bundled["confidence"].quantile(0.5)
+        return (bundled[bundled["confidence"] < cut].reset_index(drop=True),
+                f"the clips of the bundled pool below its median confidence ({cut:.3f}): a model that is poor")
+    path = REPO / "benchmarks" / "data" / f"routing_pool_{name}.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; build it with build_voice_pool (see its docstring)")
+    return pd.read_csv(path), f"{path.relative_to(REPO)}: new synthetic speech (other voices, another seed)"
+
+
+def run_pools(args: argparse.Namespace) -> int:
+    """Held rate and share against the oracle per pool, post-editors at ``--residual`` (the summary table)."""
+    t0 = time.time()
+    targets = [float(t) for t in args.targets.split(",")] if args.targets else [0.03, 0.05, 0.08]
+    rows = []
+    for name in [p.strip() for p in args.pools.split(",") if p.strip()]:
+        try:
+            pool, what = named_pool(name)
+        except FileNotFoundError as exc:
+            print(f"{name}: {exc}; skipped")
+            continue
+        wer = pool["errors"].sum() / pool["words"].sum()
+        print(f"\npool {name}: {len(pool)} clips, tiny.en WER {wer:.1%}; {what}", flush=True)
+        for t in targets:
+            r = simulate(pool, target=t, people_of=lambda rng: People(rate=args.residual), batches=args.batches,
+                         batch=args.batch, cal=args.calibration, gold=args.gold, audit_rate=args.audit,
+                         delta=args.delta, seed=7, prior_batches=args.prior_batches)
+            rows.append({"pool": name, "clips": len(pool), "model_wer": wer, **r})
+            print(f"  target {t:.0%}: held {r['held']:.1%}, human share {r['human_share']:.1%}, oracle "
+                  f"{r['oracle_share']:.1%} ({r['share_vs_oracle']:.2f}x), delivered WER {r['delivered']:.2%} "
+                  f"(95th pct {r['delivered_p95']:.2%}), promised {r['reachable']:.0%}", flush=True)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        print("\n" + table[["pool", "clips", "model_wer", "target", "held", "human_share", "oracle_share",
+                             "share_vs_oracle", "delivered", "delivered_p95", "reachable"]].to_string(
+            index=False, float_format="{:.3f}".format))
+    print(f"\nwall time {time.time() - t0:.0f} s")
+    return 0
+
+
 def run_transcription(args: argparse.Namespace) -> int:
     t0 = time.time()
-    pool = build_pool(args.minutes)
-    if args.export_pool:
+    pool = build_pool(args.minutes) if args.rebuild else named_pool("bundled")[0]
+    if args.export_pool and args.rebuild:
         out = REPO / "kdh_ai" / "data" / "routing_pool.csv"
         pool.round(4).to_csv(out, index=False)
         print(f"pool written to {out}")
@@ -540,7 +621,13 @@ def main() -> int:
     ap.add_argument("--workforce", type=int, default=5, help="classification: people per batch in (a)")
     ap.add_argument("--crowd-sets", default="SP_amt,CF_amt", help="classification: activecrowd sets whose "
                     "workers the simulated people are drawn from (SP_amt, CF_amt, MS)")
+    ap.add_argument("--pools", help=f"transcription: run the post-editors' summary on these pools ({', '.join(POOLS)}"
+                    "; a name N reads benchmarks/data/routing_pool_N.csv) instead of the full tables")
+    ap.add_argument("--rebuild", action="store_true", help="transcription: make and pre-label the pool again "
+                    "(flite/festival voices, some 15 minutes) instead of reading kdh_ai/data/routing_pool.csv")
     args = ap.parse_args()
+    if args.pools:
+        return run_pools(args)
     if args.task == "classification":
         return run_classification(args)
     return run_transcription(args)

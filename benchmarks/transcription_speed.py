@@ -157,7 +157,8 @@ def worker_kdh(manifest: Path, out: Path, options: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         summary = run_prelabel(Path(tmp) / "job", manifest, make_prelabeler=make, task="transcription",
-                               item_kind="audio", options=dataclasses.asdict(opts))
+                               item_kind="audio", options=dataclasses.asdict(opts),
+                               allow_roots=[REPO])  # the manifests name clips of the repository's data and cache
         wall = time.perf_counter() - t0
         preds = Job(Path(tmp) / "job").current_predictions(summary.config_hash)
         result = {"wall_s": wall, "audio_s": summary.audio_s, "model_wall_s": summary.wall_s,

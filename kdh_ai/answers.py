@@ -125,6 +125,8 @@ class HumanError:
         per_annotator: Each annotator's rate and count.
         source: ``"gold"``, or ``"assumed"`` when given by the lead instead of measured.
         se: Standard error of ``rate`` (:func:`kdh_ai.routing.threshold.rate_and_se`; 0 when assumed).
+        errors: Errors counted on the gold answers (words or labels), for routing's Clopper-Pearson bound.
+        units: Units (reference words or labels) of the gold answers.
     """
 
     rate: float
@@ -133,6 +135,8 @@ class HumanError:
     per_annotator: dict[str, dict[str, float]] = field(default_factory=dict)
     source: str = "gold"
     se: float = 0.0
+    errors: float = 0.0
+    units: float = 0.0
 
 
 def human_error_rate(job: Job, task: TaskType, *, delta: float = 0.05) -> HumanError | None:
@@ -154,4 +158,4 @@ def human_error_rate(job: Job, task: TaskType, *, delta: float = 0.05) -> HumanE
     upper = min(1.0, max(upper if np.isfinite(upper) else 1.0, rate + float(stats.norm.ppf(1 - delta)) * se))
     per = {str(w): {"rate": float(g["errors"].sum() / g["units"].sum()), "n": int(len(g))}
            for w, g in table.groupby("worker")}
-    return HumanError(rate, upper, int(len(table)), per, se=se)
+    return HumanError(rate, upper, int(len(table)), per, se=se, errors=float(e.sum()), units=float(u.sum()))

@@ -9,7 +9,12 @@ names the key::
       model: whisper-tiny.en
       beam_size: 5
 
-Options given as command-line flags override the file.
+Options given as command-line flags override the file. An optional ``input`` block says how the batch is
+read: ``allow_roots`` lists folders besides the batch's own whose audio files a manifest may name (relative
+folders are taken from the pipeline file's folder; ``--allow-root`` adds more)::
+
+    input:
+      allow_roots: [/srv/clients/acme/audio]
 """
 
 from __future__ import annotations
@@ -20,13 +25,22 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-__all__ = ["ConfigError", "PipelineConfig", "load_pipeline", "validate_options"]
+__all__ = ["ConfigError", "InputConfig", "PipelineConfig", "load_input_config", "load_pipeline",
+           "validate_options"]
 
 TASKS = ("transcription", "classification")
 
 
 class ConfigError(ValueError):
     """A pipeline file or option value is invalid; the message names the key and the problem."""
+
+
+class InputConfig(BaseModel):
+    """The ``input`` block of a pipeline file: how the batch is read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow_roots: list[str] = []
 
 
 class PipelineConfig(BaseModel):
@@ -37,6 +51,7 @@ class PipelineConfig(BaseModel):
     task: Literal["transcription", "classification"]
     description: str | None = None
     options: dict[str, Any] = {}
+    input: InputConfig = InputConfig()
 
 
 _UNKNOWN = ("extra_forbidden", "unexpected_keyword_argument")
@@ -76,12 +91,7 @@ def validate_options(task: str, values: dict[str, Any], *, where: str = "options
         raise ConfigError(_format(exc, where, list(cls.__dataclass_fields__))) from None
 
 
-def load_pipeline(path: str | Path, *, overrides: dict[str, Any] | None = None) -> tuple[str, Any]:
-    """Read a pipeline file and return ``(task, options)`` with ``overrides`` applied on top.
-
-    Raises:
-        ConfigError: Unreadable YAML, an unknown key or an invalid value (the message names it).
-    """
+def _read_pipeline(path: str | Path) -> PipelineConfig:
     p = Path(path)
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
@@ -92,8 +102,29 @@ def load_pipeline(path: str | Path, *, overrides: dict[str, Any] | None = None) 
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping with 'task' and 'options'")
     try:
-        cfg = PipelineConfig.model_validate(data)
+        return PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format(exc, str(p), list(PipelineConfig.model_fields))) from None
+
+
+def load_input_config(path: str | Path) -> InputConfig:
+    """The pipeline file's ``input`` block, with relative ``allow_roots`` taken from the file's folder.
+
+    Raises:
+        ConfigError: As :func:`load_pipeline`.
+    """
+    cfg = _read_pipeline(path).input
+    base = Path(path).resolve().parent
+    return InputConfig(allow_roots=[str(base / Path(r).expanduser()) for r in cfg.allow_roots])
+
+
+def load_pipeline(path: str | Path, *, overrides: dict[str, Any] | None = None) -> tuple[str, Any]:
+    """Read a pipeline file and return ``(task, options)`` with ``overrides`` applied on top.
+
+    Raises:
+        ConfigError: Unreadable YAML, an unknown key or an invalid value (the message names it).
+    """
+    p = Path(path)
+    cfg = _read_pipeline(p)
     values = {**cfg.options, **(overrides or {})}
     return cfg.task, validate_options(cfg.task, values, where=f"{p}: options")

@@ -1,9 +1,11 @@
 """The delivered dataset: every item's final answer, with its provenance and confidence.
 
-For each item of the job: the people's answer where there is one (aggregated where several people answered,
-model-aware: the model's answer joins as an extra annotator, which lowered WER on real crowd data), otherwise
-the model's. Items that neither the model nor people could answer are delivered too, with ``answer: null``
-and the error, never dropped silently.
+For each item of the job: a gold item's known answer (provenance ``gold``: routing's estimate counts gold
+items as delivered exact, so the delivery does too); the people's answer where there is one (aggregated where
+several people answered, model-aware: the model's answer joins as an extra annotator, which lowered WER on real
+crowd data), with provenance ``reviewed`` for a calibration slice routed with ``--calibration-reviewed``
+(trusted reviewers: counted as exact by the estimate); otherwise the model's. Items that neither the model
+nor people could answer are delivered too, with ``answer: null`` and the error, never dropped silently.
 
 ``kdh deliver JOB_DIR --out DIR`` writes::
 
@@ -12,7 +14,8 @@ and the error, never dropped silently.
     DIR/hf/                  a Hugging Face ``datasets`` directory (``save_to_disk``), audio as paths, not bytes
     DIR/delivery.json        counts by provenance, the job's model and routing summary
 
-Record: ``item_id, task, answer, provenance`` (``model`` | ``human`` | ``aggregated`` | ``none``),
+Record: ``item_id, task, answer, provenance`` (``model`` | ``human`` | ``aggregated`` | ``gold`` |
+``reviewed`` | ``none``),
 ``annotators`` (list), ``aggregation`` (method or null), ``model_answer``, ``model`` (name@version),
 ``confidence``, ``role`` (routing role or null), ``status`` (the model's), ``error``, ``audio_path`` or
 ``text``, ``duration_s``.
@@ -64,15 +67,18 @@ def delivered_records(job: Job, *, model_weight: int | None = None) -> list[dict
     humans = human_answers(job, task, model_answers=model_texts,
                            model_weight=DEFAULT_MODEL_WEIGHT if model_weight is None else model_weight)
     gold = gold_answers(job)
+    reviewed = bool(((job.read_manifest().get("routing") or {}).get("details") or {}).get("calibration_reviewed"))
     out = []
     for item_id in sorted(set(items) | set(preds)):
         p = preds.get(item_id)
         item = items.get(item_id, {})
         h = humans.get(item_id)
-        if h is not None:
+        if item_id in gold and roles.get(item_id) == "gold":
+            answer, provenance = gold[item_id], "gold"
+        elif h is not None:
             answer, provenance = h.answer, ("aggregated" if len(h.annotators) > 1 else "human")
-        elif item_id in gold and roles.get(item_id) == "gold":
-            answer, provenance = gold[item_id], "human"
+            if reviewed and roles.get(item_id) == "calibration":
+                provenance = "reviewed"
         elif p is not None and p.status != "error":
             answer, provenance = p.text, "model"
         else:

@@ -130,6 +130,30 @@ class LabelSet(BaseModel):
         return cls.model_validate({"labels": [{"name": n} for n in names]})
 
 
+def _unquoted_names(data: Any) -> list[tuple[int, str, str]]:
+    """Label names that YAML read as a boolean, a number or null: ``(index, what it became, quoted form)``.
+
+    Example:
+        >>> _unquoted_names(yaml.safe_load("[yes, no, 3, ~, ok]"))[0]
+        (0, 'the boolean true', '"yes"')
+    """
+    labels = data.get("labels") if isinstance(data, dict) else data
+    if not isinstance(labels, list):
+        return []
+    out = []
+    for i, entry in enumerate(labels):
+        name = entry.get("name") if isinstance(entry, dict) else entry
+        if isinstance(entry, dict) and "name" not in entry:
+            continue
+        if isinstance(name, bool):
+            out.append((i, f"the boolean {str(name).lower()}", '"yes"' if name else '"no"'))
+        elif isinstance(name, (int, float)):
+            out.append((i, f"the number {name}", f'"{name}"'))
+        elif name is None:
+            out.append((i, "null (empty)", '"null"'))
+    return out
+
+
 def load_labels(path: str | Path) -> LabelSet:
     """Read and check a ``labels.yaml`` file.
 
@@ -147,6 +171,11 @@ def load_labels(path: str | Path) -> LabelSet:
         raise LabelsError(f"{p}: not valid YAML: {exc}") from None
     if data is None:
         raise LabelsError(f"{p} is empty; list at least two labels")
+    unquoted = _unquoted_names(data)
+    if unquoted:
+        raise LabelsError("\n".join(f"{p}: label {i + 1} is {what}: YAML reads an unquoted yes/no/true/false/on/off "
+                                    "as a boolean, a number as a number and null/~/an empty entry as null, not as "
+                                    f"text. Put the name in quotes, e.g. - {example}" for i, what, example in unquoted))
     try:
         return LabelSet.model_validate(data)
     except ValidationError as exc:

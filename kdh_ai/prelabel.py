@@ -18,7 +18,7 @@ import logging
 import platform
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -60,7 +60,8 @@ class RunSummary:
         processed: Items the model processed in this run.
         skipped: Items already done with this configuration (nothing to do).
         counts: Current status counts over all items of the job (``ok``, ``no_speech``, ``error``).
-        ingest_issues: Rows or files that could not become items (duplicate ids and the like).
+        ingest_issues: Rows that could not become items (duplicate ids and the like).
+        skipped_files: Files of an input folder that are not audio (listed; not a failure).
         errors: ``(item_id, message)`` of every item whose current status is ``error``.
         audio_s: Seconds of audio processed in this run (audio tasks).
         wall_s: Wall time of the model work in this run.
@@ -73,6 +74,7 @@ class RunSummary:
     skipped: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     ingest_issues: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     audio_s: float = 0.0
     wall_s: float = 0.0
@@ -84,7 +86,9 @@ class RunSummary:
 
     @property
     def failed(self) -> bool:
-        """True when some item is in error or some input row was not processed (exit code 1)."""
+        """True when some item is in error or some input row was not processed (exit code 1).
+
+        A file skipped because it is not audio (a client's README next to the clips) is not a failure."""
         return bool(self.errors or self.ingest_issues)
 
 
@@ -111,6 +115,7 @@ def run_prelabel(
     options: dict[str, Any],
     log_progress: bool = False,
     max_items: int | None = None,
+    allow_roots: Sequence[str | Path] = (),
 ) -> RunSummary:
     """Pre-label a batch into a job directory (see the module docstring).
 
@@ -123,6 +128,8 @@ def run_prelabel(
         options: The options as a plain dict, recorded in ``job.json``.
         log_progress: Show a progress bar.
         max_items: Process at most this many pending items (for trials; the rest waits for the next run).
+        allow_roots: Folders besides the batch's own whose audio files may be read
+            (:func:`kdh_ai.items.read_items`).
 
     Raises:
         JobLockedError: Another run holds the job directory.
@@ -134,7 +141,9 @@ def run_prelabel(
         manifest = job.read_manifest()
         if manifest.get("task") not in (None, task):
             raise ValueError(f"{job.root} is a {manifest['task']} job; use a new job directory for {task}")
-        items, issues = read_items(source, kind=item_kind)
+        items, found = read_items(source, kind=item_kind, allow_roots=allow_roots)
+        issues = [i for i in found if not i.skipped]
+        skipped_files = [str(i) for i in found if i.skipped]
         known = job.current_items()
         changed = [it.to_dict() for it in items if known.get(it.item_id) != it.to_dict()]
         job.items.append(changed)
@@ -154,9 +163,10 @@ def run_prelabel(
         job.update_manifest(
             task=task, config=options, config_hash=config_hash, model=prelabeler.model_info,
             input=str(Path(source).expanduser().resolve()), packages=package_versions(),
-            ingest_issues=[str(i) for i in issues])
+            allow_roots=[str(Path(r).expanduser().resolve()) for r in allow_roots],
+            ingest_issues=[str(i) for i in issues], skipped_files=skipped_files)
         summary = RunSummary(job.root, task, config_hash, skipped=skipped,
-                             ingest_issues=[str(i) for i in issues])
+                             ingest_issues=[str(i) for i in issues], skipped_files=skipped_files)
         if skipped and not todo:
             logger.info("Nothing to do: all %d items already pre-labeled with this configuration", skipped)
         elif skipped:

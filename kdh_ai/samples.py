@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ljspeech_dir", "ljspeech_manifest", "routing_pool"]
+__all__ = ["ljspeech_dir", "ljspeech_manifest", "routing_pool", "sms_spam_texts"]
 
 _DATA = Path(__file__).resolve().parent / "data"
 
@@ -27,3 +27,9 @@ def routing_pool() -> Path:
     exact reference. Used by the routing notebook.
     """
     return _DATA / "routing_pool.csv"
+
+
+def sms_spam_texts() -> Path:
+    """200 real SMS texts labelled ham or spam (CSV: ``item_id, text, reference``; CC BY 4.0, see the
+    ``LICENSE`` beside it). Used by the demo, the tests and the classification qualification test."""
+    return _DATA.parent.parent / "tests" / "data" / "text" / "sms_spam" / "texts.csv"

@@ -1,9 +1,9 @@
 """`make demo`: the whole loop on bundled sample data, with a real Label Studio server.
 
 pre-label -> route (calibration slice) -> Label Studio -> pull -> route (threshold) -> Label Studio -> pull ->
-quality -> deliver -> client report -> trainee feedback; then the same job flow for text classification
-(zero-shot pre-labels -> Label Studio -> pull -> retrained head -> next round chosen by uncertainty -> route
-to a target accuracy -> quality).
+audit check -> quality -> deliver -> client report -> trainee feedback; then the same job flow for text
+classification (zero-shot pre-labels -> Label Studio -> pull -> retrained head -> next round chosen by
+uncertainty -> route to a target accuracy -> audit check -> quality -> report).
 
 The audio is real (12 LJ Speech clips, public domain), so are the 60 SMS texts (SMS Spam Collection, CC BY
 4.0, see ``tests/data/text/sms_spam``), the models, the server and every kdh step.
@@ -76,8 +76,12 @@ def _simulated_label(reference: str, rng: np.random.Generator, error_rate: float
 
 
 def _simulate_annotators(project_id: int, references: dict[str, str], durations: dict[str, float],
-                         clients: list[tuple[str, object]], seed: int, *, text: bool = False) -> int:
-    """SIMULATED annotators: each takes every task Label Studio's label stream serves them and submits it."""
+                         clients: list[tuple[str, object]], seed: int, *, text: bool = False,
+                         error_rates: dict[str, float] | None = None) -> int:
+    """SIMULATED annotators: each takes every task Label Studio's label stream serves them and submits it.
+
+    ``error_rates`` gives each annotator's rate of deliberate mistakes by e-mail (default: 3% for Amina, 8% for
+    the others)."""
     from kdh_ai.labelstudio.client import LabelStudioError
     from kdh_ai.tasks.classification import ClassificationTask
     from kdh_ai.tasks.transcription import TranscriptionTask
@@ -87,7 +91,7 @@ def _simulate_annotators(project_id: int, references: dict[str, str], durations:
     rng = np.random.default_rng(seed)
     done = 0
     for email, client in clients:
-        error_rate = 0.03 if "amina" in email else 0.08
+        error_rate = (error_rates or {}).get(email, 0.03 if "amina" in email else 0.08)
         while True:
             try:
                 task = client.get_json(f"api/projects/{project_id}/next/", what="next task")  # type: ignore[attr-defined]
@@ -103,6 +107,25 @@ def _simulate_annotators(project_id: int, references: dict[str, str], durations:
                            json_body={"result": task_type.answer_to_result(answer), "lead_time": round(seconds, 1)})
             done += 1
     return done
+
+
+def _check_audit(job: Path, project_id: int, references: dict[str, str], durations: dict[str, float],
+                 clients: list[tuple[str, object]], *, env: dict[str, str], seed: int, text: bool = False) -> None:
+    """`kdh route --check-audit`: the answered audit items against the promise; items it re-routes to people
+    are pushed and answered (by the SIMULATED annotators) so that the report is final, not a draft."""
+    from kdh_ai.job import Job
+    from kdh_ai.routing import current_roles
+
+    if not any(r == "audit" for r in current_roles(Job(job)).values()):
+        console.print("No audit items were drawn in this small batch: there is no audit to check.")
+        return
+    _kdh("route", str(job), "--check-audit", env=env, ok=(0, 1))
+    audit = ((Job(job).read_manifest().get("routing") or {}).get("details") or {}).get("audit") or {}
+    if audit.get("rerouted"):
+        _kdh("push", str(job), "--no-progress", env=env)
+        n = _simulate_annotators(project_id, references, durations, clients, seed=seed, text=text)
+        console.print(f"[yellow]SIMULATED annotators answered {n} items the audit re-routed.[/]")
+        _kdh("pull", str(job), env=env)
 
 
 def main() -> int:
@@ -144,8 +167,8 @@ def main() -> int:
         for k in GOLD_ITEMS:
             w.writerow([k, references[k]])
 
-    console.rule("2. Route, step 1: a random calibration slice for people, plus gold items")
-    _kdh("route", str(job), "--calibration", "6", "--gold", str(gold_csv), env=env)
+    console.rule("2. Route, step 1: a random calibration slice for people, plus gold items, planned for the target")
+    _kdh("route", str(job), "--calibration", "0.2", "--gold", str(gold_csv), "--target-wer", "0.10", env=env)
 
     console.rule("3. Label Studio: a real server on 127.0.0.1, annotators, push with pre-annotations")
     port = _free_port()
@@ -154,12 +177,12 @@ def main() -> int:
     console.print(f"Label Studio at {info.url} (started in {info.startup_s:.0f} s)")
     clients = []
     for email in SIMULATED:
-        add_annotator(conn, email, password=DEMO_PASSWORD, first_name="SIMULATED", last_name=email.split("@")[0])
+        add_annotator(conn, email, password=DEMO_PASSWORD, last_name=email.split("@")[0], simulated=True)
         token = login_token(conn.url, email, DEMO_PASSWORD)
         clients.append((email, LabelStudioClient(Connection(url=conn.url, token=token))))
     console.print(f"[yellow]Annotators {', '.join(SIMULATED)} are SIMULATED by this script.[/]")
-    _kdh("push", str(job), "--project", "Demo: LJ Speech transcription", "--overlap", "0.3", "--gold-rate", "0.2",
-         "--no-progress", env=env)
+    _kdh("push", str(job), "--project", "Demo: LJ Speech transcription", "--overlap", "0.3", "--no-progress",
+         env=env)
     project_id = int(read_ls_state(Job(job))["project_id"])
 
     durations = {k: float(p.payload.get("duration_s") or 5.0) for k, p in Job(job).current_predictions().items()}
@@ -173,6 +196,7 @@ def main() -> int:
     n = _simulate_annotators(project_id, references, durations, clients, seed=2)
     console.print(f"[yellow]SIMULATED annotators submitted {n} more annotations.[/]")
     _kdh("pull", str(job), env=env)
+    _check_audit(job, project_id, references, durations, clients, env=env, seed=5)
     _kdh("status", str(job), "--no-pull", env=env)
 
     console.rule("5. Quality, delivery, client report, trainee feedback")
@@ -201,9 +225,8 @@ def main() -> int:
     labels = str(SMS / "labels.yaml")
     _kdh("prelabel", "classify", "--input", str(texts), "--labels", labels, "--out", str(cjob), "--no-progress",
          env=env)
-    _kdh("route", str(cjob), "--calibration", "24", "--gold", str(sms_gold), env=env)
-    _kdh("push", str(cjob), "--project", "Demo: SMS spam (text)", "--overlap", "0.3", "--gold-rate", "0.3",
-         "--no-progress", env=env)
+    _kdh("route", str(cjob), "--calibration", "24", "--gold", str(sms_gold), "--target-accuracy", "0.80", env=env)
+    _kdh("push", str(cjob), "--project", "Demo: SMS spam (text)", "--overlap", "0.3", "--no-progress", env=env)
     cproject = int(read_ls_state(Job(cjob))["project_id"])
     n = _simulate_annotators(cproject, sms_truth, {}, clients, seed=3, text=True)
     console.print(f"[yellow]SIMULATED annotators submitted {n} labels through the Label Studio API.[/]")
@@ -218,6 +241,7 @@ def main() -> int:
     n = _simulate_annotators(cproject, sms_truth, {}, clients, seed=4, text=True)
     console.print(f"[yellow]SIMULATED annotators submitted {n} more labels.[/]")
     _kdh("pull", str(cjob), env=env)
+    _check_audit(cjob, cproject, sms_truth, {}, clients, env=env, seed=6, text=True)
     _kdh("quality", str(cjob), env=env)
     _kdh("report", str(cjob), "--out", str(out / "report" / "sms-report.html"), "--client", "Demo client", env=env)
 

@@ -28,7 +28,7 @@ def test_delivery_prefers_people_aggregates_and_keeps_failed_items(tmp_path: Pat
     two = cal[:5]  # a second (simulated) annotator on five items: aggregated answers
     annotate(job, {k: refs[k] for k in two}, "second.annotator@example.org", start=5000)
     annotate(job, {k: refs[k] for k, r in roles.items() if r == "gold"}, "trainee@example.org", start=9000)
-    route(job.root, target=0.04)
+    route(job.root, target=0.1)
     result = deliver(job.root, tmp_path / "out")
     rows = [json.loads(x) for x in (tmp_path / "out" / "delivered.jsonl").read_text().splitlines()]
     by_id = {r["item_id"]: r for r in rows}
@@ -38,6 +38,8 @@ def test_delivery_prefers_people_aggregates_and_keeps_failed_items(tmp_path: Pat
     assert by_id[two[0]]["provenance"] == "aggregated" and by_id[two[0]]["model_aware"]
     assert by_id[two[0]]["answer"] == refs[two[0]] and len(by_id[two[0]]["annotators"]) == 2
     assert by_id[cal[10]]["provenance"] == "human" and by_id[cal[10]]["answer"] == refs[cal[10]]
+    gold = [k for k, r in roles.items() if r == "gold"]
+    assert gold and all(by_id[k]["provenance"] == "gold" and by_id[k]["answer"] == refs[k] for k in gold)
     auto = [r for r in rows if r["role"] == "auto_accept"]
     assert auto and all(r["provenance"] == "model" and r["answer"] == r["model_answer"] for r in auto)
     assert all(r["confidence"] is not None for r in rows if r["item_id"] != "broken")

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from conftest import LabelStudioTestServer, free_port
 from kdh_ai.cli import app
+from kdh_ai.items import sha256_file
 from kdh_ai.job import Job, JsonlLog
 from kdh_ai.labelstudio.client import Connection, LabelStudioClient, LabelStudioUnavailable, RetryPolicy
 from kdh_ai.labelstudio.gold import GoldItem, add_gold, gold_from_job, read_gold_manifest
@@ -31,6 +32,7 @@ pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
 TRANSCRIPTION = get_task("transcription")
 WAVS = sorted((ljspeech_dir() / "wavs").glob("*.wav"))
+_SHA = {str(w): sha256_file(w) for w in WAVS}  # push links a file only while it has the hash prelabel recorded
 
 
 class TinyClassification(TaskType):
@@ -77,7 +79,8 @@ def make_job(root: Path, n: int, *, task: str = "transcription", prefix: str = "
         preds.append(Prediction(item_id=item_id, task=task, text=text, confidence=round(0.05 + 0.9 * i / max(1, n - 1),
                                                                                          4),
                                 status="ok", model={"name": "test-model", "version": "1"}, config_hash="cfg1",
-                                source=items[-1]["path"], sha256=None).to_dict())
+                                source=items[-1]["path"],
+                                sha256=_SHA[items[-1]["path"]] if task == "transcription" else None).to_dict())
     job.items.append(items)
     job.predictions.append(preds)
     job.update_manifest(task=task, config_hash="cfg1", model={"name": "test-model", "version": "1"})

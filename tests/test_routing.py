@@ -14,7 +14,7 @@ import pytest
 from kdh_ai.job import Job
 from kdh_ai.records import Prediction
 from kdh_ai.routing import RoutingError, check_audit, current_roles, plan_calibration, route
-from kdh_ai.routing.threshold import choose_threshold, ratio_upper_bound
+from kdh_ai.routing.threshold import choose_threshold, people_upper_bound, ratio_upper_bound, split_delta
 from kdh_ai.tasks.transcription import TranscriptionTask
 
 # Letters only: Whisper's English normalizer leaves these words as they are (it splits "w12" into "w 12").
@@ -85,38 +85,39 @@ def true_delivered_wer(job: Job, refs: dict[str, str], human_wer: float) -> floa
 
 
 def test_two_step_routing_meets_the_target(tmp_path: Path) -> None:
-    refs = build_job(tmp_path / "job", slope=0.7)
+    refs = build_job(tmp_path / "job", slope=0.9, n_gold=40)
     job = Job(tmp_path / "job")
     with pytest.raises(RoutingError, match="no calibration slice"):
-        route(job.root, target=0.05)
-    step1 = plan_calibration(job.root, size=0.25, seed=1)
+        route(job.root, target=0.08)
+    step1 = plan_calibration(job.root, size=0.3, seed=1)
     roles = current_roles(job)
-    assert step1.counts["gold"] == 20 and step1.counts["calibration"] == 95
-    assert step1.counts["pending"] == 400 - 20 - 95
+    assert step1.counts["gold"] == 40 and step1.counts["calibration"] == 108
+    assert step1.counts["pending"] == 400 - 40 - 108
     cal = [k for k, r in roles.items() if r == "calibration"]
     with pytest.raises(RoutingError, match="calibration items have answers"):
-        route(job.root, target=0.05)
+        route(job.root, target=0.08)
     annotate(job, {k: refs[k] for k in cal}, "trusted.reviewer@example.org")  # labelled to gold quality
     with pytest.raises(RoutingError, match="error rate is unknown"):
-        route(job.root, target=0.05)
+        route(job.root, target=0.08)
     people(job, refs, [k for k, r in roles.items() if r == "gold"], wer=0.02, seed=3, start=10_000)
-    result = route(job.root, target=0.05, audit_rate=0.05)
+    result = route(job.root, target=0.08, audit_rate=0.05)
     roles = current_roles(job)
     assert result.reachable and result.threshold is not None
     assert set(roles.values()) <= {"calibration", "gold", "human", "audit", "auto_accept"}
     assert result.counts["auto_accept"] > 100 and result.counts["human"] > 0
     touched = sum(r in ("calibration", "gold", "human", "audit") for r in roles.values())
     assert result.human_share == pytest.approx(touched / 400)
-    assert result.error_upper <= 0.05 and result.estimated_error <= result.error_upper
-    # The guarantee holds with ~95% probability (benchmarks/routing.py measures how often over many
-    # batches); on one batch the realised WER stays close to the promise.
-    assert true_delivered_wer(job, refs, 0.02) <= 0.05 + 0.005
+    assert result.error_upper <= 0.08 and result.estimated_error <= result.error_upper
+    # The guarantee holds with >= 95% probability (benchmarks/routing.py measures how often over many
+    # batches); on one batch the realised WER stays under the promise.
+    assert true_delivered_wer(job, refs, 0.02) <= 0.08
     model_only = TranscriptionTask().item_errors([p.text for p in job.current_predictions().values()],
                                                  [refs[k] for k in job.current_predictions()])
-    assert model_only[:, 0].sum() / model_only[:, 1].sum() > 0.07, "the model alone misses the target"
+    assert model_only[:, 0].sum() / model_only[:, 1].sum() > 0.09, "the model alone misses the target"
     assert "people touch" in result.message
     manifest = job.read_manifest()["routing"]
     assert manifest["details"]["curve"]["human_share"][0] == 1.0
+    assert manifest["evidence"]["target"] == 0.08 and manifest["evidence"]["gold_have"] == 40
 
 
 def test_unreachable_target_says_what_would_help(tmp_path: Path) -> None:
@@ -125,11 +126,15 @@ def test_unreachable_target_says_what_would_help(tmp_path: Path) -> None:
     plan_calibration(job.root, size=0.25, seed=1)
     roles = current_roles(job)
     annotate(job, {k: refs[k] for k, r in roles.items() if r == "calibration"}, "trusted.reviewer@example.org")
-    people(job, refs, [k for k, r in roles.items() if r == "gold"], wer=0.18, seed=3, start=10_000)
+    people(job, refs, [k for k, r in roles.items() if r == "gold"], wer=0.08, seed=3, start=10_000)
     result = route(job.root, target=0.05)
     assert not result.reachable
-    assert "NOT reachable" in result.message and "overlap" in result.message
+    assert "cannot be promised" in result.message
+    # People at 8% cannot reach 5% with more gold or a reviewed slice: the cheapest change is more overlap.
+    assert result.advice["change"] == "more overlap" and "--overlap" in result.advice["command"]
+    assert result.advice["command"] in result.message
     assert result.counts.get("auto_accept", 0) == 0
+    assert "Every item is already with people" not in result.message
 
 
 def test_budget_mode_stays_within_budget(tmp_path: Path) -> None:
@@ -144,13 +149,13 @@ def test_budget_mode_stays_within_budget(tmp_path: Path) -> None:
 
 
 def test_audit_reroutes_when_the_model_is_worse_than_promised(tmp_path: Path) -> None:
-    refs = build_job(tmp_path / "job", n=600, slope=0.7)
+    refs = build_job(tmp_path / "job", n=600, slope=0.7, n_gold=40)
     job = Job(tmp_path / "job")
-    plan_calibration(job.root, size=0.2, seed=1)
+    plan_calibration(job.root, size=0.3, seed=1)
     roles = current_roles(job)
     annotate(job, {k: refs[k] for k, r in roles.items() if r == "calibration"}, "trusted.reviewer@example.org")
     people(job, refs, [k for k, r in roles.items() if r == "gold"], wer=0.02, seed=3, start=10_000)
-    route(job.root, target=0.035, audit_rate=0.25)
+    route(job.root, target=0.06, audit_rate=0.25)
     roles = current_roles(job)
     audit = [k for k, r in roles.items() if r == "audit"]
     assert len(audit) > 20
@@ -162,8 +167,8 @@ def test_audit_reroutes_when_the_model_is_worse_than_promised(tmp_path: Path) ->
         _corrupt(refs[k].split(), max(1, len(refs[k].split()) // 5), rng))}).to_dict() for k in audit)
     annotate(job, worse, "auditor@example.org", start=20_000)
     result = check_audit(job.root)
-    assert result.details["audit"]["rerouted"] > 0
-    assert "re-routed" in result.message
+    assert result.details["audit"]["rerouted"] > 0 and result.details["audit"]["status"] == "re-routed"
+    assert "re-routed" in result.message and "holds" not in result.message
     assert sum(r == "auto_accept" for r in current_roles(job).values()) < sum(
         r == "auto_accept" for r in roles.values())
 
@@ -180,7 +185,7 @@ def test_threshold_inputs_are_validated() -> None:
 
 
 def _calibrated_job(root: Path, *, slope: float, seed: int, cal: float = 0.2, config_hash: str = "h") -> Job:
-    refs = build_job(root, slope=slope, seed=seed, config_hash=config_hash)
+    refs = build_job(root, slope=slope, seed=seed, config_hash=config_hash, n_gold=40)
     job = Job(root)
     plan_calibration(root, size=cal, seed=seed)
     roles = current_roles(job)
@@ -191,8 +196,8 @@ def _calibrated_job(root: Path, *, slope: float, seed: int, cal: float = 0.2, co
 
 def test_prior_calibration_pools_earlier_batches_and_refuses_what_does_not_transfer(tmp_path: Path) -> None:
     earlier = [_calibrated_job(tmp_path / f"b{i}", slope=0.7, seed=10 + i) for i in range(3)]
-    alone = route(_calibrated_job(tmp_path / "alone", slope=0.7, seed=20).root, target=0.05, audit_rate=0.0)
-    pooled = route(_calibrated_job(tmp_path / "pooled", slope=0.7, seed=20).root, target=0.05, audit_rate=0.0,
+    alone = route(_calibrated_job(tmp_path / "alone", slope=0.7, seed=20).root, target=0.08, audit_rate=0.0)
+    pooled = route(_calibrated_job(tmp_path / "pooled", slope=0.7, seed=20).root, target=0.08, audit_rate=0.0,
                    prior=[j.root for j in earlier])
     info = pooled.details["pooled_calibration"]
     assert info["used"] and not info["drift"]["drift"]
@@ -200,7 +205,7 @@ def test_prior_calibration_pools_earlier_batches_and_refuses_what_does_not_trans
     assert "pooled with" in pooled.message
     # Four slices instead of one: a tighter bound, so people get fewer items for the same promise.
     assert pooled.human_share < alone.human_share
-    assert pooled.error_upper <= 0.05
+    assert pooled.error_upper <= 0.08
 
     other_model = _calibrated_job(tmp_path / "other", slope=0.7, seed=11, config_hash="another-model")
     with pytest.raises(RoutingError, match="another model or other options"):
@@ -222,21 +227,22 @@ def test_prior_calibration_is_dropped_when_this_batch_drifted(tmp_path: Path) ->
 
 def test_people_worse_than_the_confident_model_still_get_a_mix() -> None:
     # Calibrated classifier: an item of confidence c is right with probability c. People are right 81% of
-    # the time; the target is 85% accuracy. Everything to people cannot meet it; the model alone cannot
+    # the time; the target is 84% accuracy. Everything to people cannot meet it; the model alone cannot
     # either; auto-accepting the confident items and sending the rest to people can.
     rng = np.random.default_rng(0)
     conf = rng.beta(4, 1, size=3000)
     wrong = (rng.random(3000) > conf).astype(float)
-    cal, rest = np.arange(400), np.arange(400, 3000)
-    kw = dict(batch_confidence=conf[rest], human_error_rate=0.19, human_error_se=0.01, target=0.15)
-    assert wrong.mean() > 0.15 + 0.02  # the model alone misses it
-    plain = choose_threshold(conf[cal], wrong[cal], np.ones(400), **kw)
+    cal, rest = np.arange(1000), np.arange(1000, 3000)
+    kw = dict(batch_confidence=conf[rest], human_error_rate=0.19, human_error_upper=0.21, people_delta=0.01,
+              target=0.16)
+    assert wrong.mean() > 0.16 + 0.01  # the model alone misses it
+    plain = choose_threshold(conf[cal], wrong[cal], np.ones(1000), **kw)
     assert not plain.reachable and plain.human_share == 1.0
-    mixed = choose_threshold(conf[cal], wrong[cal], np.ones(400), start_threshold=1 - 0.19, **kw)
-    assert mixed.reachable and 0 < mixed.human_share < 1 and mixed.risk_upper <= 0.15
+    mixed = choose_threshold(conf[cal], wrong[cal], np.ones(1000), start_threshold=1 - 0.19, **kw)
+    assert mixed.reachable and 0 < mixed.human_share < 1 and mixed.risk_upper <= 0.16
     auto = conf[rest] >= mixed.threshold
     expected = (wrong[rest][auto].sum() + 0.19 * (~auto).sum()) / len(rest)
-    assert expected <= 0.15
+    assert expected <= 0.16
 
 
 def test_items_already_with_people_stay_out_of_the_calibration_slice(tmp_path: Path) -> None:
@@ -252,11 +258,138 @@ def test_items_already_with_people_stay_out_of_the_calibration_slice(tmp_path: P
 
 
 def test_a_reviewed_calibration_slice_counts_as_delivered_exact(tmp_path: Path) -> None:
-    plain = route(_calibrated_job(tmp_path / "a", slope=0.7, seed=50).root, target=0.05, audit_rate=0.0)
-    reviewed = route(_calibrated_job(tmp_path / "b", slope=0.7, seed=50).root, target=0.05, audit_rate=0.0,
+    plain = route(_calibrated_job(tmp_path / "a", slope=0.7, seed=50).root, target=0.08, audit_rate=0.0)
+    reviewed = route(_calibrated_job(tmp_path / "b", slope=0.7, seed=50).root, target=0.08, audit_rate=0.0,
                      calibration_reviewed=True)
-    # Same batch, same slice: only the delivered error of the slice differs (0 instead of the people's 2%).
+    # Same batch, same slice: the slice is delivered exact (not at the people's 2%), which leaves more room for
+    # the model's answers.
     assert reviewed.details["calibration_reviewed"] and not plain.details["calibration_reviewed"]
-    assert reviewed.estimated_error < plain.estimated_error
-    assert reviewed.human_share <= plain.human_share
-    assert reviewed.error_upper <= 0.05
+    assert reviewed.human_share < plain.human_share
+    assert reviewed.error_upper <= 0.08
+
+
+def test_step1_with_the_target_plans_the_evidence_and_says_when_gold_is_too_few(tmp_path: Path) -> None:
+    build_job(tmp_path / "job", n=200, n_gold=3, slope=0.7)
+    job = Job(tmp_path / "job")
+    step1 = plan_calibration(job.root, size=0.2, seed=1, target=0.08)
+    evidence = job.read_manifest()["routing"]["evidence"]
+    # The shape the client report reads (issue 14): keep it.
+    assert set(evidence) == {"target", "calibration_needed", "calibration_have", "gold_needed", "gold_have"}
+    assert set(evidence["gold_needed"]) == {"0.01", "0.02", "0.05"}
+    assert evidence["target"] == 0.08 and evidence["gold_have"] == 3
+    need = evidence["gold_needed"]
+    assert 0 < need["0.01"] < need["0.02"] < need["0.05"]
+    # The figures come from the bound routing uses: that many answers bound people at 2% within half the room.
+    words = float(np.median([len(v["answer"].split()) for v in job.log("gold").latest_by("item_id").values()]))
+    people_delta, _ = split_delta(0.05, people_measured=True)
+    assert people_upper_bound(round(0.02 * need["0.02"] * words), need["0.02"] * words, delta=people_delta) <= 0.05
+    # The slice is raised to the planned size, and the lead hears about the gold up front.
+    assert evidence["calibration_have"] == step1.counts["calibration"] >= evidence["calibration_needed"]
+    assert step1.counts["calibration"] >= round(0.2 * 197)
+    assert "TOO FEW GOLD" in step1.message and str(need["0.02"]) in step1.message
+
+
+def _routed_with_gold(root: Path, *, gold_answered: int, target: float = 0.08) -> tuple[Job, dict, list[str]]:
+    refs = build_job(root, n=400, n_gold=60, slope=0.9)
+    job = Job(root)
+    plan_calibration(root, size=0.3, seed=1)
+    roles = current_roles(job)
+    annotate(job, {k: refs[k] for k, r in roles.items() if r == "calibration"}, "trusted.reviewer@example.org")
+    gold = sorted(k for k, r in roles.items() if r == "gold")
+    people(job, refs, gold[:gold_answered], wer=0.02, seed=3, start=10_000)
+    return job, refs, gold
+
+
+def test_routing_again_as_gold_arrives_moves_open_items_back_and_keeps_answers(tmp_path: Path) -> None:
+    job, refs, gold = _routed_with_gold(tmp_path / "job", gold_answered=4)
+    first = route(job.root, target=0.08)
+    # Four gold answers bound the people loosely: (almost) everything open goes to people.
+    assert first.counts.get("auto_accept", 0) < 20
+    roles = current_roles(job)
+    answered = sorted(k for k, r in roles.items() if r == "human")[:15]
+    annotate(job, {k: refs[k] for k in answered}, "simulated.annotator@example.org", start=30_000)
+    # The same command with no new evidence changes nothing.
+    lines = job.log("routing").path.read_text().count("\n")
+    again = route(job.root, target=0.08)
+    assert job.log("routing").path.read_text().count("\n") == lines and current_roles(job) == roles
+    assert again.counts == first.counts
+    # More gold answers arrive: open items move back to auto-accept; answered ones stay with people.
+    people(job, refs, gold[4:], wer=0.02, seed=4, start=40_000)
+    later = route(job.root, target=0.08)
+    now = current_roles(job)
+    assert later.reachable and later.counts["auto_accept"] > first.counts.get("auto_accept", 0) + 50
+    assert all(now[k] == "human" for k in answered)
+    assert later.details["rerouted"] > 0 and later.evidence["gold_have"] == 60
+    assert "Every item is already with people" not in later.message
+
+
+def test_audit_states_its_own_state(tmp_path: Path) -> None:
+    job, refs, gold = _routed_with_gold(tmp_path / "none", gold_answered=60)
+    route(job.root, target=0.08, audit_rate=0.0)
+    result = check_audit(job.root)
+    assert result.details["audit"]["status"] == "nothing to audit" and "Nothing to audit" in result.message
+    assert result.reachable and "missed" not in result.message
+
+    job, refs, gold = _routed_with_gold(tmp_path / "some", gold_answered=60)
+    route(job.root, target=0.08, audit_rate=0.2)
+    audit = [k for k, r in current_roles(job).items() if r == "audit"]
+    with pytest.raises(RoutingError, match=f"0 of {len(audit)} audit items answered yet; {len(audit)} remain"):
+        check_audit(job.root)
+    preds = job.current_predictions()
+    annotate(job, {k: preds[k].text for k in audit[:-2]}, "auditor@example.org", start=50_000)  # model right
+    result = check_audit(job.root)
+    assert result.details["audit"]["status"] == "partial" and result.details["audit"]["remaining"] == 2
+    assert "2 remain" in result.message and "holds" in result.message and "re-routed" not in result.message
+
+
+def test_delivered_error_lies_within_the_promise(tmp_path: Path) -> None:
+    from kdh_ai.deliver import delivered_records
+
+    job, refs, gold = _routed_with_gold(tmp_path / "job", gold_answered=60)
+    result = route(job.root, target=0.08, audit_rate=0.05, calibration_reviewed=True)
+    roles = current_roles(job)
+    # The people answer what was routed to them (simulated, 2% WER as on gold).
+    people(job, refs, sorted(k for k, r in roles.items() if r in ("human", "audit")), wer=0.02, seed=5,
+           start=60_000)
+    rows = delivered_records(job)
+    by = {r["item_id"]: r for r in rows}
+    assert all(by[k]["provenance"] == "gold" and by[k]["answer"] == refs[k] for k in gold)
+    assert all(by[k]["provenance"] == "reviewed" for k, r in roles.items() if r == "calibration")
+    errs = TranscriptionTask().item_errors([by[k]["answer"] for k in refs], [refs[k] for k in refs])
+    real = errs[:, 0].sum() / errs[:, 1].sum()
+    assert 0 < real <= result.error_upper <= 0.08
+    assert abs(real - result.estimated_error) < 0.02
+
+
+def test_status_names_the_next_command(tmp_path: Path) -> None:
+    from kdh_ai.labelstudio.status import job_status
+
+    build_job(tmp_path / "job", n=60, n_gold=10)
+    job = Job(tmp_path / "job")
+    assert "kdh route" in job_status(job.root).next_step and "--calibration" in job_status(job.root).next_step
+    plan_calibration(job.root, size=30, seed=0, target=0.08)
+    step = job_status(job.root).next_step
+    assert step.startswith("push") and f"kdh push {job.root}" in step
+
+
+def test_kdh_route_refuses_targets_that_make_no_sense(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kdh_ai.cli import app
+
+    build_job(tmp_path / "job", n=60, n_gold=5)
+    job = str(tmp_path / "job")
+
+    def kdh(*args: str) -> tuple[int, str]:
+        res = CliRunner().invoke(app, list(args))
+        return res.exit_code, " ".join(res.output.split())
+
+    code, out = kdh("route", job, "--target-wer", "5")
+    assert code == 2 and "(0, 1)" in out and "for 5% write 0.05" in out
+    code, out = kdh("route", job, "--calibration", "0.2", "--target-accuracy", "0.95")
+    assert code == 2 and "transcription job" in out and "--target-wer" in out
+    code, out = kdh("route", job, "--target-wer", "0")
+    assert code == 2 and "(0, 1)" in out
+    assert current_roles(Job(tmp_path / "job")) == {}, "nothing was routed by a refused command"
+    code, out = kdh("route", job, "--calibration", "30", "--target-wer", "0.08")
+    assert code == 0 and "gold answers needed" in out

@@ -12,15 +12,31 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperGroup
 
-from kdh_ai.cli import deliver, labelstudio, models, prelabel, route, select
+from kdh_ai.cli import deliver, labelstudio, models, prelabel, qualify, route, select
 from kdh_ai.cli._common import setup_logging
 
-__all__ = ["app", "main"]
+__all__ = ["WORKFLOW", "app", "main"]
+
+WORKFLOW = ("prelabel", "route", "labelstudio", "push", "pull", "select", "status", "quality", "deliver", "report",
+            "feedback", "trainee", "qualify", "models")
+"""The commands in the order a lead uses them (``kdh --help`` lists them so); any other command follows."""
+
+
+class _WorkflowGroup(TyperGroup):
+    """Lists the subcommands in workflow order (:data:`WORKFLOW`) rather than in registration order."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return [n for n in WORKFLOW if n in names] + [n for n in names if n not in WORKFLOW]
+
 
 app = typer.Typer(
     name="kdh",
+    cls=_WorkflowGroup,
     help="kdh_ai: offline pre-labeling, Label Studio hand-off and quality measurement for client batches.",
     no_args_is_help=True,
     add_completion=False,
@@ -33,6 +49,7 @@ labelstudio.register(app)  # kdh labelstudio start|stop|status|add-annotator, kd
 route.register(app)  # kdh route
 select.register(app)  # kdh select
 deliver.register(app)  # kdh deliver, kdh report
+qualify.register(app)  # kdh qualify
 
 
 @app.callback()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -37,22 +38,33 @@ def deliver_command(
 
 def report_command(
     job_dir: Annotated[Path, typer.Argument(help="The job directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write; metrics.json goes next to "
-                                      "it.")] = Path("report.html"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write; NAME.metrics.json and "
+                                      "NAME.plots.json go next to it.")] = Path("report.html"),
     client: Annotated[Optional[str], typer.Option(help="The client's name, shown in the title.")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also write NAME.pdf (printed by headless Chromium; "
+                                      "`make system-deps` installs it).")] = False,
 ) -> None:
-    """Write the client quality report: one self-contained HTML file (no network needed) and metrics.json.
+    """Write the client quality report: one self-contained HTML file (no network needed), its figures as JSON,
+    and with --pdf a PDF to forward.
 
-    Batch summary, delivered quality with its interval and how it was measured (calibration, audit, gold,
-    overlap), human share, annotator agreement, turnaround, and plots.
+    A verdict against the agreed target with its bound and how it is guaranteed; a DRAFT banner while items
+    routed to people are unanswered or the audit is unchecked; provenance of every delivered answer; method
+    (calibration, gold, overlap, audit, guideline); model and people with intervals; the model's typical
+    errors; turnaround and the time pre-labels saved. Lead instructions stay out of it: see `kdh status`.
     """
-    from kdh_ai.report import write_client_report
+    from kdh_ai.report import ReportError, report_paths, write_client_report
 
     try:
-        path = write_client_report(job_dir, out, client=client)
-    except ValueError as exc:
+        path = write_client_report(job_dir, out, client=client, pdf=pdf)
+    except ReportError as exc:
         raise fail(str(exc)) from None
-    console.print(f"Report: [bold]{path}[/] (open it in any browser); figures: {path.with_name('metrics.json')}")
+    paths = report_paths(path)
+    console.print(f"Report: [bold]{path}[/] (open it in any browser); figures: {paths['metrics']}, plot data: "
+                  f"{paths['plots']}" + (f"; PDF: {paths['pdf']}" if pdf else ""))
+    draft = json.loads(paths["metrics"].read_text(encoding="utf-8")).get("draft") or {}
+    if draft.get("is_draft"):
+        console.print("[yellow]The report is marked DRAFT:[/] " + "; ".join(draft["reasons"])
+                      + ". See `kdh status` for what to do next.")
 
 
 def quality_command(
@@ -88,7 +100,8 @@ def feedback_command(
     job_dir: Annotated[Path, typer.Argument(help="The job directory.")],
     annotator: Annotated[str, typer.Option("--annotator", "-a", help="The annotator's e-mail (as in Label Studio).")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The HTML page to write (default: "
-                                                "JOB_DIR/feedback/<annotator>.html).")] = None,
+                                                "JOB_DIR/feedback/<e-mail with @ as _at_>.html, e.g. "
+                                                "JOB_DIR/feedback/amina_at_hub.example.html).")] = None,
 ) -> None:
     """Write one trainee's feedback page: accuracy on gold over time, most frequent errors with examples and
     timestamps, speed against the team median, and concrete hints."""

@@ -265,7 +265,7 @@ def status_cmd(
                 err_console.print(f"[yellow]warning:[/] {exc}\nShowing the state of the last pull.")
         st = job_status(job_dir, since=_date(since), until=_date(until), lead_time_cap_s=cap_minutes * 60)
     if st.project_id is None:
-        raise fail(f"{job_dir} was never pushed to Label Studio; run `kdh push` first")
+        raise fail(f"{job_dir} was never pushed to Label Studio. Next: {st.next_step}")
     if as_json:
         d = dataclasses.asdict(st)
         d["eta"] = st.eta.isoformat() if st.eta else None
@@ -293,6 +293,7 @@ def status_cmd(
         people.add_row(str(s.email or s.annotator_id), str(s.items), str(s.skipped), str(s.gold), f"{s.hours:.2f}",
                        f"{s.hours_capped:.2f}", (s.last_at or "")[:16].replace("T", " "))
     console.print(people)
+    console.print(f"[bold]Next:[/] {st.next_step}")
 
 
 def register(root: typer.Typer, *, labelstudio_name: str = "labelstudio") -> None:

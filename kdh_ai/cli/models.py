@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from kdh_ai.cli._common import console
+from kdh_ai.cli._common import console, fail
 
 __all__ = ["app"]
 
@@ -39,3 +40,28 @@ def models_list(
         for card in cards:
             console.rule(card.name)
             console.print(card.path.read_text(encoding="utf-8") if card.path else card)
+
+
+@app.command("convert")
+def models_convert(
+    model: Annotated[str, typer.Argument(help="Registry name (see `kdh models list`) or a local CTranslate2 "
+                                              "Whisper directory.")] = "whisper-tiny.en",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the checkpoint here instead of the "
+                                                "cache (~/.cache/kdh_ai/openai-whisper).")] = None,
+) -> None:
+    """Write an OpenAI Whisper checkpoint (.pt) from a CTranslate2 Whisper model, offline.
+
+    `whisper.load_model(PATH)` (the openai-whisper package) loads the result. `kdh prelabel transcribe --engine
+    openai-whisper` converts on first use by itself; this command does it ahead of time, or for your own use.
+    """
+    from kdh_ai.engines.whisper_checkpoint import openai_whisper_checkpoint
+    from kdh_ai.registry import ModelNotAvailableError, resolve_model
+
+    try:
+        path = openai_whisper_checkpoint(resolve_model(model), out=out)
+    except ModelNotAvailableError as exc:
+        raise fail(str(exc)) from None
+    record = path.with_name(path.name + ".json")
+    console.print(f"[green]OpenAI Whisper checkpoint[/] {path} ({path.stat().st_size / 1e6:.0f} MB; SHA-256 "
+                  f"recorded in {record.name})")
+    console.print(f'Load it with: [bold]whisper.load_model("{path}", device="cpu")[/]')

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from kdh_ai.cli._common import console, err_console, fail
 
-__all__ = ["app", "print_summary"]
+__all__ = ["app", "check_language", "print_summary"]
 
 app = typer.Typer(help="Pre-label a client batch with a model into a job directory.", no_args_is_help=True)
 
@@ -39,37 +43,58 @@ def prelabel_transcribe(
     max_items: Annotated[Optional[int], typer.Option(help="Process at most N pending items now (a trial run; "
                                                      "run again to continue).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    engine: Annotated[Optional[str], typer.Option(help="faster-whisper | openai-whisper (OpenAI's reference "
+                                                  "implementation on the same weights; slower). "
+                                                  "[default: faster-whisper]")] = None,
+    allow_root: Annotated[Optional[list[Path]], typer.Option(
+        "--allow-root", help="A folder outside the manifest's own whose audio files the manifest may name "
+        "(repeatable). Without it, a path that leads out of the batch folder ('..', an absolute path, a "
+        "symbolic link) is refused.")] = None,
 ) -> None:
     """Transcribe a batch of audio with Whisper, offline, into JOB_DIR (resumable).
 
     Writes predictions.jsonl (append-only; the latest record per item for the current configuration wins),
     predictions.parquet, items.jsonl and job.json. Killed or interrupted? Run the same command again: done
-    items are skipped. Exit code 1 when some item failed (each is listed with what to do).
+    items are skipped. Only files inside the batch folder are read (see --allow-root); special files and
+    link loops are refused per item. Exit codes: 0 every clip done (files that are not audio are listed as
+    skipped); 1 some clip failed (each is listed with what to do); 2 bad input (an empty folder, a manifest
+    without item_id or path); 3 another run holds the job.
     """
-    from kdh_ai.config import ConfigError, load_pipeline, validate_options
+    from kdh_ai.config import ConfigError, load_input_config, load_pipeline, validate_options
     from kdh_ai.items import InputError
     from kdh_ai.job import JobLockedError
     from kdh_ai.prelabel import run_prelabel
     from kdh_ai.registry import ModelNotAvailableError
-    from kdh_ai.tasks.transcription import Transcriber
+    from kdh_ai.tasks.base import Prelabeler
+    from kdh_ai.tasks.transcription import make_transcriber
 
     overrides: dict[str, Any] = {k: v for k, v in {
         "model": model, "beam_size": beam_size, "compute_type": compute_type, "language": language, "vad": vad,
-        "pack_short_clips": pack, "max_duration_s": max_duration}.items() if v is not None}
+        "pack_short_clips": pack, "max_duration_s": max_duration, "engine": engine}.items() if v is not None}
     try:
         if config is not None:
             task, options = load_pipeline(config, overrides=overrides)
             if task != "transcription":
                 raise ConfigError(f"{config} is a {task} pipeline; use `kdh prelabel classify`")
+            roots = [*load_input_config(config).allow_roots, *(str(r) for r in allow_root or [])]
         else:
             options = validate_options("transcription", overrides, where="flags")
+            roots = [str(r) for r in allow_root or []]
+        check_language(options.model, options.language)
     except ConfigError as exc:
         raise fail(str(exc)) from None
 
+    timer = _Timer()
+
+    def make() -> Prelabeler:
+        with timer.setup():
+            return make_transcriber(options)
+
     try:
-        summary = run_prelabel(
-            out, input, make_prelabeler=lambda: Transcriber(options), task="transcription", item_kind="audio",
-            options=dataclasses.asdict(options), log_progress=progress, max_items=max_items)
+        with timer.total():
+            summary = run_prelabel(
+                out, input, make_prelabeler=make, task="transcription", item_kind="audio",
+                options=dataclasses.asdict(options), log_progress=progress, max_items=max_items, allow_roots=roots)
     except JobLockedError as exc:
         raise fail(str(exc), 3) from None
     except (InputError, ModelNotAvailableError, ValueError) as exc:
@@ -78,7 +103,7 @@ def prelabel_transcribe(
         err_console.print("[yellow]Interrupted.[/] Everything finished so far is saved; run the same command "
                           "again to continue.")
         raise typer.Exit(130) from None
-    print_summary(summary)
+    print_summary(summary, timer=timer)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -105,6 +130,8 @@ def prelabel_classify(
                                                  "[default: 5]")] = None,
     cpu_threads: Annotated[Optional[int], typer.Option(help="Torch threads (0 = torch default). "
                                                        "[default: 0]")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the trained head's calibration folds (the same "
+                                                "seed, labels and texts give the same head). [default: 0]")] = None,
     max_items: Annotated[Optional[int], typer.Option(help="Process at most N pending items now (a trial run; "
                                                      "run again to continue).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
@@ -135,7 +162,7 @@ def prelabel_classify(
     overrides: dict[str, Any] = {k: v for k, v in {
         "labels": str(labels) if labels is not None else None, "model": model, "head": head,
         "train_labels": str(train_labels) if train_labels is not None else None, "max_chars": max_chars,
-        "top_k": top_k, "cpu_threads": cpu_threads}.items() if v is not None}
+        "top_k": top_k, "cpu_threads": cpu_threads, "seed": seed}.items() if v is not None}
     try:
         if config is not None:
             task, options = load_pipeline(config, overrides=overrides)
@@ -151,16 +178,19 @@ def prelabel_classify(
         raise fail(str(exc)) from None
 
     built: list[Classifier] = []
+    timer = _Timer()
 
     def make() -> Classifier:
-        clf = Classifier.for_job(options, out, labels=label_set, source=input, log_progress=progress)
+        with timer.setup():
+            clf = Classifier.for_job(options, out, labels=label_set, source=input, log_progress=progress)
         built.append(clf)
         return clf
 
     try:
-        summary = run_prelabel(
-            out, input, make_prelabeler=make, task="classification", item_kind="text",
-            options=dataclasses.asdict(options), log_progress=progress, max_items=max_items)
+        with timer.total():
+            summary = run_prelabel(
+                out, input, make_prelabeler=make, task="classification", item_kind="text",
+                options=dataclasses.asdict(options), log_progress=progress, max_items=max_items)
     except JobLockedError as exc:
         raise fail(str(exc), 3) from None
     except (InputError, ModelNotAvailableError, FileNotFoundError, ValueError) as exc:
@@ -174,12 +204,78 @@ def prelabel_classify(
         cv = getattr(h, "cv_accuracy_", None)
         console.print(f"head: [bold]{h.kind}[/] ({h.identity[:8]}), {h.n_train} human labels"
                       + (f", cross-validated accuracy {cv:.3f}" if cv is not None else ""))
-    print_summary(summary)
+    print_summary(summary, timer=timer)
     if summary.failed:
         raise typer.Exit(1)
 
 
-def print_summary(summary: Any) -> None:
+class _Timer:
+    """Wall time of a whole ``kdh prelabel`` run, and the part spent loading the model and training the head."""
+
+    def __init__(self) -> None:
+        self.setup_s = 0.0
+        self.total_s = 0.0
+
+    @contextlib.contextmanager
+    def setup(self) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.setup_s += time.perf_counter() - t0
+
+    @contextlib.contextmanager
+    def total(self) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.total_s += time.perf_counter() - t0
+
+
+def check_language(model: str, language: str | None) -> None:
+    """Refuse a language an English-only Whisper model cannot transcribe, naming the multilingual models.
+
+    A registry model is English-only when its card lists only ``en``; a local CTranslate2 directory when its
+    vocabulary is Whisper's English-only one (under 51,865 tokens, faster-whisper's own test).
+
+    Raises:
+        ConfigError: ``language`` is not English and ``model`` is English-only.
+    """
+    from kdh_ai.config import ConfigError
+    from kdh_ai.registry import list_cards
+
+    if not language or language.lower() in ("en", "english"):
+        return
+    cards = {c.name: c for c in list_cards()}
+    if model in cards:
+        english_only = [x.lower() for x in cards[model].languages] == ["en"]
+    else:
+        english_only = _vocabulary_size(Path(model).expanduser()) in range(1, 51865)
+    if english_only:
+        multi = sorted(c.name for c in cards.values() if c.task == "transcription"
+                       and [x.lower() for x in c.languages] != ["en"])
+        raise ConfigError(f"--language {language}: the model {model} is English-only and cannot transcribe "
+                          f"{language!r}. Use a multilingual model: "
+                          + (" or ".join(f"--model {m}" for m in multi) if multi else "a multilingual Whisper "
+                             "directory (--model PATH)") + " (see `kdh models list`), or leave out --language")
+
+
+def _vocabulary_size(folder: Path) -> int:
+    """Tokens in a CTranslate2 Whisper directory's vocabulary (0 when it has none that can be read)."""
+    import json
+
+    try:
+        if (folder / "vocabulary.json").is_file():
+            return len(json.loads((folder / "vocabulary.json").read_text(encoding="utf-8")))
+        if (folder / "vocabulary.txt").is_file():
+            return sum(1 for _ in open(folder / "vocabulary.txt", encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    return 0
+
+
+def print_summary(summary: Any, *, timer: _Timer | None = None) -> None:
     c = summary.counts
     table = Table(title=f"{summary.task} job: {summary.job_dir}", show_header=False)
     table.add_column(style="bold")
@@ -193,13 +289,21 @@ def print_summary(summary: Any) -> None:
     table.add_row("this run", f"{summary.processed} processed, {summary.skipped} already done")
     if summary.audio_s:
         table.add_row("audio processed", f"{summary.audio_s:.1f} s ({summary.audio_s / 3600:.3f} h)")
-    table.add_row("wall time", f"{summary.wall_s:.1f} s")
+    if timer is not None and timer.total_s:
+        table.add_row("wall time", f"{timer.total_s:.1f} s (loading the model"
+                      + (" and training the head" if summary.task == "classification" else "")
+                      + f" {timer.setup_s:.1f} s, pre-labeling {summary.wall_s:.1f} s)")
+    else:
+        table.add_row("wall time", f"{summary.wall_s:.1f} s")
     if summary.real_time_factor:
-        table.add_row("real-time factor", f"{summary.real_time_factor:.1f}x (audio seconds per wall second)")
+        table.add_row("real-time factor", f"{summary.real_time_factor:.1f}x (audio seconds per second of "
+                      "pre-labeling, model loading left out)")
     console.print(table)
     for item_id, message in summary.errors:
         err_console.print(f"[red]item {item_id}:[/] {message}")
     for issue in summary.ingest_issues:
         err_console.print(f"[yellow]input:[/] {issue}")
+    for note in getattr(summary, "skipped_files", []):
+        err_console.print(f"[dim]input: {escape(note)} (listed only: not a failed item)[/]")
     console.print(f"Results: {summary.job_dir / 'predictions.jsonl'} and predictions.parquet; "
                   f"job manifest: {summary.job_dir / 'job.json'}")

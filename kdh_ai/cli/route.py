@@ -16,11 +16,15 @@ __all__ = ["register"]
 def route_command(
     job_dir: Annotated[Path, typer.Argument(help="A pre-labeled job directory.")],
     calibration: Annotated[Optional[float], typer.Option(
-        help="Step 1: draw the calibration slice (share of items, e.g. 0.2, or a count, e.g. 60).")] = None,
+        help="Step 1: draw the calibration slice (share of items, e.g. 0.2, or a count, e.g. 60). With "
+        "--target-wer/--target-accuracy it also plans the evidence: the slice is raised to the size the target "
+        "needs, and it says how many gold answers are needed.")] = None,
     target_wer: Annotated[Optional[float], typer.Option(help="Step 2 (transcription): target WER of the whole "
-                                                        "delivered batch, e.g. 0.05.")] = None,
+                                                        "delivered batch, a share in (0, 1), e.g. 0.05 for 5%. "
+                                                        "With --calibration: the target to plan for.")] = None,
     target_accuracy: Annotated[Optional[float], typer.Option(help="Step 2 (classification): target accuracy of "
-                                                             "the delivered batch, e.g. 0.98.")] = None,
+                                                             "the delivered batch, a share in (0, 1), e.g. 0.98. "
+                                                             "With --calibration: the target to plan for.")] = None,
     budget: Annotated[Optional[float], typer.Option(help="Step 2, budget mode: largest share of items people may "
                                                     "touch (e.g. 0.3); best quality within it.")] = None,
     check_audit: Annotated[bool, typer.Option("--check-audit", help="After the audit items are answered and "
@@ -43,24 +47,47 @@ def route_command(
 ) -> None:
     """Route every item: calibration, gold, human, audit or auto_accept.
 
-    Two steps. First `kdh route JOB --calibration 0.2` draws a random slice for people to label to gold quality
+    Two steps. First `kdh route JOB --calibration 0.2 --gold gold.csv --target-wer 0.05` draws a random slice
+    for people to label to gold quality and says how many calibration items and gold answers the target needs
     (push, annotate, pull). Then `kdh route JOB --target-wer 0.05` (or --target-accuracy, or --budget) chooses
-    the confidence threshold from that slice with a statistical guarantee and routes the rest. `kdh push` then
-    sends every item that is not auto_accept. For a client who sends batch after batch, add
+    the confidence threshold from that slice with a finite-sample guarantee and routes the rest. `kdh push` then
+    sends every item that is not auto_accept. Run step 2 again as more gold or calibration answers arrive:
+    items nobody has answered yet may move back to auto-accept. For a client who sends batch after batch, add
     `--prior-calibration EARLIER_JOB` to pool earlier slices: a tighter bound, so fewer items for people.
     """
     from kdh_ai.job import JobLockedError
     from kdh_ai.routing import RoutingError, check_audit as do_check_audit, plan_calibration, route
 
-    modes = [x is not None for x in (calibration, target_wer, target_accuracy, budget)] + [check_audit]
-    if sum(modes) != 1:
+    from kdh_ai.job import Job
+
+    if budget is not None and not 0 <= budget <= 1:
+        raise fail(f"--budget must be a share in [0, 1], got {budget:g}"
+                   + (f"; for {budget:g}% write {budget / 100:g}" if 1 < budget <= 100 else ""))
+    for name, value in (("--target-wer", target_wer), ("--target-accuracy", target_accuracy)):
+        if value is not None and not 0 < value < 1:
+            hint = (f"; for {value:g}% write {value / 100:g}" if 1 <= value <= 100 else "")
+            raise fail(f"{name} must be a share in (0, 1), got {value:g}{hint}")
+    if target_wer is not None and target_accuracy is not None:
+        raise fail("give one target: --target-wer (transcription) or --target-accuracy (classification)")
+    if target_wer is not None or target_accuracy is not None:
+        task_name = (Job(job_dir).read_manifest() if (job_dir / "job.json").exists() else {}).get("task")
+        if target_wer is not None and task_name not in (None, "transcription"):
+            raise fail(f"--target-wer is for transcription jobs; {job_dir} is a {task_name} job: use "
+                       "--target-accuracy (e.g. 0.95)")
+        if target_accuracy is not None and task_name == "transcription":
+            raise fail(f"--target-accuracy is for classification jobs; {job_dir} is a transcription job: use "
+                       "--target-wer (e.g. 0.05)")
+    target = target_wer if target_wer is not None else (1 - target_accuracy if target_accuracy is not None else None)
+    step2 = [x is not None for x in (target, budget)] + [check_audit]
+    if calibration is None and sum(step2) != 1:
         raise fail("give exactly one of --calibration, --target-wer, --target-accuracy, --budget or --check-audit")
+    if calibration is not None and (budget is not None or check_audit):
+        raise fail("--calibration (step 1) goes with a target to plan for, not with --budget or --check-audit")
     if gold is not None and calibration is None:
         raise fail("--gold goes with --calibration (step 1); later, add gold with `kdh push --gold`")
     try:
         if calibration is not None:
             if gold is not None:
-                from kdh_ai.job import Job
                 from kdh_ai.labelstudio.gold import add_gold, read_gold_manifest
 
                 items, problems = read_gold_manifest(gold)
@@ -68,12 +95,12 @@ def route_command(
                 for p in problems + more:
                     console.print(f"[yellow]gold:[/] {p}")
                 console.print(f"{added} gold item(s) recorded from {gold}")
-            result = plan_calibration(job_dir, size=calibration, seed=seed)
+            if target is not None:
+                console.print("planning the evidence for the target (simulated slices; a few seconds) ...")
+            result = plan_calibration(job_dir, size=calibration, seed=seed, target=target, delta=delta)
         elif check_audit:
             result = do_check_audit(job_dir, delta=delta)
         else:
-            target = target_wer if target_wer is not None else (
-                1 - target_accuracy if target_accuracy is not None else None)
             result = route(job_dir, target=target, budget=budget, audit_rate=audit_rate, delta=delta,
                            human_error=human_error, seed=seed, prior=prior_calibration or (),
                            calibration_reviewed=calibration_reviewed)

@@ -150,7 +150,11 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
     task = task_type or get_task(job.read_manifest().get("task") or state.get("task") or "")  # labels not needed
     result = PullResult(project_id=pid)
     with job:
-        users = {u["id"]: u.get("email") for u in client.users()}
+        from kdh_ai.labelstudio.server import is_simulated
+
+        user_list = client.users()
+        users = {u["id"]: u.get("email") for u in user_list}
+        simulated = {u["id"] for u in user_list if is_simulated(u)}
         t_exp = time.perf_counter()
         exported = export_project(client, pid)
         result.export_s = time.perf_counter() - t_exp
@@ -185,7 +189,8 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
                 records.append({
                     "item_id": str(item_id), "task": task.name, "annotation_id": aid, "ls_task_id": t["id"],
                     "ls_project_id": pid, "annotator_id": annotator_id,
-                    "annotator_email": users.get(annotator_id), "answer": None if skipped
+                    "annotator_email": users.get(annotator_id), "annotator_simulated": annotator_id in simulated,
+                    "answer": None if skipped
                     else task.result_to_answer(result_list), "result": result_list,
                     "lead_time_s": ann.get("lead_time"), "created_at": ann.get("created_at"),
                     "updated_at": ann.get("updated_at"), "skipped": skipped, "gold": role == "gold",

@@ -14,10 +14,16 @@ What goes out (see :mod:`kdh_ai.labelstudio` for the whole design):
   ``control`` or ``gold`` directly.
 * **Gold.** Gold items are inserted at random positions of the import order, which annotators follow
   (sequential sampling), at a rate that gives each annotator about ``gold_rate`` gold in their stream (see
-  :func:`gold_count`). Each gold task is done by ``gold_overlap`` annotators (default: all the annotators of
-  the server; pushing again after adding annotators raises it). The answers never leave the job directory.
+  :func:`gold_count`), or more: as many as routing's evidence plan needs for its target
+  (:func:`gold_needed_items`), all of them on the first push when the lead recorded fewer. Each gold task is
+  done by ``gold_overlap`` annotators (default: all the annotators of the server; pushing again after adding
+  annotators raises it). The answers never leave the job directory.
 * **Audio.** Through local-files storage when kdh runs the server on this machine: each project gets a folder
-  of symlinks (one per pushed item) under the server's narrow document root. By upload otherwise.
+  of symlinks (one per pushed item) under the server's narrow document root. By upload otherwise. Only a file
+  that the model decoded as audio (prediction ``ok`` or ``no_speech``, with its ``sha256``) is linked or
+  uploaded, and only while its bytes still have that hash; a gold file kdh never pre-labeled must decode as
+  audio. An item the model failed on that is routed to people goes out as a task that describes the error
+  (``data.kdh_error``, no file). See ``docs/labelstudio.md``, "Which files Label Studio can serve".
 
 Idempotent and crash-safe: each task carries ``data.item_id``; a chunk is recorded in ``tasks.jsonl`` as soon
 as Label Studio confirms it. Before importing, push compares the project's task count with ``tasks.jsonl``;
@@ -59,8 +65,8 @@ from kdh_ai.labelstudio.project import create_project, data_key, project_url, re
 from kdh_ai.records import Prediction, utc_now
 from kdh_ai.tasks import TaskType, get_task
 
-__all__ = ["ROLES", "PushOptions", "PushResult", "assign_role", "gold_count", "job_task_type", "push",
-           "read_ls_state"]
+__all__ = ["ROLES", "PushOptions", "PushResult", "assign_role", "gold_count", "gold_needed_items", "job_task_type",
+           "push", "read_ls_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +204,21 @@ def gold_count(ordinary: int, *, rate: float, gold_overlap: int) -> int:
     return math.ceil(rate * ordinary / (gold_overlap * (1.0 - rate)) - 1e-9)
 
 
+def gold_needed_items(manifest: dict[str, Any], gold_overlap: int) -> int:
+    """Gold items routing's evidence plan needs in all (``job.json`` ``routing.evidence``; 0 without a plan).
+
+    The plan counts gold *answers* for people erring at 1%, 2% and 5%; the largest reachable figure is taken,
+    divided by the annotators per gold item.
+
+    Example:
+        >>> gold_needed_items({"routing": {"evidence": {"gold_needed": {"0.01": 4, "0.02": 9, "0.05": None}}}}, 2)
+        5
+    """
+    needed = [int(v) for v in (((manifest.get("routing") or {}).get("evidence") or {}).get("gold_needed") or {}
+                               ).values() if v is not None]
+    return math.ceil(max(needed) / max(1, gold_overlap)) if needed else 0
+
+
 def job_task_type(job: Job) -> TaskType:
     """The job's task type, with its label list when the job has one (classification: ``config.labels``).
 
@@ -298,6 +319,9 @@ def _ensure_project(job: Job, client: LabelStudioClient, task: TaskType, opts: P
                        json_body={"expert_instruction": guidelines, "show_instruction": True})
     state.update({"url": client.url, "project_id": int(project["id"]), "project_title": project["title"],
                   "task": task.name, "data_key": data_key(task, labels=opts.labels), "job_key": _job_key(job)})
+    if opts.guidelines:  # which guideline the people worked to, for the client report
+        state["guidelines"] = {"file": Path(opts.guidelines).name,
+                               "sha256": hashlib.sha256(Path(opts.guidelines).read_bytes()).hexdigest()}
     state.setdefault("created_at", utc_now())
     _write_ls_state(job, state)
     return project
@@ -421,6 +445,18 @@ class _Planned:
     value: str | None  # audio path or text
     prediction: Prediction | None
     overlap: int
+    sha256: str | None = None  # audio: the hash the model's decoding recorded (the file must still have it)
+    note: str | None = None  # audio the model could not decode: what went wrong (sent instead of the file)
+
+
+_ABS_PATH = re.compile(r"(?<![\w.])/[^\s'\"]+")
+
+
+def _error_note(item_id: str, error: str | None) -> str:
+    """What an annotator is told about an item whose file is not sent (absolute paths cut to their names)."""
+    reason = _ABS_PATH.sub(lambda m: Path(m.group(0)).name or "/", error or "the model could not read it")
+    return (f"kdh did not send this item's file: it could not be used as audio ({reason}). Do not transcribe; "
+            "tell the lead, who has the details in the job directory.")
 
 
 def _annotator_count(client: LabelStudioClient) -> int:
@@ -506,10 +542,10 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
                 continue
             if item_id in gold:
                 continue
-            if item.get("error"):
+            pred = preds.get(item_id)
+            if item.get("error") and (routing is None or task.item_kind != "audio"):
                 skipped["item could not be read at ingest"] += 1
                 continue
-            pred = preds.get(item_id)
             if routing is not None:
                 r = routing.get(item_id)
                 if r is None:
@@ -537,14 +573,29 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
                     continue
             value = item.get("path") if task.item_kind == "audio" else item.get("text")
             role, overlap = role_of(item_id)
-            ordinary.append(_Planned(item_id, role, value, pred if role != "control" else None, overlap))
+            sha, note = None, None
+            if task.item_kind == "audio":
+                decoded = pred is not None and pred.status in _PUSHABLE and bool(pred.sha256) and not item.get("error")
+                if decoded:
+                    sha = pred.sha256
+                else:  # never decoded as audio: people get a description of the error, never the file
+                    value, note = None, _error_note(item_id, item.get("error") or (
+                        preds[item_id].error if item_id in preds else None))
+            ordinary.append(_Planned(item_id, role, value, pred if role != "control" else None, overlap,
+                                     sha256=sha, note=note))
         if opts.limit is not None and len(ordinary) > opts.limit:
             skipped["over --limit (next push)"] += len(ordinary) - opts.limit
             ordinary = ordinary[:opts.limit]
 
         # ---- mix in gold ----
         pool = sorted((g for g in gold if g not in all_recorded), key=lambda g: _unit(opts.seed, "gold", g))
-        n_gold = min(len(pool), gold_count(len(ordinary), rate=opts.gold_rate, gold_overlap=gold_overlap))
+        # Routing's evidence plan says how many gold answers its target needs: send them now, not at the rate.
+        # Without a plan, the gold routing step 1 marked (the lead gave it to measure the people) is all needed.
+        needed = gold_needed_items(manifest, gold_overlap) if (manifest.get("routing") or {}).get("evidence") \
+            else sum(r.get("role") == "gold" for r in (routing or {}).values())
+        wanted = max(gold_count(len(ordinary), rate=opts.gold_rate, gold_overlap=gold_overlap),
+                     needed - sum(r.get("role") == "gold" for r in all_recorded.values()))
+        n_gold = min(len(pool), wanted)
         if gold and opts.gold_rate > 0 and ordinary and n_gold < gold_count(len(ordinary), rate=opts.gold_rate,
                                                                    gold_overlap=gold_overlap):
             logger.warning("Only %d gold items are left for %d new tasks (rate %.2f wants more); add gold with "
@@ -558,7 +609,13 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
             pred = preds.get(g)
             prelabel = pred is not None and pred.status in _PUSHABLE and assign_role(
                 g, seed=opts.seed, overlap_fraction=0.0, control_share=opts.control_share) != "control"
-            gold_planned.append(_Planned(g, "gold", value, pred if prelabel else None, gold_overlap))
+            sha = pred.sha256 if pred is not None and pred.status in _PUSHABLE else None
+            if task.item_kind == "audio" and g in items and sha is None:
+                result.issues.append(f"gold item {g}: the model could not decode its audio ("
+                                     f"{(pred.error if pred is not None else None) or 'no pre-label yet'}); "
+                                     "it is not sent: fix the file and run kdh prelabel again")
+                continue
+            gold_planned.append(_Planned(g, "gold", value, pred if prelabel else None, gold_overlap, sha256=sha))
         rng = random.Random(f"{opts.seed}:{pid}:{len(all_recorded)}")
         plan = list(ordinary)
         for pos, gp in zip(sorted(rng.sample(range(len(ordinary) + len(gold_planned)), len(gold_planned))),
@@ -577,6 +634,8 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
                     if p.item_id not in urls:
                         continue
                     entry: dict[str, Any] = {"data": {key: urls[p.item_id], "item_id": p.item_id}}
+                    if p.note is not None:
+                        entry["data"]["kdh_error"] = p.note
                     if p.prediction is not None:
                         entry["predictions"] = [{"model_version": _model_version(p.prediction),
                                                  "score": p.prediction.confidence,
@@ -648,14 +707,51 @@ def _resolve_audio(job: Job, client: LabelStudioClient, pid: int, chunk: Sequenc
                 out[p.item_id] = p.value
         return out
     ok: list[tuple[str, str]] = []
+    notes: dict[str, str] = {}
     for p in chunk:
-        if not p.value or not Path(p.value).is_file():
-            result.issues.append(f"item {p.item_id}: audio file {p.value} not found; restore it and push again")
+        if p.note is not None:
+            notes[p.item_id] = ""  # no file: the task describes the error (data.kdh_error)
             continue
-        ok.append((p.item_id, p.value))
+        real, problem = _verified_audio(p.value, p.sha256)
+        if problem:
+            result.issues.append(f"item {p.item_id}: {problem}")
+            continue
+        ok.append((p.item_id, real))
     if folder is not None:
-        return {i: _link_audio(folder, i, path) for i, path in ok}
-    return _upload_audio(job, client, pid, ok, opts.upload_batch)
+        return {**notes, **{i: _link_audio(folder, i, path) for i, path in ok}}
+    return {**notes, **_upload_audio(job, client, pid, ok, opts.upload_batch)}
+
+
+def _verified_audio(path: str | None, sha256: str | None) -> tuple[str, str | None]:
+    """The file to link or upload, and ``None`` or why it must not go out.
+
+    A file goes out only when it is a regular file whose bytes still have the hash recorded when the model
+    decoded it (``sha256``). A gold file kdh never pre-labeled (``sha256`` is ``None``) must decode as audio.
+    """
+    from kdh_ai.audio import AudioError, probe_duration
+    from kdh_ai.items import sha256_file
+
+    if not path:
+        return "", "no audio file recorded; fix the manifest, run kdh prelabel and push again"
+    real = os.path.realpath(path)
+    try:
+        digest = sha256_file(real)
+    except FileNotFoundError:
+        return real, f"audio file {Path(path).name} not found; restore it and push again"
+    except OSError as exc:
+        return real, (f"audio file {Path(path).name} cannot be read ({exc.strerror or exc}); it is not sent: "
+                      "give a regular audio file and run kdh prelabel again")
+    if sha256 is None:
+        try:
+            probe_duration(real)
+        except AudioError:
+            return real, (f"file {Path(path).name} is not audio; it is not sent: give the gold item an audio "
+                          "file")
+    elif digest != sha256:
+        return real, (f"audio file {Path(path).name} changed since it was pre-labeled (its SHA-256 differs from "
+                      "the one recorded); it is not sent: restore the file, or run kdh prelabel again to "
+                      "pre-label the new content")
+    return real, None
 
 
 def _apply_overlap(job: Job, client: LabelStudioClient, todo: Iterable[tuple[dict[str, Any], int]], workers: int,

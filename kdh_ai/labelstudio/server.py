@@ -56,6 +56,7 @@ from kdh_ai.records import utc_now
 
 __all__ = [
     "LS_VERSION",
+    "SIMULATED_NAME",
     "Annotator",
     "PortBusyError",
     "ServerError",
@@ -66,6 +67,7 @@ __all__ = [
     "default_data_dir",
     "ensure_server",
     "find_label_studio",
+    "is_simulated",
     "local_connection",
     "login_token",
     "resolve_connection",
@@ -638,8 +640,19 @@ def login_token(url: str, email: str, password: str, *, kind: Literal["legacy", 
                                      "running? `kdh labelstudio status`") from None
 
 
+SIMULATED_NAME = "SIMULATED"
+"""First name of an annotator account created as simulated (``add_annotator(..., simulated=True)``): Label
+Studio keeps it with the account, ``kdh pull`` records it with each of the account's annotations, and every
+report that names the account says it is simulated."""
+
+
+def is_simulated(user: dict[str, Any]) -> bool:
+    """Whether a Label Studio user record (``/api/users/``) is a simulated annotator's account."""
+    return str(user.get("first_name") or "").strip() == SIMULATED_NAME
+
+
 def add_annotator(connection: Connection, email: str, *, password: str | None = None,
-                  first_name: str = "", last_name: str = "") -> Annotator:
+                  first_name: str = "", last_name: str = "", simulated: bool = False) -> Annotator:
     """Create an annotator who can log in with a password, through the organization's invite link.
 
     The open-source API creates users without a password, so this signs up through the invite link as a
@@ -651,6 +664,8 @@ def add_annotator(connection: Connection, email: str, *, password: str | None = 
         password: Their password (default: a random one, returned so the lead can hand it over).
         first_name: Shown in Label Studio.
         last_name: Shown in Label Studio.
+        simulated: The account is worked by a script, not a person (a demo or a test): its first name is
+            set to :data:`SIMULATED_NAME`, which marks it in Label Studio and in every kdh report.
 
     Raises:
         ValueError: Not an e-mail, or a password under 8 characters.
@@ -681,6 +696,8 @@ def add_annotator(connection: Connection, email: str, *, password: str | None = 
     user = next((u for u in client.users() if u.get("email", "").lower() == email.lower()), None)
     if user is None:
         raise LabelStudioError(f"sign-up of {email} seemed to work but the user is not listed")
+    if simulated:
+        first_name = SIMULATED_NAME
     if first_name or last_name:
         client.request("PATCH", f"api/users/{user['id']}/", what=f"name user {email}",
                        json_body={"first_name": first_name, "last_name": last_name})

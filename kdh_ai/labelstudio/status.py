@@ -11,6 +11,8 @@ so it also works offline on a copy of the job.
   left open over lunch does not count as work; pay from whichever the hub agreed on.
 * The **ETA** divides the annotations still needed by the recent rate (annotations created over the last
   ``window_h`` hours, or since the first annotation if later), in calendar time.
+* The **next step** (:func:`next_step`) tells the lead which command comes next in the loop: route step 1,
+  push, wait for N answers and pull, route step 2, push again, check the audit, deliver.
 
 Example:
     >>> s = JobStatus(project_id=1, tasks=10, tasks_done=4, annotations_needed=12, annotations_done=5)
@@ -29,7 +31,7 @@ from typing import Any
 from kdh_ai.job import Job
 from kdh_ai.labelstudio.push import read_ls_state
 
-__all__ = ["AnnotatorStats", "JobStatus", "job_status"]
+__all__ = ["AnnotatorStats", "JobStatus", "job_status", "next_step"]
 
 
 @dataclass
@@ -81,6 +83,7 @@ class JobStatus:
         eta: Estimated finishing time (UTC), ``None`` without a recent rate.
         last_pull_at: When annotations were last pulled.
         period: ``(since, until)`` that the per-annotator rows cover.
+        next_step: What the lead does next, with the command (:func:`next_step`).
     """
 
     project_id: int | None
@@ -96,6 +99,7 @@ class JobStatus:
     eta: datetime | None = None
     last_pull_at: str | None = None
     period: tuple[str | None, str | None] = (None, None)
+    next_step: str = ""
 
     @property
     def remaining(self) -> int:
@@ -135,6 +139,7 @@ def job_status(job_dir: str | Path, *, now: datetime | None = None, window_h: fl
     st = JobStatus(project_id=pid, url=state.get("url"), last_pull_at=state.get("last_pull_at"),
                    period=(since.isoformat() if since else None, until.isoformat() if until else None))
     if pid is None:
+        st.next_step = next_step(job, st)
         return st
     tasks = {k: v for k, v in job.log("tasks").latest_by("item_id", where={"ls_project_id": pid}).items()
              if not v.get("missing")}
@@ -191,4 +196,50 @@ def job_status(job_dir: str | Path, *, now: datetime | None = None, window_h: fl
         if recent:
             st.rate_per_hour = recent / hours
             st.eta = now + timedelta(hours=st.remaining / st.rate_per_hour) if st.remaining else now
+    st.next_step = next_step(job, st, tasks=tasks)
     return st
+
+
+def next_step(job: Job, st: JobStatus, *, tasks: dict[str, dict[str, Any]] | None = None) -> str:
+    """The next command of the loop for this job, in plain words (what ``kdh status`` prints last).
+
+    Reads the job's routing (``routing.jsonl``, ``job.json``) and the Label Studio state in ``st``: route step 1
+    when nothing is routed; push when items meant for people are not in Label Studio yet; wait for the answers
+    still needed (and pull); route step 2 when the calibration slice is answered; the cheapest change when the
+    target was not reachable; the audit check once the audit items are answered; deliver at the end.
+    """
+    root = job.root
+    manifest = job.read_manifest() if job.manifest_path.exists() else {}
+    routing = manifest.get("routing") or {}
+    details = routing.get("details") or {}
+    roles = {k: v["role"] for k, v in job.log("routing").latest_by("item_id").items()} \
+        if job.log("routing").path.exists() else {}
+    task = manifest.get("task")
+    flag = "--target-wer" if task == "transcription" else "--target-accuracy"
+    target = details.get("target") or (routing.get("evidence") or {}).get("target")
+    shown = (target if task == "transcription" else 1 - target) if target is not None else None
+    target_txt = f"{flag} {shown:g}" if shown is not None else f"{flag} TARGET"
+    if not roles:
+        return (f"route step 1: `kdh route {root} --calibration 0.2 --gold gold.csv {target_txt}` (or push "
+                f"everything without routing: `kdh push {root}`)")
+    for_people = {k for k, r in roles.items() if r in ("calibration", "gold", "human", "audit", "overlap", "control")}
+    pushed = set(tasks or {})
+    unpushed = for_people - pushed
+    if st.project_id is None or unpushed:
+        return f"push: `kdh push {root}` ({len(unpushed)} items for people are not in Label Studio yet)"
+    if st.remaining:
+        when = f", expected by {st.eta.strftime('%Y-%m-%d %H:%M UTC')}" if st.eta else ""
+        return (f"wait for {st.remaining} more answers{when}, then pull: `kdh pull {root}` (`kdh status` pulls "
+                "too)")
+    step = routing.get("step")
+    if step == "calibration" or "pending" in roles.values():
+        return f"route step 2: `kdh route {root} {target_txt}`"
+    advice = routing.get("advice")
+    if advice and not routing.get("reachable", True):
+        return f"the target is not reachable yet; cheapest change: {advice.get('command')}"
+    audit = details.get("audit") or {}
+    if step == "route" and target is not None:
+        return f"check the audit: `kdh route {root} --check-audit`"
+    if step == "audit" and audit.get("status") == "re-routed":
+        return f"push the re-routed items: `kdh push {root}`"
+    return f"deliver: `kdh deliver {root} --out DELIVERY_DIR`, then `kdh report {root} --out report.html`"

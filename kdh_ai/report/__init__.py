@@ -5,8 +5,9 @@ Unlike :mod:`kdh_ai.quality` (pure functions on plain data), this package reads 
 
 from __future__ import annotations
 
-from kdh_ai.report.client import write_client_report
+from kdh_ai.report.client import ReportError, report_paths, write_client_report, write_pdf
 from kdh_ai.report.feedback import FeedbackError, write_feedback
 from kdh_ai.report.metrics import annotator_table, job_metrics
 
-__all__ = ["FeedbackError", "annotator_table", "job_metrics", "write_client_report", "write_feedback"]
+__all__ = ["FeedbackError", "ReportError", "annotator_table", "job_metrics", "report_paths", "write_client_report",
+           "write_feedback", "write_pdf"]

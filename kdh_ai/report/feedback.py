@@ -26,34 +26,21 @@ from kdh_ai import quality
 from kdh_ai.answers import annotations_table, gold_answers
 from kdh_ai.job import Job
 from kdh_ai.report.client import _CSS, _png
+from kdh_ai.report.snippets import DIFF_CSS, clip_wav_b64, diff_html, word_time
 from kdh_ai.tasks import get_task
 
-__all__ = ["FeedbackError", "write_feedback"]
+__all__ = ["FeedbackError", "PAID_WORK_ACCURACY", "PAID_WORK_WER", "write_feedback"]
+
+PAID_WORK_WER = 0.10
+"""The WER on gold that paid transcription work at the hub asks for (the qualification's default pass mark)."""
+PAID_WORK_ACCURACY = 0.90
+"""The accuracy on gold that paid classification work asks for."""
 
 logger = logging.getLogger(__name__)
 
 
 class FeedbackError(ValueError):
     """No page can be written for this annotator (the message says why and what to do)."""
-
-
-def _word_time(pred: Any, ref_words: list[str], index: int) -> float | None:
-    """Time (s) in the clip of reference word ``index``, from the model's word timestamps where it got it."""
-    import jiwer
-
-    if pred is None:
-        return None
-    words = [w for seg in pred.payload.get("segments", []) for w in seg.get("words", [])]
-    norm = [quality.normalize_text(w["word"]) for w in words]
-    if not words or not ref_words:
-        return None
-    out = jiwer.process_words(" ".join(ref_words), " ".join(n or "_" for n in norm))
-    for chunk in out.alignments[0]:
-        if chunk.ref_start_idx <= index < chunk.ref_end_idx and chunk.type in ("equal", "substitute"):
-            j = chunk.hyp_start_idx + (index - chunk.ref_start_idx)
-            if j < len(words):
-                return float(words[j]["start"])
-    return None
 
 
 def _transcription_errors(mine: pd.DataFrame, gold: dict[str, str], preds: dict[str, Any]) -> tuple[
@@ -75,7 +62,7 @@ def _transcription_errors(mine: pd.DataFrame, gold: dict[str, str], preds: dict[
                 said = " ".join(rw[chunk.ref_start_idx:chunk.ref_end_idx])
                 typed = " ".join(hw[chunk.hyp_start_idx:chunk.hyp_end_idx]) if chunk.type == "substitute" else ""
                 examples.append({"item": task, "kind": "substitution" if typed else "deletion", "said": said,
-                                 "typed": typed, "at_s": _word_time(preds.get(task), rw, chunk.ref_start_idx)})
+                                 "typed": typed, "at_s": word_time(preds.get(task), rw, chunk.ref_start_idx)})
     return top, examples
 
 
@@ -116,6 +103,7 @@ def write_feedback(job_dir: str | Path, annotator: str, out: str | Path) -> Path
         FeedbackError: Unknown annotator (the message lists the known ones), or no gold answers from them.
     """
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -141,7 +129,16 @@ def write_feedback(job_dir: str | Path, annotator: str, out: str | Path) -> Path
     # Over time: cumulative error rate on gold.
     cum = np.cumsum(errs[:, 0]) / np.maximum(np.cumsum(errs[:, 1]), 1)
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
-    ax.plot(range(1, len(cum) + 1), cum if audio else 1 - cum, marker="o")
+    shown_curve = cum if audio else 1 - cum
+    ax.plot(range(1, len(cum) + 1), shown_curve, marker="o")
+    bar = PAID_WORK_WER if audio else PAID_WORK_ACCURACY
+    ax.axhline(bar, color="tab:red", linestyle="--", linewidth=1)
+    ax.annotate(f"paid work: {'at most' if audio else 'at least'} {bar:.0%}", (1, bar), color="tab:red", fontsize=8,
+                va="bottom")
+    # the axis starts at zero and never goes below it, so a flat result does not look like a steep change
+    ax.set_ylim(0, max(float(np.max(shown_curve)) * 1.15, bar * 1.5) if audio else 1.05)
+    ax.set_xlim(0.5, max(len(cum), 2) + 0.5)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.set_xlabel("gold items answered (in time order)")
     ax.set_ylabel(f"{metric} so far")
     ax.set_title(f"{metric} on gold over time")
@@ -164,18 +161,32 @@ def write_feedback(job_dir: str | Path, annotator: str, out: str | Path) -> Path
     my_speed, team_median = team.get(annotator), float(team.median()) if team.notna().any() else None
     ratio = float(my_speed / team_median) if my_speed and team_median else None
     hints = _hints(task.item_kind, top, rate, ratio)
+    items = job.current_items()
+    answers = dict(zip(mine["task"], mine["answer"]))
+
+    def where(e: dict[str, Any], k: int) -> str:
+        if not audio:
+            return html.escape(e.get("text", "") or "")
+        at = f"{e['at_s']:.1f} s" if e.get("at_s") is not None else ""
+        b64 = clip_wav_b64(items.get(e["item"], {}).get("path"), 0.0, e.get("at_s")) if k < 6 else None
+        player = f'<br><audio controls preload="none" src="data:audio/wav;base64,{b64}"></audio>' if b64 else ""
+        sentence = diff_html(quality.normalize_text(gold[e["item"]]), quality.normalize_text(answers[e["item"]] or ""))
+        return f"{at}<br><span class=diff>{sentence}</span>{player}"
+
     ex_rows = "".join(
         f"<tr><td>{html.escape(str(e['item']))}</td><td>{e['kind']}</td><td>{html.escape(e['said'])}</td>"
-        f"<td>{html.escape(e['typed'] or '(nothing)')}</td><td>"
-        + (f"{e['at_s']:.1f} s" if e.get("at_s") is not None else html.escape(e.get("text", "")) or "")
-        + "</td></tr>" for e in examples[:15])
+        f"<td>{html.escape(e['typed'] or '(nothing)')}</td><td>{where(e, k)}</td></tr>"
+        for k, e in enumerate(examples[:15]))
     top_rows = "".join(f"<tr><td>{r.kind}</td><td>{html.escape(str(r.reference))}</td>"
                        f"<td>{html.escape(str(r.hypothesis))}</td><td>{r.count}</td></tr>" for r in top.itertuples())
     speed = (f"Your median time per item is {my_speed:.0f} s; the team's median is {team_median:.0f} s."
              if my_speed and team_median else "Not enough timing data yet.")
+    from kdh_ai.report.metrics import simulated_annotators
+
+    simulated = " (SIMULATED: a script answered as this account)" if annotator in simulated_annotators(job) else ""
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Feedback</title>
-<style>{_CSS}</style></head><body><main>
-<h1>Your feedback</h1><div class="sub">{html.escape(annotator)} · job {html.escape(job.root.name)} · {task.name}</div>
+<style>{_CSS} {DIFF_CSS}</style></head><body><main>
+<h1>Your feedback</h1><div class="sub">{html.escape(annotator)}{simulated} · job {html.escape(job.root.name)} · {task.name}</div>
 <div class="cards"><div class="card"><div class="v">{shown(rate) if rate is not None else 'n/a'}</div>
 <div class="l">your {metric} on {len(mine)} gold items</div></div>
 <div class="card"><div class="v">{len(mine_all)}</div><div class="l">items you answered</div></div>
@@ -186,9 +197,11 @@ against the team median</div></div></div>
 <h2>Your most frequent errors</h2>
 <table><tr><th>kind</th><th>correct</th><th>you wrote</th><th>times</th></tr>{top_rows or '<tr><td colspan=4>no errors on gold: well done</td></tr>'}</table>
 <h3>Examples</h3><table><tr><th>item</th><th>kind</th><th>correct</th><th>you wrote</th>
-<th>{'where in the clip' if audio else 'text'}</th></tr>{ex_rows or '<tr><td colspan=5>none</td></tr>'}</table>
+<th>{'where in the clip, the sentence (red: said, green: you wrote) and the audio there' if audio else 'text'}</th></tr>{ex_rows or '<tr><td colspan=5>none</td></tr>'}</table>
 <h2>Speed</h2><p>{speed}</p>
-<p class="note">Measured on gold items: items whose correct answer the hub knows, mixed among your tasks.</p>
+<p class="note">Measured on gold items: items whose correct answer the hub knows, mixed among your tasks. Paid
+{task.name} work at the hub asks for {'a WER of at most ' + format(PAID_WORK_WER, '.0%') if audio else 'an accuracy of at least ' + format(PAID_WORK_ACCURACY, '.0%')} on gold.
+{'' if len(mine) >= 10 else f'<b>Only {len(mine)} gold answers so far: too few to judge; the figure will settle as more come in.</b>'}</p>
 </main></body></html>"""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

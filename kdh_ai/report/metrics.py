@@ -4,6 +4,15 @@
 be computed (no gold yet, one annotator where agreement needs two...) is not a crash and not a silent NaN:
 the metric is ``None`` and ``not_enough_data`` says why. ``kdh quality JOB_DIR`` writes the result as
 ``metrics.json`` and the per-annotator table as ``annotators.csv``; the client report is built from it.
+
+Besides the measured figures, the metrics say what a reader needs to judge them: who produced each delivered
+answer (``provenance``), whether the job is finished (``draft``: items routed to people still unanswered, an
+audit not checked), whether the samples behind the promise are large enough (``evidence``), which
+annotator accounts are simulated (``simulated_annotators``), the time pre-labels saved (``time_saved``), and
+the model's typical errors (``errors``: frequent substitutions, or a confusion matrix and reliability bins).
+
+One definition of the human share holds everywhere: the share of the batch's routed items that people touch
+(calibration, gold, human and audit items, :data:`kdh_ai.routing.plan.HUMAN_ROLES`).
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kdh_ai import quality
@@ -19,7 +29,12 @@ from kdh_ai.answers import annotations_table, gold_answers, human_answers
 from kdh_ai.job import Job
 from kdh_ai.tasks import get_task
 
-__all__ = ["annotator_table", "job_metrics"]
+__all__ = ["SMALL_SAMPLE", "annotator_table", "job_metrics"]
+
+SMALL_SAMPLE = 30
+"""Fewer calibration items or gold answers than this make a bound wide and fragile (the rule of thumb that
+:func:`kdh_ai.routing.threshold.choose_threshold` and routing's messages use), used when routing recorded no
+evidence plan of its own."""
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +56,10 @@ def annotator_table(job: Job) -> pd.DataFrame:
     """One row per annotator: answers, hours of work, speed, and accuracy (or WER) on gold with its interval.
 
     Columns: ``annotator, answers, hours, median_lead_time_s, rtf`` (audio only: seconds of work per second
-    of audio), ``gold_answers, gold_error`` (WER or 1 - accuracy), ``gold_accuracy, gold_low, gold_high``
-    (labels: Wilson 95% interval).
+    of audio), ``gold_answers, simulated`` (the account was created as a simulated annotator),
+    ``gold_error`` (WER or 1 - accuracy) with its Wilson 95% interval ``gold_error_low, gold_error_high``
+    (per answer for labels, per reference word for transcripts), and for labels ``gold_accuracy, gold_low,
+    gold_high``.
     """
     task = get_task(job.task or "")
     table = annotations_table(job)
@@ -51,6 +68,7 @@ def annotator_table(job: Job) -> pd.DataFrame:
                                      "gold_error"])
     durations = _durations(job) if task.item_kind == "audio" else {}
     gold = gold_answers(job)
+    simulated = simulated_annotators(job)
     rows = []
     for worker, grp in table.groupby("worker"):
         lead = pd.to_numeric(grp["lead_time_s"], errors="coerce")
@@ -61,15 +79,21 @@ def annotator_table(job: Job) -> pd.DataFrame:
             row["rtf"] = float(lead.sum() / audio) if audio > 0 and lead.notna().any() else None
         on_gold = grp[grp["task"].isin(gold)]
         row["gold_answers"] = int(len(on_gold))
+        row["simulated"] = worker in simulated
+        row["gold_error"] = row["gold_error_low"] = row["gold_error_high"] = None
         if len(on_gold):
             errs = task.item_errors(list(on_gold["answer"]), [gold[t] for t in on_gold["task"]])
-            row["gold_error"] = float(errs[:, 0].sum() / errs[:, 1].sum()) if errs[:, 1].sum() else None
+            units, wrong = int(errs[:, 1].sum()), int(min(errs[:, 0].sum(), errs[:, 1].sum()))
+            if units:
+                row["gold_error"] = float(errs[:, 0].sum() / units)
+                # Wilson 95% interval: per answer for labels, per reference word for transcripts (words of one
+                # clip are not independent, so for transcripts it is on the narrow side).
+                low, high = quality.wilson_interval(units - wrong, units)
+                row.update(gold_error_low=1 - high, gold_error_high=1 - low)
             if task.item_kind == "text":
                 correct = int(len(on_gold) - errs[:, 0].sum())
                 low, high = quality.wilson_interval(correct, len(on_gold))
                 row.update(gold_accuracy=correct / len(on_gold), gold_low=low, gold_high=high)
-        else:
-            row["gold_error"] = None
         rows.append(row)
     return pd.DataFrame(rows).sort_values("annotator").reset_index(drop=True)
 
@@ -99,7 +123,9 @@ def job_metrics(job: Job) -> dict[str, Any]:
     roles = {k: v["role"] for k, v in job.log("routing").latest_by("item_id").items()}
     reasons: dict[str, str] = {}
     metric = "wer" if task.item_kind == "audio" else "error_rate"
-    out: dict[str, Any] = {"task": task.name, "metric": metric, "items": len(items),
+    from kdh_ai import __version__
+
+    out: dict[str, Any] = {"task": task.name, "metric": metric, "items": len(items), "kdh_version": __version__,
                            "model": manifest.get("model"), "config_hash": manifest.get("config_hash"),
                            "statuses": manifest.get("counts"),
                            "roles": {r: sum(v == r for v in roles.values()) for r in set(roles.values())}}
@@ -128,10 +154,20 @@ def job_metrics(job: Job) -> dict[str, Any]:
         out["delivered"]["human_error"] = routing.get("human_error")
         out["delivered"]["pooled_calibration"] = (routing.get("details") or {}).get("pooled_calibration")
         out["delivered"]["calibration_reviewed"] = bool((routing.get("details") or {}).get("calibration_reviewed"))
+        out["delivered"]["step"] = routing.get("step")
+        out["delivered"]["audit_rate"] = (routing.get("details") or {}).get("audit_rate")
+        out["delivered"]["calibration_answered"] = (routing.get("details") or {}).get("calibration_answered")
+        out["delivered"]["mode"] = (routing.get("details") or {}).get("mode")
+        out["delivered"]["budget"] = (routing.get("details") or {}).get("budget")
     else:
         reasons["delivered"] = "the job has not been routed (kdh route)"
     if roles:
-        out["human_share"] = sum(r in ("calibration", "gold", "human", "audit") for r in roles.values()) / len(roles)
+        from kdh_ai.routing.plan import HUMAN_ROLES
+
+        out["human_share"] = sum(r in HUMAN_ROLES for r in roles.values()) / len(roles)
+    from kdh_ai.labelstudio.push import read_ls_state
+
+    out["guidelines"] = read_ls_state(job).get("guidelines")  # {"file", "sha256"} of `kdh push --guidelines`
 
     # People: per annotator, agreement on overlap items, effort with and without pre-labels.
     table = annotations_table(job)
@@ -160,8 +196,221 @@ def job_metrics(job: Job) -> dict[str, Any]:
             "rtf_with_prelabels": comp.with_prelabels.rtf, "rtf_without_prelabels": comp.without_prelabels.rtf,
             "speedup": comp.speedup, "p_value": comp.p_value}
     out["turnaround"] = _turnaround(manifest, table)
+    out["time_saved"] = _time_saved(table, durations if task.item_kind == "audio" else {}, reasons)
+    out["simulated_annotators"] = sorted(simulated_annotators(job))
+    out["provenance"] = _provenance(job, roles, bool(out["delivered"] and out["delivered"]["calibration_reviewed"]))
+    out["open_items"] = _open_items(roles, humans)
+    out["audit_checked"] = routing.get("step") == "audit" or not any(r == "audit" for r in roles.values())
+    out["draft"] = _draft(routing, roles, out["open_items"], out["audit_checked"])
+    out["evidence"] = _evidence(routing, manifest, answered_cal=_answered_calibration(roles, humans),
+                                gold_answers_n=int(table["task"].isin(gold_answers(job)).sum()) if not table.empty
+                                else 0)
+    out["errors"] = _model_errors(task, preds, items, {k: h.answer for k, h in humans.items()}, reasons)
     out["not_enough_data"] = reasons
     return out
+
+
+def simulated_annotators(job: Job) -> set[str]:
+    """The annotators whose accounts were created as simulated (``kdh pull`` records it with each annotation;
+    see :func:`kdh_ai.labelstudio.server.add_annotator`)."""
+    return {str(r.get("annotator_email") or r.get("annotator_id")) for r in job.log("annotations")
+            if r.get("annotator_simulated")}
+
+
+def _answered_calibration(roles: dict[str, str], humans: dict[str, Any]) -> int:
+    return sum(r == "calibration" and k in humans for k, r in roles.items())
+
+
+def _provenance(job: Job, roles: dict[str, str], calibration_reviewed: bool) -> dict[str, int]:
+    """Who produced each delivered answer, as :func:`kdh_ai.deliver.delivered_records` delivers it.
+
+    Keys: ``model`` (auto-accepted), ``model_awaiting_people`` (routed to people, no answer yet),
+    ``model_not_routed`` (no routing decision yet: the model's answer for now), ``people``
+    (one person), ``aggregated`` (several people, combined), ``gold`` (the known answer), ``reviewed`` (a
+    calibration slice labelled to gold quality), ``none`` (neither the model nor people answered).
+    """
+    from kdh_ai.deliver import delivered_records
+    from kdh_ai.routing.plan import HUMAN_ROLES
+
+    counts = {k: 0 for k in ("model", "model_awaiting_people", "model_not_routed", "people", "aggregated", "gold",
+                             "reviewed", "none")}
+    for rec in delivered_records(job):
+        role, prov = roles.get(rec["item_id"]), rec["provenance"]
+        if prov == "model":
+            key = ("model" if role == "auto_accept" else "model_awaiting_people" if role in HUMAN_ROLES
+                   else "model_not_routed")
+        elif prov == "none":
+            key = "none"
+        elif role == "gold" and not rec["annotators"]:
+            key = "gold"
+        elif role == "calibration" and calibration_reviewed:
+            key = "reviewed"
+        else:
+            key = "aggregated" if prov == "aggregated" else "people"
+        counts[key] += 1
+    return counts
+
+
+def _open_items(roles: dict[str, str], humans: dict[str, Any]) -> dict[str, int]:
+    """Items routed to people that have no answer yet, by role; ``pending`` counts items not yet routed.
+
+    Gold items are left out: they are delivered with their known answer whether or not people saw them.
+    """
+    out: dict[str, int] = {}
+    for k, r in roles.items():
+        if (r in ("calibration", "human", "audit") and k not in humans) or r == "pending":
+            out[r] = out.get(r, 0) + 1
+    return out
+
+
+def _draft(routing: dict[str, Any], roles: dict[str, str], open_items: dict[str, int], audit_checked: bool
+           ) -> dict[str, Any]:
+    """A report is a draft until the batch is routed to a target or budget, every item routed to people is
+    answered, and the audit is checked (a batch without audit items counts as checked)."""
+    reasons = []
+    if routing.get("step") not in ("route", "audit"):
+        reasons.append("the batch has not been routed yet, so no quality level is promised")
+    waiting = sum(n for r, n in open_items.items() if r != "pending")
+    if waiting:
+        reasons.append(f"{waiting} item(s) routed to people have no answer yet")
+    if open_items.get("pending"):
+        reasons.append(f"{open_items['pending']} item(s) are not routed yet")
+    if not audit_checked:
+        reasons.append("the audit of auto-accepted items has not been checked yet")
+    return {"is_draft": bool(reasons), "reasons": reasons}
+
+
+def _evidence(routing: dict[str, Any], manifest: dict[str, Any], *, answered_cal: int, gold_answers_n: int
+              ) -> dict[str, Any]:
+    """How much evidence the promise rests on, against how much it needs.
+
+    Routing's own evidence plan (``job.json["routing"]["evidence"]``) when it recorded one; otherwise sizes
+    only, against the rule of thumb :data:`SMALL_SAMPLE` (marked ``source: "rule of thumb"``).
+    """
+    plan = routing.get("evidence")
+    if isinstance(plan, dict) and plan.get("calibration_needed") is not None:
+        gold_needed = plan.get("gold_needed") or {}
+        cal_have, gold_have = int(plan.get("calibration_have") or 0), int(plan.get("gold_have") or 0)
+        loosest = max(gold_needed.items(), key=lambda kv: float(kv[0]))[1] if gold_needed else None
+        small_cal = cal_have < int(plan["calibration_needed"])
+        small_gold = loosest is not None and gold_have < int(loosest)
+        return {"source": "routing", "calibration_have": cal_have,
+                "calibration_needed": int(plan["calibration_needed"]), "gold_have": gold_have,
+                "gold_needed": {str(k): int(v) for k, v in gold_needed.items()}, "small": small_cal or small_gold,
+                "small_calibration": small_cal, "small_gold": small_gold}
+    # The sizes the bound was computed from, when routing recorded them; the job's current ones before that.
+    answered_cal = int((routing.get("details") or {}).get("calibration_answered") or answered_cal)
+    he = routing.get("human_error") or {}
+    gold_answers_n = int(he.get("n_answers") or gold_answers_n)
+    routed = routing.get("step") in ("route", "audit")  # before that, nothing is promised yet
+    small_cal = routed and answered_cal < SMALL_SAMPLE
+    small_gold = routed and gold_answers_n < SMALL_SAMPLE and he.get("source") != "assumed"
+    return {"source": "rule of thumb", "calibration_have": answered_cal, "calibration_needed": SMALL_SAMPLE,
+            "gold_have": gold_answers_n, "gold_needed": {"rule of thumb": SMALL_SAMPLE},
+            "small": small_cal or small_gold, "small_calibration": small_cal, "small_gold": small_gold}
+
+
+def _time_saved(table: pd.DataFrame, durations: dict[str, float], reasons: dict[str, str]) -> dict[str, Any] | None:
+    """People's time with and without the model's pre-labels, and the hours the pre-labels saved.
+
+    Per annotation: seconds of work per second of audio (transcription) or per item (labels). The saving is
+    (mean without - mean with) times the audio seconds, or the items, annotated with pre-labels.
+    """
+    if table.empty:
+        reasons["time_saved"] = "no annotations pulled yet"
+        return None
+    t = table.assign(lead=pd.to_numeric(table["lead_time_s"], errors="coerce"),
+                     pre=table["prelabeled"].fillna(True).astype(bool)).dropna(subset=["lead"])
+    t = t.assign(unit=[durations.get(k, 0.0) for k in t["task"]] if durations else 1.0)
+    t = t[t["unit"] > 0]
+    with_pre, without = t[t["pre"]], t[~t["pre"]]
+    if with_pre.empty or without.empty:
+        reasons["time_saved"] = ("every answer started from a pre-label, so there is nothing to compare with"
+                                 if without.empty else "no answer started from a pre-label")
+        return None
+    rate_with = float(with_pre["lead"].sum() / with_pre["unit"].sum())
+    rate_without = float(without["lead"].sum() / without["unit"].sum())
+    saved_h = (rate_without - rate_with) * float(with_pre["unit"].sum()) / 3600
+    return {"per": "audio second" if durations else "item", "seconds_with": rate_with,
+            "seconds_without": rate_without, "answers_with": int(len(with_pre)), "answers_without": int(len(without)),
+            "hours_spent": float(t["lead"].sum() / 3600), "hours_saved": saved_h,
+            "speedup": rate_without / rate_with if rate_with > 0 else None}
+
+
+def _model_errors(task: Any, preds: dict[str, Any], items: dict[str, dict[str, Any]], answers: dict[str, str],
+                  reasons: dict[str, str]) -> dict[str, Any] | None:
+    """The model's typical errors against people's answers: frequent word errors with examples
+    (transcription), or the confusion matrix, per-class figures, most confused pairs and reliability bins
+    (classification)."""
+    ids = sorted(k for k in answers if k in preds and preds[k].status != "error")
+    if not ids:
+        reasons["errors"] = "no item has a human answer yet"
+        return None
+    if task.item_kind == "audio":
+        return _word_errors([answers[k] for k in ids], [preds[k].text for k in ids], ids)
+    truth = [answers[k] for k in ids]
+    guess = [preds[k].text for k in ids]
+    conf = np.array([float(preds[k].confidence or 0.0) for k in ids])
+    correct = np.array([a == b for a, b in zip(truth, guess)])
+    labels = sorted(set(truth) | set(guess))
+    cm = quality.confusion_matrix(truth, guess, labels=labels)
+    per_class = []
+    for lab in labels:
+        tp = int(cm.loc[lab, lab])
+        support, predicted = int(cm.loc[lab].sum()), int(cm[lab].sum())
+        per_class.append({"label": lab, "people": support, "model": predicted,
+                          "precision": tp / predicted if predicted else None,
+                          "recall": tp / support if support else None})
+    pairs = []
+    for a in labels:
+        for b in labels:
+            if a != b and cm.loc[a, b]:
+                example = next(k for k, x, y in zip(ids, truth, guess) if x == a and y == b)
+                pairs.append({"people": a, "model": b, "count": int(cm.loc[a, b]), "example_item": example,
+                              "example_text": str(items.get(example, {}).get("text") or "")[:160]})
+    pairs.sort(key=lambda r: (-r["count"], r["people"], r["model"]))
+    edges = np.linspace(0, 1, 11)
+    bins = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf >= lo) & ((conf < hi) if hi < 1 else (conf <= hi))
+        if m.any():
+            bins.append({"low": float(lo), "high": float(hi), "items": int(m.sum()),
+                         "mean_confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean())})
+    ece = sum(b["items"] * abs(b["accuracy"] - b["mean_confidence"]) for b in bins) / len(ids)
+    return {"items": len(ids), "labels": labels, "confusion": cm.values.tolist(), "per_class": per_class,
+            "confused_pairs": pairs[:8], "reliability": bins, "calibration_error": float(ece)}
+
+
+def _word_errors(refs: list[str], hyps: list[str], ids: list[str]) -> dict[str, Any]:
+    """Most frequent word errors of the model against people, each with one example clip."""
+    import jiwer
+
+    top = quality.top_confusions(refs, hyps, n=10)
+    examples: dict[tuple[str, str, str], dict[str, str]] = {}
+    for item, ref, hyp in zip(ids, refs, hyps):
+        r, h = quality.normalize_text(ref), quality.normalize_text(hyp)
+        if not r:
+            continue
+        al = jiwer.process_words(r, h or "")
+        rw, hw = al.references[0], al.hypotheses[0]
+        for chunk in al.alignments[0]:
+            kind = {"substitute": "substitution", "delete": "deletion", "insert": "insertion"}.get(chunk.type)
+            if kind is None:
+                continue
+            rs, re_, hs, he = chunk.ref_start_idx, chunk.ref_end_idx, chunk.hyp_start_idx, chunk.hyp_end_idx
+            # As jiwer counts them (top_confusions): substitutions word by word, deletions and insertions as runs.
+            keys = ([(kind, rw[rs + i], hw[hs + i]) for i in range(re_ - rs)] if kind == "substitution" else
+                    [(kind, " ".join(rw[rs:re_]), "")] if kind == "deletion" else [(kind, "", " ".join(hw[hs:he]))])
+            for key in keys:
+                if key not in examples:
+                    examples[key] = {"item": item, "people": " ".join(rw[max(0, rs - 3):re_ + 3]),
+                                     "model": " ".join(hw[max(0, hs - 3):he + 3])}
+    rows = []
+    for rec in top.to_dict(orient="records"):
+        ex = examples.get((rec["kind"], rec["reference"], rec["hypothesis"]), {})
+        rows.append({"kind": rec["kind"], "people": rec["reference"], "model": rec["hypothesis"],
+                     "count": int(rec["count"]), **{f"example_{k}": v for k, v in ex.items()}})
+    return {"items": len(ids), "top": rows}
 
 
 def _transcript_agreement(table: pd.DataFrame, reasons: dict[str, str]) -> dict[str, Any] | None:
@@ -191,5 +440,7 @@ def _turnaround(manifest: dict[str, Any], table: pd.DataFrame) -> dict[str, Any]
     start = pd.to_datetime(manifest.get("created_at"), errors="coerce", utc=True)
     first, last = times.min(), times.max()
     origin = start if pd.notna(start) and start <= first else first
-    return {"job_created": str(origin), "first_annotation": str(first), "last_annotation": str(last),
-            "days": round((last - origin).total_seconds() / 86400, 2)}
+    seconds = (last - origin).total_seconds()
+    return {"job_created": origin.isoformat(timespec="seconds"), "first_annotation": first.isoformat(timespec="seconds"),
+            "last_annotation": last.isoformat(timespec="seconds"), "hours": round(seconds / 3600, 2),
+            "days": round(seconds / 86400, 2)}

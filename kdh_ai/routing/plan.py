@@ -34,11 +34,11 @@ import numpy as np
 from kdh_ai.answers import HumanError, human_answers, human_error_rate
 from kdh_ai.job import Job
 from kdh_ai.records import Prediction, utc_now
-from kdh_ai.routing.threshold import ThresholdChoice, choose_threshold, ratio_upper_bound
+from kdh_ai.routing.threshold import ThresholdChoice, betting_upper_bound, choose_threshold, item_error_ratio
 from kdh_ai.tasks import get_task
 
 __all__ = ["HUMAN_ROLES", "ROLES", "RoutingError", "RoutingResult", "check_audit", "current_roles", "drift_check",
-           "mark_roles", "plan_calibration", "route"]
+           "evidence_plan", "mark_roles", "plan_calibration", "route"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,11 @@ class RoutingResult:
         human_error: The people's error rate used, with its upper bound and source.
         message: A plain-words summary for the lead.
         details: Everything else (target, mode, calibration size, the threshold curve).
+        evidence: The evidence plan for the target (:mod:`kdh_ai.routing.evidence`): ``{"target",
+            "calibration_needed", "calibration_have", "gold_needed": {"0.01", "0.02", "0.05"}, "gold_have"}``;
+            ``None`` when no target was given.
+        advice: When the target is not reachable: the cheapest change that would reach it
+            (``{"change", "command", "why"}``), else ``None``.
     """
 
     step: str
@@ -97,22 +102,88 @@ class RoutingResult:
     human_error: dict[str, Any] | None = None
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] | None = None
+    advice: dict[str, str] | None = None
 
 
 def _counts(roles: dict[str, str]) -> dict[str, int]:
     return {r: sum(v == r for v in roles.values()) for r in ROLES if any(v == r for v in roles.values())}
 
 
-def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int = 30, seed: int = 0
-                     ) -> RoutingResult:
+def _units_per_item(job: Job, task: Any, ids: list[str]) -> float:
+    """Typical size of an item: the median reference words of the gold answers (or of the model's answers)."""
+    if task.item_kind != "audio":
+        return 1.0
+    from kdh_ai.answers import gold_answers
+
+    texts = list(gold_answers(job).values()) or [p.text for k, p in job.current_predictions().items()
+                                                  if k in set(ids) and p.text]
+    words = [len(t.split()) for t in texts if t]
+    return float(np.median(words)) if words else 12.0
+
+
+def _gold_have(job: Job, task: Any, delta: float) -> tuple[int, HumanError | None]:
+    """Gold answers measured so far, or, before any is answered, the gold items recorded."""
+    measured = human_error_rate(job, task, delta=delta)
+    if measured is not None:
+        return measured.n_answers, measured
+    return sum(v.get("answer") is not None for v in job.log("gold").latest_by("item_id").values()), None
+
+
+def evidence_plan(job_dir: str | Path, *, target: float, delta: float = 0.05, seed: int = 0,
+                  calibration_reviewed: bool = False) -> dict[str, Any]:
+    """The evidence a target needs on this job (:mod:`kdh_ai.routing.evidence`), from its current state.
+
+    Counts the routable items (calibration, pending and items routing may still decide), the slice drawn or
+    answered, and the gold answers measured (or gold items recorded before any answer). Does not record it:
+    :func:`plan_calibration` and :func:`route` store it in ``job.json`` under ``routing.evidence``.
+
+    Args:
+        job_dir: A pre-labeled job.
+        target: Target error rate of the delivered batch (WER, or 1 - accuracy).
+        delta: Error level of the promise.
+        seed: Seed of the simulated slices.
+        calibration_reviewed: The slice is (will be) reviewed to gold quality.
+    """
+    from kdh_ai.routing.evidence import evidence_plan_from_arrays
+
+    job = Job(Path(job_dir))
+    task = get_task(job.task or "")
+    preds = job.current_predictions()
+    roles = current_roles(job)
+    gold = {k for k, v in job.log("gold").latest_by("item_id").items() if v.get("answer") is not None}
+    routable = [k for k, p in preds.items() if k not in gold and p.status != "error"
+                and roles.get(k) in (None, "calibration", "pending", "auto_accept", "audit", "human")
+                and not (roles.get(k) == "human" and k not in _decidable_human(job))]
+    cal_ids = [k for k in routable if roles.get(k) == "calibration"]
+    answered = human_answers(job, task, items=set(cal_ids))
+    have_cal = sum(k in answered for k in cal_ids) if answered else len(cal_ids)
+    gold_have, _ = _gold_have(job, task, delta)
+    fixed = len(preds) - len(routable)
+    return evidence_plan_from_arrays(
+        target=target, batch_confidence=np.array([preds[k].confidence or 0.0 for k in routable]),
+        units_per_item=_units_per_item(job, task, routable), calibration_have=have_cal, gold_have=gold_have,
+        fixed_items=fixed, reviewed=calibration_reviewed, delta=delta, seed=seed)
+
+
+def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int = 30, seed: int = 0,
+                     target: float | None = None, delta: float = 0.05) -> RoutingResult:
     """Step 1: draw the calibration slice and mark gold and failed items.
+
+    With the intended ``target``, it also plans the evidence (:func:`evidence_plan`): the slice is raised to
+    the planned size when ``size`` asks for fewer, and the message says how many gold answers the target
+    needs and whether the gold recorded is enough (before the people's work is done).
 
     Args:
         job_dir: A pre-labeled job.
         size: The slice as a share of the routable items (< 1) or a number of items (>= 1).
         min_items: With a share, draw at least this many (or all routable items when there are fewer).
         seed: Seed of the random draw (recorded; the same seed draws the same slice).
+        target: The target step 2 will route to (WER, or 1 - accuracy); plans the evidence for it.
+        delta: Error level of the promise (for the plan).
     """
+    from kdh_ai.routing.evidence import describe, evidence_plan_from_arrays
+
     job = Job(Path(job_dir))
     with job:
         preds = job.current_predictions()
@@ -120,7 +191,9 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
             raise RoutingError(f"{job.root} has no predictions yet; run `kdh prelabel` first")
         if any(r in ("auto_accept", "audit") for r in current_roles(job).values()):
             raise RoutingError(f"{job.root} is already routed (step 2); drawing a new calibration slice would undo "
-                               "it. Use a new job directory to start over")
+                               "it. Route again with more evidence (`kdh route JOB --target-...` after more gold "
+                               "or calibration answers), or use a new job directory to start over")
+        task = get_task(job.task or "")
         gold = {k for k, v in job.log("gold").latest_by("item_id").items() if v.get("answer") is not None}
         roles: dict[str, tuple[str, str]] = {}
         routable = []
@@ -139,6 +212,14 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
                 routable.append(item_id)
         # A share is raised to min_items (a bound needs enough items); an explicit count is taken as given.
         n = max(int(round(size * len(routable))), min_items) if size < 1 else int(size)
+        plan = None
+        if target is not None:
+            gold_have, _ = _gold_have(job, task, delta)
+            plan = evidence_plan_from_arrays(
+                target=target, batch_confidence=np.array([preds[k].confidence or 0.0 for k in routable]),
+                units_per_item=_units_per_item(job, task, routable), calibration_have=0, gold_have=gold_have,
+                fixed_items=len(preds) - len(routable), delta=delta, seed=seed)
+            n = max(n, int(plan["calibration_needed"]))
         n = min(len(routable), n)
         rng = np.random.default_rng(seed)
         cal = set(rng.choice(routable, size=n, replace=False).tolist()) if n else set()
@@ -147,11 +228,17 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
                 "pending", "waits for the threshold")
         mark_roles(job, roles, "calibration")
         now = current_roles(job)
-        result = RoutingResult("calibration", _counts(now), _human_share(now), message=(
-            f"{n} of {len(routable)} routable items drawn for the calibration slice (seed {seed}). Next: `kdh push`, "
-            "let people answer them (trusted reviewers, or 2+ annotators each), `kdh pull`, then `kdh route` "
-            "again with --target-wer/--target-accuracy or --budget."),
-            details={"calibration_size": n, "seed": seed, "routable": len(routable)})
+        msg = (f"{n} of {len(routable)} routable items drawn for the calibration slice (seed {seed}). "
+               "Next: `kdh push`, "
+               "let people answer them (trusted reviewers, or 2+ annotators each), `kdh pull`, then `kdh route` "
+               "again with --target-wer/--target-accuracy or --budget.")
+        if plan is not None:
+            plan["calibration_have"] = n
+            msg += " " + describe(plan, metric=_metric(task.name),
+                                  unit_name="answers of one person to one gold item")
+        result = RoutingResult("calibration", _counts(now), _human_share(now), message=msg,
+                               details={"calibration_size": n, "seed": seed, "routable": len(routable),
+                                        "target": target}, evidence=plan)
         job.update_manifest(routing=asdict(result))
     return result
 
@@ -228,18 +315,38 @@ def drift_check(conf: np.ndarray, errs: np.ndarray, prior_conf: np.ndarray, prio
             "p_value": p, "drift": bool(p < delta)}
 
 
+def _decidable_human(job: Job) -> set[str]:
+    """Items with role ``human`` that routing's threshold put there (step ``route``): they may move back."""
+    return {k for k, v in job.log("routing").latest_by("item_id").items()
+            if v.get("role") == "human" and v.get("step") == "route"}
+
+
+def _unit_hash(*parts: object) -> float:
+    """A uniform number in [0, 1) from a hash: the same item gets the same draw on every run."""
+    import hashlib
+
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def route(job_dir: str | Path, *, target: float | None = None, budget: float | None = None,
           audit_rate: float = 0.05, delta: float = 0.05, human_error: float | None = None,
           min_calibrated: float = 0.8, seed: int = 0, prior: Sequence[str | Path] = (),
           calibration_reviewed: bool = False) -> RoutingResult:
-    """Step 2: choose the threshold from the answered calibration slice and route every pending item.
+    """Step 2: choose the threshold from the answered calibration slice and route every item still open.
+
+    It can run again as evidence arrives (more gold answers, more calibration answers, a reviewed slice):
+    items no person has answered yet (pending, auto-accepted, audit, or sent to people by an earlier threshold)
+    are decided afresh, and may move back to auto-accept; items people answered stay with their answers.
+    With no new evidence, running it again changes nothing (the audit draw is a hash of the seed and the item).
 
     Args:
         job_dir: A job whose calibration slice has been answered and pulled.
         target: Target error rate of the delivered batch (WER for transcription, 1 - accuracy for labels).
         budget: Largest share of items people may touch (budget mode), instead of ``target``.
         audit_rate: Share of auto-accepted items people check anyway.
-        delta: Error level of the guarantee (the target holds with probability about ``1 - delta``).
+        delta: Error level of the promise: the target holds with probability at least ``1 - delta``
+            (split between the people's bound and the model's, :func:`kdh_ai.routing.threshold.split_delta`).
         human_error: The people's error rate, when it cannot be measured on gold (recorded as an assumption).
         min_calibrated: Share of the calibration slice that must be answered before routing.
         seed: Seed of the audit draw.
@@ -249,14 +356,18 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
             says so and this slice is used alone.
         calibration_reviewed: The calibration slice's answers are of gold quality (trusted reviewers, or
             aggregated overlap checked by a reviewer): its items count as delivered exact, like gold items,
-            instead of at the people's error rate.
+            instead of at the people's error rate (and ``kdh deliver`` marks them ``reviewed``).
 
     Raises:
         RoutingError: No calibration slice, too few answers, no measure of the people's error rate, or a
             prior job that is not comparable (another task, model or options; no answered calibration).
     """
+    from kdh_ai.routing.threshold import people_upper_bound, split_delta
+
     if (target is None) == (budget is None):
         raise ValueError("give exactly one of target (e.g. --target-wer 0.05) or budget (e.g. --budget 0.3)")
+    if target is not None and not 0 < target < 1:
+        raise ValueError(f"the target error rate must lie in (0, 1), got {target}")
     if not 0 <= audit_rate < 1:
         raise ValueError(f"audit_rate must lie in [0, 1), got {audit_rate}")
     job = Job(Path(job_dir))
@@ -279,6 +390,9 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
                                "--human-error as an explicit assumption")
         if measured is None:
             measured = HumanError(float(human_error), float(human_error), 0, source="assumed")
+        people_delta, _ = split_delta(delta, people_measured=measured.source == "gold")
+        if measured.source == "gold":
+            measured.upper = people_upper_bound(measured.errors, measured.units, delta=people_delta)
         pooled: dict[str, Any] = {}
         if prior:
             p_conf, p_errs, names = _prior_calibration(job, task, prior)
@@ -291,44 +405,63 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
                                100 * drift["expected"], drift["p_value"])
             else:
                 conf, errs = np.concatenate([conf, p_conf]), np.concatenate([errs, p_errs])
-        pending = [k for k, r in roles.items() if r == "pending"]
-        if not pending:
+        answered_any = set(human_answers(job, task))
+        movable = _decidable_human(job)
+        open_ids = sorted(k for k, r in roles.items() if k not in answered_any and (
+            r in ("pending", "auto_accept", "audit") or (r == "human" and k in movable)))
+        manifest = job.read_manifest()
+        evidence = _carry_evidence(job, task, manifest, target, delta, seed, calibration_reviewed, len(answered),
+                                   measured)
+        details_base = {"mode": "target" if target is not None else "budget", "target": target, "budget": budget,
+                        "delta": delta, "metric": _metric(task.name), "calibration_answered": len(answered),
+                        "audit_rate": audit_rate, "calibration_reviewed": calibration_reviewed,
+                        "people_delta": people_delta}
+        if not open_ids:
+            auto_n = sum(r == "auto_accept" for r in roles.values())
+            msg = ("Every item is already with people (calibration, gold or failed items): nothing left to route; "
+                   "the delivered quality is the people's." if not auto_n else
+                   f"Nothing left to decide: {auto_n} items are auto-accepted and answered, the rest answered by "
+                   "people.")
             result = RoutingResult("route", _counts(roles), _human_share(roles), estimated_error=measured.rate,
                                    error_upper=measured.upper, reachable=target is None or measured.upper <= target,
-                                   human_error=asdict(measured), message=(
-                                       "Every item is already with people (calibration, gold or failed items): "
-                                       "nothing left to route; the delivered quality is the people's."),
-                                   details={"mode": "target" if target is not None else "budget", "target": target,
-                                            "budget": budget, "delta": delta, "metric": _metric(task.name),
-                                            "calibration_answered": len(answered), "audit_rate": audit_rate})
+                                   human_error=asdict(measured), message=msg, details=details_base,
+                                   evidence=evidence)
             job.update_manifest(routing=asdict(result))
             return result
         n_total = len(roles)
-        fixed = sum(r in ("calibration", "gold", "human") for r in roles.values()) / max(1, n_total)
+        fixed = sum(k not in set(open_ids) and r in HUMAN_ROLES for k, r in roles.items()) / max(1, n_total)
         # Gold items are delivered with their known answers (and a reviewed calibration slice with its gold-
         # quality ones); the others with the people's.
-        with_people = ("human",) if calibration_reviewed else ("calibration", "human")
-        fixed_err = sum(r in with_people for r in roles.values()) / max(1, n_total)
-        batch_conf = np.array([preds[k].confidence or 0.0 for k in pending])
-        choice = choose_threshold(conf, errs[:, 0], errs[:, 1], batch_confidence=batch_conf,
-                                  human_error_rate=measured.rate, human_error_se=measured.se,
-                                  human_error_upper=measured.upper, target=target, budget=budget,
-                                  fixed_human_share=fixed, fixed_error_share=fixed_err, delta=delta,
-                                  start_threshold=(1 - measured.rate) if task.confidence_is_probability else None)
+        with_people = ("human", "audit") if calibration_reviewed else ("calibration", "human", "audit")
+        fixed_err = sum(k not in set(open_ids) and r in with_people for k, r in roles.items()) / max(1, n_total)
+        batch_conf = np.array([preds[k].confidence or 0.0 for k in open_ids])
+        # The slice was drawn from the items routable at step 1; some of them may have been answered since.
+        ever_pending = {r["item_id"] for r in job.log("routing") if r.get("role") == "pending"}
+        kw = dict(batch_confidence=batch_conf, human_error_rate=measured.rate, human_error_upper=measured.upper,
+                  people_delta=people_delta, budget=budget, fixed_human_share=fixed, delta=delta,
+                  start_threshold=(1 - measured.rate) if task.confidence_is_probability else None,
+                  slice_in_batch=not pooled.get("used"), population=len(answered) + len(ever_pending))
+        choice = choose_threshold(conf, errs[:, 0], errs[:, 1], target=target, fixed_error_share=fixed_err, **kw)
         new: dict[str, tuple[str, str]] = {}
-        rng = np.random.default_rng(seed)
-        for k in pending:
+        for k in open_ids:
             c = preds[k].confidence or 0.0
             if c < choice.threshold:
                 new[k] = ("human", f"confidence {c:.3f} below threshold {choice.threshold:.3f}")
-            elif rng.random() < audit_rate:
+            elif _unit_hash(seed, "audit", k) < audit_rate:
                 new[k] = ("audit", f"random audit of auto-accepted items ({audit_rate:.0%})")
             else:
                 new[k] = ("auto_accept", f"confidence {c:.3f} at or above threshold {choice.threshold:.3f}")
         mark_roles(job, new, "route")
         now = current_roles(job)
         result = _result_from_choice(choice, now, measured, task.name, len(answered), audit_rate, target, budget)
-        result.details["calibration_reviewed"] = calibration_reviewed
+        result.details.update(details_base)
+        result.details["rerouted"] = sum(roles.get(k) in ("auto_accept", "audit", "human") for k in open_ids)
+        result.evidence = evidence
+        if not choice.reachable and target is not None:
+            result.advice = _cheapest_change(job, task, conf, errs, measured, kw, target, fixed_err,
+                                             calibration_reviewed, evidence, roles)
+            result.message += f" Cheapest change that would reach it: {result.advice['why']} Command: " \
+                              f"{result.advice['command']}"
         if pooled:
             result.details["pooled_calibration"] = pooled
             result.message += (
@@ -341,6 +474,76 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
     return result
 
 
+def _carry_evidence(job: Job, task: Any, manifest: dict[str, Any], target: float | None, delta: float, seed: int,
+                    reviewed: bool, n_answered: int, measured: HumanError) -> dict[str, Any] | None:
+    """The evidence plan for ``target``: step 1's figures when it planned the same target, with the counts of
+    now (calibration answers, gold answers); planned afresh otherwise."""
+    if target is None:
+        return None
+    old = (manifest.get("routing") or {}).get("evidence")
+    if old and abs(float(old.get("target", -1)) - target) < 1e-12:
+        plan = dict(old)
+    else:
+        plan = evidence_plan(job.root, target=target, delta=delta, seed=seed, calibration_reviewed=reviewed)
+    plan["calibration_have"] = int(n_answered)
+    plan["gold_have"] = int(measured.n_answers) if measured.source == "gold" else 0
+    return plan
+
+
+def _cheapest_change(job: Job, task: Any, conf: np.ndarray, errs: np.ndarray, measured: HumanError,
+                     kw: dict[str, Any], target: float, fixed_err: float, reviewed: bool,
+                     evidence: dict[str, Any] | None, roles: dict[str, str]) -> dict[str, str]:
+    """The least costly of: a reviewed calibration slice, more gold answers, a larger slice, more overlap.
+
+    Each is tried as a counterfactual with the same bound (the first that reaches the target wins, in order of
+    the people's work it costs)."""
+    from kdh_ai.routing.threshold import people_upper_bound
+
+    flag = "--target-wer" if task.name == "transcription" else "--target-accuracy"
+    value = target if task.name == "transcription" else 1 - target
+    again = f"kdh route {job.root} {flag} {value:g}"
+    kw = dict(kw, curve_bounds=False)
+
+    def reaches(**change: Any) -> bool:
+        args = dict(kw, **change)
+        return choose_threshold(conf, errs[:, 0], errs[:, 1], target=target, **args).reachable
+
+    n_total = max(1, len(roles))
+    if not reviewed:
+        cal_share = sum(r == "calibration" for r in roles.values()) / n_total
+        if reaches(fixed_error_share=max(0.0, fixed_err - cal_share)):
+            return {"change": "reviewed calibration", "command": f"{again} --calibration-reviewed",
+                    "why": "have trusted reviewers check the calibration slice's answers (gold quality), then "
+                           "route with --calibration-reviewed: its items are then delivered exact."}
+    if measured.source == "gold" and measured.units > 0:
+        per_answer = measured.units / max(1, measured.n_answers)
+        for more in (1, 2, 4, 8):
+            units = measured.units * (1 + more)
+            up = people_upper_bound(measured.rate * units, units, delta=kw["people_delta"])
+            if reaches(fixed_error_share=fixed_err, human_error_upper=up):
+                extra = int(math.ceil(more * measured.n_answers))
+                return {"change": "more gold", "command": f"kdh push {job.root} --gold more_gold.csv; let people "
+                        f"answer; kdh pull {job.root}; {again}",
+                        "why": f"about {extra} more gold answers (~{extra * per_answer:.0f} "
+                               f"{'words' if task.item_kind == 'audio' else 'labels'}) narrow the people's bound "
+                               f"from {measured.upper:.1%} toward {up:.1%}."}
+    need = (evidence or {}).get("calibration_needed")
+    if need and need > len(conf) and measured.upper < target:
+        return {"change": "larger calibration slice", "command": f"a new job: kdh route NEW_JOB --calibration "
+                f"{need} {flag} {value:g}",
+                "why": f"the slice has {len(conf)} answered items; the plan for this target needs about {need}."}
+    for factor in (0.5, 0.25):
+        if reaches(fixed_error_share=fixed_err, human_error_rate=measured.rate * factor,
+                   human_error_upper=measured.upper * factor):
+            return {"change": "more overlap", "command": f"kdh push {job.root} --overlap 1.0 --overlap-k 3; "
+                    f"annotate; kdh pull {job.root}; {again}",
+                    "why": f"the people's error rate ({measured.rate:.1%}, bound {measured.upper:.1%}) must fall "
+                           f"to about {measured.rate * factor:.1%}: 2-3 annotators per item, aggregated."}
+    return {"change": "lower target", "command": f"{again.rsplit(' ', 1)[0]} <a looser target>",
+            "why": "no single change reaches this target with these people and this model: agree a looser "
+                   "target with the client, or use reviewers."}
+
+
 def _metric(task_name: str) -> str:
     return "WER" if task_name == "transcription" else "error rate (1 - accuracy)"
 
@@ -350,14 +553,12 @@ def _result_from_choice(choice: ThresholdChoice, roles: dict[str, str], measured
     metric = _metric(task_name)
     share = _human_share(roles)
     if not choice.reachable and target is not None:
-        few_gold = measured.source == "gold" and measured.n_answers < 30
-        msg = (f"Target {metric} {target:.1%} is NOT reachable with these people: their measured {metric} is "
-               f"{measured.rate:.1%} (upper bound {measured.upper:.1%}"
-               + (f", from only {measured.n_answers} gold answers: add gold items (`kdh push --gold`) to narrow "
-                  "it" if few_gold else "")
-               + "), and no mix of their answers with the model's confident ones can be promised to meet it "
-               "either. Everything goes to people; raise overlap (2-3 annotators per item, aggregated) or use "
-               "reviewers to lower the people's error rate, then route again.")
+        msg = (f"Target {metric} {target:.1%} cannot be promised with the evidence so far: the people's measured "
+               f"{metric} is {measured.rate:.1%} (upper bound {measured.upper:.1%}"
+               + (f", from {measured.n_answers} gold answers" if measured.source == "gold" else ", assumed")
+               + f"; {n_cal} calibration items), and no mix of their answers with the model's confident ones can "
+               "be promised to meet it either. Every open item goes to people for now; route again when more "
+               "evidence arrives (items people have not answered yet can then move back to auto-accept).")
     elif target is not None:
         where = ("every routable item auto-accepted" if choice.threshold == -math.inf
                  else f"Threshold {choice.threshold:.3f}")
@@ -383,13 +584,16 @@ def _result_from_choice(choice: ThresholdChoice, roles: dict[str, str], measured
 def check_audit(job_dir: str | Path, *, strata: int = 5, delta: float = 0.05) -> RoutingResult:
     """Compare the answered audit items with the promise; re-route strata that missed it.
 
-    The auto-accepted items are split into ``strata`` confidence bands. The audit measures the model's error
-    rate in each band; the delivered error is re-estimated with it. While the estimate's upper bound exceeds
-    the target, the lowest-confidence band still auto-accepted goes to people (role ``human``, reason
-    "audit re-route"), and the job manifest records it.
+    States its own state first: with no audit item it says there is nothing to audit (the routing stands,
+    ``details.audit.status = "nothing to audit"``); with audit items and none answered it raises, saying how
+    many remain. Otherwise the auto-accepted items are split into ``strata`` confidence bands and the audit
+    measures the model's error rate on them. The delivered error is re-estimated with it (audited model error
+    on the auto-accepted share, the people's measured rate elsewhere); while that estimate exceeds the target,
+    the lowest-confidence band still auto-accepted goes to people (role ``human``, reason "audit re-route"),
+    and the job manifest records it (``details.audit``: ``status`` "holds", "re-routed" or "partial"; counts).
 
     Raises:
-        RoutingError: The job has not been routed, or no audit item has been answered.
+        RoutingError: The job has not been routed to a target, or no audit item has been answered yet.
     """
     job = Job(Path(job_dir))
     with job:
@@ -399,58 +603,80 @@ def check_audit(job_dir: str | Path, *, strata: int = 5, delta: float = 0.05) ->
         if routing.get("step") not in ("route", "audit") or target is None:
             raise RoutingError("check-audit needs a job routed to a target (kdh route --target-...)")
         task = get_task(job.task or "")
+        metric = _metric(task.name)
         preds = job.current_predictions()
         roles = current_roles(job)
         audit_ids = [k for k, r in roles.items() if r == "audit"]
+        base = {k: routing.get(k) for k in ("threshold", "estimated_error", "error_upper", "reachable",
+                                             "human_error", "evidence", "advice")}
+        if not audit_ids:
+            n_auto = sum(r == "auto_accept" for r in roles.values())
+            msg = (f"Nothing to audit: no item was drawn for audit ({n_auto} auto-accepted items, audit rate "
+                   f"{(routing.get('details') or {}).get('audit_rate', 0):.0%}). The routing stands.")
+            result = RoutingResult("audit", _counts(roles), _human_share(roles), message=msg, details={
+                **(routing.get("details") or {}), "audit": {"status": "nothing to audit", "items": 0,
+                                                            "answered": 0, "rerouted": 0}}, **base)
+            job.update_manifest(routing=asdict(result))
+            return result
         answers = human_answers(job, task, items=set(audit_ids))
         answered = [k for k in audit_ids if k in answers]
+        remaining = len(audit_ids) - len(answered)
         if not answered:
-            raise RoutingError(f"none of the {len(audit_ids)} audit items has an answer yet; pull again later")
+            raise RoutingError(f"0 of {len(audit_ids)} audit items answered yet; {remaining} remain. Let people "
+                               "answer them, run `kdh pull`, then check the audit again")
         auto = [k for k, r in roles.items() if r in ("auto_accept", "audit")]
         conf_auto = np.array([preds[k].confidence or 0.0 for k in auto])
         edges = np.quantile(conf_auto, np.linspace(0, 1, strata + 1)) if len(auto) else np.array([0.0, 1.0])
         errs = task.item_errors([preds[k].text for k in answered], [answers[k].answer for k in answered])
         a_conf = np.array([preds[k].confidence or 0.0 for k in answered])
-        h = (routing.get("human_error") or {}).get("upper", 0.0)
+        h = float((routing.get("human_error") or {}).get("rate", 0.0))
         n_all = len(roles)
-        rerouted: list[str] = []
         bands = []
         for b in range(strata):
             lo, hi = edges[b], edges[b + 1]
             in_band = (a_conf >= lo) & ((a_conf < hi) if b < strata - 1 else (a_conf <= hi))
-            if in_band.sum() >= 1:
-                rate, up = ratio_upper_bound(errs[in_band, 0], errs[in_band, 1], delta=delta)
-            else:
-                rate, up = float("nan"), float("nan")
-            bands.append({"low": float(lo), "high": float(hi), "audited": int(in_band.sum()),
-                          "model_error": None if np.isnan(rate) else rate})
-        # Re-estimate the delivered error: audited model error for auto-accepted items, people's elsewhere.
-        overall, overall_up = ratio_upper_bound(errs[:, 0], errs[:, 1], delta=delta)
-        share_auto = len(auto) / max(1, n_all)
-        delivered_up = share_auto * overall_up + (1 - share_auto) * h
+            rate = float(errs[in_band, 0].sum() / max(errs[in_band, 1].sum(), 1e-9)) if in_band.any() else None
+            bands.append({"low": float(lo), "high": float(hi), "audited": int(in_band.sum()), "model_error": rate})
+        overall = float(errs[:, 0].sum() / max(errs[:, 1].sum(), 1e-9))
+        overall_up = float(betting_upper_bound(item_error_ratio(errs[:, 0], errs[:, 1])[None, :],
+                                               delta=delta)[0])
+
+        def delivered(model_rate: float, n_auto: int) -> float:
+            share_auto = n_auto / max(1, n_all)
+            return share_auto * model_rate + (1 - share_auto) * h
+
+        estimate = delivered(overall, len(auto))
+        rerouted: list[str] = []
         band = 0
-        while delivered_up > target and band < strata:
+        while estimate > target and band < strata:
             lo, hi = edges[band], edges[band + 1]
-            moved = [k for k in auto if lo <= (preds[k].confidence or 0.0) <= hi and roles[k] == "auto_accept"]
+            moved = [k for k in auto if lo <= (preds[k].confidence or 0.0) <= hi and roles[k] == "auto_accept"
+                     and k not in rerouted]
             rerouted.extend(moved)
             keep = a_conf > hi
-            share_auto = (len(auto) - len(rerouted)) / max(1, n_all)
-            if keep.sum() >= 2:
-                _, overall_up = ratio_upper_bound(errs[keep, 0], errs[keep, 1], delta=delta)
-            delivered_up = share_auto * overall_up + (1 - share_auto) * h
+            rate = float(errs[keep, 0].sum() / max(errs[keep, 1].sum(), 1e-9)) if keep.any() else overall
+            estimate = delivered(rate, len(auto) - len(rerouted))
             band += 1
         mark_roles(job, {k: ("human", "audit re-route: the audit showed the target was missed in this "
                                "confidence band") for k in rerouted}, "audit")
         now = current_roles(job)
-        msg = (f"Audit of {len(answered)} auto-accepted items: model {_metric(task.name)} {overall:.2%}. " + (
-            f"The target {target:.1%} was missed: {len(rerouted)} items in the {band} lowest-confidence band(s) "
-            "were re-routed to people; push again." if rerouted else f"The target {target:.1%} holds."))
-        result = RoutingResult("audit", _counts(now), _human_share(now),
-                               threshold=routing.get("threshold"), estimated_error=None,
-                               error_upper=float(delivered_up), reachable=routing.get("reachable", True),
-                               human_error=routing.get("human_error"), message=msg,
-                               details={**(routing.get("details") or {}), "audit": {
-                                   "answered": len(answered), "model_error": overall, "bands": bands,
-                                   "rerouted": len(rerouted), "rerouted_bands": band if rerouted else 0}})
+        head = (f"Audit: {len(answered)} of {len(audit_ids)} audit items answered"
+                + (f" ({remaining} remain; pull again later and re-check)" if remaining else "")
+                + f"; the model's {metric} on them is {overall:.2%} (at most {overall_up:.1%} with "
+                f"{1 - delta:.0%} confidence from {len(answered)} items).")
+        if rerouted:
+            status = "re-routed"
+            msg = (f"{head} With it the delivered {metric} is estimated above the target {target:.1%}: "
+                   f"{len(rerouted)} auto-accepted items in the {band} lowest-confidence band(s) were re-routed to "
+                   f"people (estimate now {estimate:.2%}). Next: `kdh push {job.root}`, let people answer, "
+                   f"`kdh pull {job.root}`.")
+        else:
+            status = "partial" if remaining else "holds"
+            msg = (f"{head} Delivered {metric} estimated {estimate:.2%} with it: the target {target:.1%} holds.")
+        result = RoutingResult("audit", _counts(now), _human_share(now), message=msg, details={
+            **(routing.get("details") or {}), "audit": {
+                "status": status, "items": len(audit_ids), "answered": len(answered), "remaining": remaining,
+                "model_error": overall, "model_error_upper": overall_up, "delivered_estimate": estimate,
+                "bands": bands, "rerouted": len(rerouted), "rerouted_bands": band if rerouted else 0}}, **base)
         job.update_manifest(routing=asdict(result))
     return result

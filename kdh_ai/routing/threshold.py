@@ -1,36 +1,46 @@
-"""Choosing the auto-accept threshold from a calibration slice, with a statistical guarantee.
+"""Choosing the auto-accept threshold from a calibration slice, with a finite-sample guarantee.
 
 The client's target applies to the **whole delivered batch**. An item whose model confidence is at least the
 threshold is delivered with the model's answer; the others go to people and are delivered with the people's
 answer, which has errors too. On a calibration slice (a random sample of the batch, labelled to gold quality)
 we know, for each item ``i``, the model's errors ``e_i`` against the gold answer and its size ``n_i``
-(reference words for transcription, 1 for classification). The people's error rate ``h`` is measured on gold
-items or by overlap. For a threshold ``t`` the delivered error rate is estimated by the ratio
+(reference words for transcription, 1 for classification).
 
-    R(t) = sum_i L_i(t) / sum_i n_i,   L_i(t) = e_i if c_i >= t else h * n_i
+**What is bounded.** Each item's error ratio ``x_i = min(1, e_i / n_i)`` (its own WER, counted at most 100%;
+0 or 1 for a label) lies in [0, 1]. For a threshold ``t`` the delivered loss of an item is ``x_i`` if
+``c_i >= t`` and ``h+`` (an upper bound of the people's error rate) if not. The promise is on the batch's
+per-item mean of these losses, combined with the share ``f`` of items people touch anyway (calibration, gold,
+failed items): of those, the share ``g`` delivered with the people's answers has their error rate, the rest
+(gold items, a reviewed calibration slice) is delivered exact: ``R_batch(t) = (1 - f) M(t) + g h+``. (The
+point estimate shown beside the bound is the word-weighted ratio, the WER a client computes; the simulation
+in ``benchmarks/routing.py`` checks the realised word-weighted WER against the promise.)
 
-and combined with the share ``f`` of items people touch anyway (calibration, gold, items that failed): of
-those, the share ``g`` delivered with the people's answers has their error rate, the rest (gold items, a
-calibration slice checked by trusted reviewers) is delivered exact: ``R_batch(t) = (1 - f) R(t) + g h``.
+**The model's part: a betting test, valid in finite samples.** Per-item errors are bounded but heavy-tailed
+(most clips have none, a few noisy ones have most words wrong), so a CLT bound is too optimistic on a slice
+of tens of items. For each threshold we test ``H0: M(t) > (target - g h+) / (1 - f)`` with the betting
+(hedged capital) test of Waudby-Smith and Ramdas ("Estimating means of bounded random variables by betting",
+JRSS-B 2023), in its form for sampling *without replacement* from the batch (Waudby-Smith and Ramdas,
+"Confidence sequences for sampling without replacement", NeurIPS 2020): the slice is a random subset of the
+batch's routable items, so the bound covers the items actually delivered, not a population mean. The wealth
+is averaged over a few fixed orderings of the slice (an average of e-values is an e-value); ``H0`` is
+rejected when it reaches ``1 / delta_model``. With earlier batches' slices pooled
+(``kdh route --prior-calibration``) the items are treated as i.i.d. draws of the client's stream instead, and
+the batch's own sampling noise is added with a Chernoff (Bernoulli KL) bound at the same level.
 
-**Guarantee (Learn then Test, fixed sequence).** Candidate thresholds are ordered from "everything to people"
-to "everything auto-accepted". For each in turn we test ``H0: R_batch(t) > target`` with a one-sided p-value
-from the estimator's standard error (delta method for the ratio, Student t quantile). The people's error rate
-is measured on other items (gold), so its sampling error enters the variance once, weighted by how much of
-the delivered batch people answer: ``((1 - f) B(t) + g)^2 se(h)^2`` with ``B(t)`` the routed share of units
-(one bound for the sum, not an upper bound of ``h`` stacked on an upper bound of ``R``, which would spend
-``delta`` twice). We stop at the first threshold whose null cannot be rejected at level ``delta``; the chosen
+**The people's part.** ``h+`` is a Clopper-Pearson upper bound on the people's word (or label) error rate
+from the gold answers (:func:`people_upper_bound`, assuming their errors are independent across words; it is
+an upper bound, so a few gold answers without an error do not promise people who never err). The error
+level is split: ``delta / 3`` for the people, ``2 delta / 3`` for the model (Bonferroni,
+:func:`split_delta`), so the promise holds with probability at least ``1 - delta`` in finite samples. An
+assumed rate (``--human-wer``) is taken as exact and the model gets all of ``delta``.
+
+**Which threshold (Learn then Test, fixed sequence).** Candidate thresholds are ordered from "everything to
+people" to "everything auto-accepted"; we stop at the first whose null cannot be rejected, and the chosen
 threshold is the last one rejected, i.e. the smallest human share whose risk is controlled. Fixed-sequence
-testing controls the family-wise error at ``delta`` without any further correction for the number of
-thresholds searched (Angelopoulos, Bates, Candes, Jordan, Lei: "Learn then Test: Calibrating Predictive
-Algorithms to Achieve Risk Control", 2021, section 4). The standard error also counts the sampling noise of
-the batch itself (its ``len(batch_confidence)`` items), so the bound covers the error rate the client
-actually receives, not only its expectation. The model's part has a binomial floor with one pseudo-error on
-the auto-accepted units, so a slice whose confident items show no error does not promise a perfect model.
-The p-values are asymptotic (CLT), so the guarantee is approximate for small slices;
-``benchmarks/routing.py`` measures how often the target actually held (for transcription, 92-95% of
-simulated batches with an 80-clip slice alone, 95-98% with one earlier batch's slice pooled:
-``benchmarks/routing.md``).
+testing controls the family-wise error at ``delta`` without a correction for the number of thresholds
+(Angelopoulos, Bates, Candes, Jordan, Lei: "Learn then Test: Calibrating Predictive Algorithms to Achieve
+Risk Control", 2021, section 4). ``benchmarks/routing.py`` measures how often the target held on several
+pools (``benchmarks/routing.md``).
 
 Example:
     >>> import numpy as np
@@ -38,9 +48,9 @@ Example:
     >>> conf = rng.uniform(size=400)
     >>> units = np.full(400, 20)
     >>> errors = rng.binomial(20, 0.25 * (1 - conf))     # low confidence, more errors
-    >>> choice = choose_threshold(conf, errors, units, batch_confidence=conf, human_error_rate=0.02,
-    ...                           target=0.06)
-    >>> choice.reachable, round(choice.human_share, 2) < 1.0, choice.risk_upper <= 0.06
+    >>> choice = choose_threshold(conf[:200], errors[:200], units[:200], batch_confidence=conf[200:],
+    ...                           human_error_rate=0.02, human_error_upper=0.03, target=0.08)
+    >>> choice.reachable, round(choice.human_share, 2) < 1.0, choice.risk_upper <= 0.08
     (True, True, True)
 """
 
@@ -52,7 +62,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["ThresholdChoice", "choose_threshold", "rate_and_se", "ratio_upper_bound", "risk_at_threshold"]
+__all__ = ["ThresholdChoice", "betting_upper_bound", "choose_threshold", "item_error_ratio", "people_upper_bound",
+           "rate_and_se", "ratio_upper_bound", "risk_at_threshold", "split_delta"]
+
+_ORDERINGS = 8   # fixed orderings of the slice the betting wealth is averaged over
+_TRUNCATE = 0.75  # largest bet, as a share of what keeps the wealth non-negative (Waudby-Smith & Ramdas)
 
 
 @dataclass
@@ -68,9 +82,9 @@ class ThresholdChoice:
         target: The target error rate (``None`` in budget mode).
         delta: Error level of the guarantee.
         human_error_rate: People's measured error rate.
-        human_error_upper: Its upper confidence bound (``rate + t * se``; reported, the test uses ``se``).
+        human_error_upper: The upper bound of the people's rate used in the promise (Clopper-Pearson on gold).
         curve: One row per candidate threshold: ``threshold``, ``human_share``, ``risk``, ``risk_upper``,
-            ``p_value``, ``controlled`` (rejected in the fixed sequence).
+            ``controlled`` (its bound meets the target and so do all before it in the fixed sequence).
         mode: ``"target"`` or ``"budget"``.
     """
 
@@ -85,6 +99,139 @@ class ThresholdChoice:
     human_error_upper: float
     curve: pd.DataFrame
     mode: str = "target"
+
+
+def split_delta(delta: float, *, people_measured: bool) -> tuple[float, float]:
+    """Error levels ``(people, model)`` whose sum is ``delta``: a third to the people's bound (Clopper-Pearson on
+    words is tight), two thirds to the model's (the heavy-tailed part); all to the model when the people's rate
+    is an assumption."""
+    return (delta / 3, 2 * delta / 3) if people_measured else (0.0, delta)
+
+
+def item_error_ratio(errors: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Each item's error ratio ``min(1, errors / units)`` (an item's WER counted at most 100%)."""
+    e = np.asarray(errors, dtype=float)
+    n = np.asarray(units, dtype=float)
+    return np.clip(np.divide(e, n, out=np.ones_like(e), where=n > 0), 0.0, 1.0)
+
+
+def people_upper_bound(errors: float, units: float, *, delta: float) -> float:
+    """Clopper-Pearson upper bound, at level ``1 - delta``, of the people's error rate from gold answers.
+
+    ``errors`` word (or label) errors in ``units`` words (labels), taken as independent trials (Clopper and
+    Pearson, "The use of confidence or fiducial limits illustrated in the case of the binomial", Biometrika
+    1934). Zero errors still give a positive bound.
+
+    Example:
+        >>> round(people_upper_bound(0, 150, delta=0.025), 4)
+        0.0243
+    """
+    if units <= 0:
+        return 1.0
+    k = min(float(errors), float(units))
+    if k >= units:
+        return 1.0
+    return float(stats.beta.ppf(1 - delta, k + 1, units - k))
+
+
+def _log_wealth(x: np.ndarray, m0: np.ndarray, population: int | None, log_inv_delta: float) -> np.ndarray:
+    """Log of the betting wealth against ``H0: mean >= m0``, averaged over fixed orderings of the slice.
+
+    Args:
+        x: ``(k, m)`` item losses in [0, 1] (one row per hypothesis, the slice in its drawn order).
+        m0: ``(k,)`` null means of the population (the batch's routable items, or the stream).
+        population: Size of the finite population the slice was drawn from without replacement (``None``:
+            i.i.d.).
+        log_inv_delta: ``log(1 / delta)``, which sizes the bets (predictable plug-in, Waudby-Smith & Ramdas).
+    """
+    k, m = x.shape
+    rng = np.random.default_rng(12345)
+    orders = [np.arange(m)] + [rng.permutation(m) for _ in range(_ORDERINGS - 1)]
+    xs = np.stack([x[:, o] for o in orders], axis=1)  # (k, P, m)
+    # Everything the bet at step i uses comes from the items before i (predictable): cumulative sums.
+    csum = np.cumsum(xs, axis=2)
+    seen = np.concatenate([np.zeros(xs.shape[:2] + (1,)), csum[:, :, :-1]], axis=2)   # sum before step i
+    steps = np.arange(m)
+    mu_hat = (0.5 + seen) / (steps + 1)                                                   # estimate before step i
+    sq = (xs - mu_hat) ** 2
+    var_sum = 0.25 + np.concatenate([np.zeros(xs.shape[:2] + (1,)), np.cumsum(sq, axis=2)[:, :, :-1]], axis=2)
+    sigma2 = var_sum / (steps + 1)
+    m0b = np.asarray(m0, dtype=float)[:, None, None]
+    if population is None:
+        mu0 = np.broadcast_to(m0b, xs.shape)
+    else:
+        mu0 = (population * m0b - seen) / np.maximum(population - steps, 1)
+    impossible = np.any(mu0 > 1 + 1e-12, axis=2)  # the rest cannot bring the mean up to m0: H0 is false
+    mu0 = np.clip(mu0, 0.0, 1.0)
+    lam = np.minimum(np.sqrt(2 * log_inv_delta / (m * sigma2)), _TRUNCATE / np.maximum(1 - mu0, 1e-9))
+    log_w = np.where(impossible, np.inf, np.sum(np.log1p(lam * (mu0 - xs)), axis=2))
+    with np.errstate(invalid="ignore"):
+        top = np.max(log_w, axis=1, keepdims=True)
+        out = top[:, 0] + np.log(np.mean(np.exp(log_w - np.where(np.isfinite(top), top, 0.0)), axis=1))
+    return np.where(np.isinf(top[:, 0]), top[:, 0], out)
+
+
+def betting_upper_bound(x: np.ndarray, *, delta: float, population: int | None = None, iters: int = 22
+                        ) -> np.ndarray:
+    """Upper confidence bounds, at level ``1 - delta``, of the mean of [0, 1] losses (one per row of ``x``).
+
+    The mean is that of the finite population of ``population`` items the slice was drawn from without
+    replacement (``None``: of the i.i.d. stream). Betting test inverted by bisection (the wealth grows with the
+    null mean). See the module docstring.
+
+    Example:
+        >>> x = np.array([[0.0] * 90 + [1.0] * 10])
+        >>> up = betting_upper_bound(x, delta=0.05)[0]
+        >>> bool(0.1 < up < 0.25)
+        True
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    k, m = x.shape
+    if m == 0:
+        return np.ones(k)
+    lo, hi = np.zeros(k), np.ones(k)
+    log_inv = float(np.log(1 / delta))
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        rejected = _log_wealth(x, mid, population, log_inv) >= log_inv
+        hi = np.where(rejected, mid, hi)
+        lo = np.where(rejected, lo, mid)
+    return hi
+
+
+def _kl_largest_mean(q: np.ndarray, n: int, delta: float) -> np.ndarray:
+    """Largest expectation ``p <= q`` whose Chernoff bound for the mean of ``n`` i.i.d. [0, 1] draws is at most
+    ``q`` at level ``delta`` (solves ``n KL(q || p) = log(1 / delta)``; vectorized bisection)."""
+    q = np.clip(np.asarray(q, dtype=float), 0.0, 1.0)
+    c = np.log(1 / delta) / max(n, 1)
+    qq = np.clip(q, 1e-15, 1 - 1e-15)
+    lo, hi = np.zeros_like(q), q.copy()
+    for _ in range(50):
+        mid = np.clip((lo + hi) / 2, 1e-15, 1 - 1e-15)
+        kl = qq * np.log(qq / mid) + (1 - qq) * np.log((1 - qq) / (1 - mid))
+        lo, hi = np.where(kl >= c, mid, lo), np.where(kl >= c, hi, mid)
+    return np.where(q <= 0, 0.0, lo)
+
+
+def _kl_upper(p: float, n: int, delta: float) -> float:
+    """Largest mean of ``n`` i.i.d. [0, 1] draws with expectation ``p`` not excluded at level ``delta``
+    (Chernoff: ``n KL(q || p) = log(1 / delta)``)."""
+    if n <= 0 or p >= 1:
+        return min(1.0, p)
+    p = max(p, 1e-12)
+    target = np.log(1 / delta) / n
+
+    def kl(q: float) -> float:
+        q = min(max(q, 1e-15), 1 - 1e-15)
+        return q * np.log(q / p) + (1 - q) * np.log((1 - q) / (1 - p))
+
+    if kl(1.0) <= target:
+        return 1.0
+    lo, hi = p, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if kl(mid) <= target else (lo, mid)
+    return hi
 
 
 def _ratio_se(losses: np.ndarray, units: np.ndarray, r: float, n_predict: int | None) -> tuple[float, float]:
@@ -172,15 +319,19 @@ def choose_threshold(
     *,
     batch_confidence: np.ndarray,
     human_error_rate: float,
-    human_error_se: float | None = None,
     human_error_upper: float | None = None,
+    human_error_se: float | None = None,
+    people_delta: float = 0.0,
     target: float | None = None,
     budget: float | None = None,
     fixed_human_share: float = 0.0,
     fixed_error_share: float | None = None,
     start_threshold: float | None = None,
+    slice_in_batch: bool = True,
+    population: int | None = None,
     delta: float = 0.05,
     n_candidates: int = 100,
+    curve_bounds: bool = True,
 ) -> ThresholdChoice:
     """Choose the auto-accept threshold (see the module docstring for the method and its guarantee).
 
@@ -191,9 +342,12 @@ def choose_threshold(
         batch_confidence: Confidence of every item that routing decides on (the batch without the fixed
             shares); the human share of a threshold is computed exactly on it.
         human_error_rate: People's measured error rate (WER, or 1 - accuracy).
-        human_error_se: Its standard error (see :func:`rate_and_se`); 0 for an assumed, exact rate.
-        human_error_upper: Instead of ``human_error_se``: an upper bound at level ``1 - delta``, from which
-            the standard error is taken as ``(upper - rate) / z``. Neither: the rate is taken as exact.
+        human_error_upper: Its upper bound at level ``1 - people_delta`` (:func:`people_upper_bound`);
+            ``None``: the rate is taken as exact (an assumption).
+        human_error_se: Instead of ``human_error_upper`` (older callers): the bound is taken as
+            ``rate + z * se`` at level ``1 - people_delta``.
+        people_delta: Error level spent on the people's bound (:func:`split_delta`); the model's part gets
+            ``delta - people_delta``.
         target: Target error rate of the delivered batch (target mode).
         budget: Largest human share allowed, fixed shares included (budget mode).
         fixed_human_share: Share of the batch people touch whatever the threshold (calibration, gold, failed
@@ -207,8 +361,18 @@ def choose_threshold(
             equals the people's (``1 - h`` for a calibrated probability) tests that mix first. It must not
             come from the calibration slice's errors (that would void the guarantee). When nothing in the
             sequence meets the target, everything goes to people, reachable if their own bound allows.
-        delta: Error level: the guarantee holds with probability about ``1 - delta``.
+        slice_in_batch: The slice was drawn at random from this batch's routable items (the batch is then a
+            finite population: slice + ``batch_confidence``); False when earlier batches' slices are pooled
+            (the items are then treated as i.i.d. draws of the client's stream).
+        population: With ``slice_in_batch``: the number of items the slice was drawn from, when larger than
+            the slice plus ``batch_confidence`` (routing again after people answered some items: those left
+            the batch but not the population). The bound then covers the model's losses on every item not in
+            the slice, a superset of the batch's (conservative).
+        delta: Error level of the whole promise (people and model): it holds with probability at least
+            ``1 - delta``.
         n_candidates: Number of candidate thresholds (quantiles of ``batch_confidence``).
+        curve_bounds: Compute every candidate's upper bound for the curve (by bisection; the simulation turns
+            it off: the decision needs only the test at the target and the chosen row's bound).
 
     Raises:
         ValueError: Neither or both of ``target`` and ``budget``; inputs of different lengths; values
@@ -226,25 +390,31 @@ def choose_threshold(
                          "(30 or more for a meaningful bound)")
     if not 0 < delta < 0.5:
         raise ValueError(f"delta must lie in (0, 0.5), got {delta}")
+    if not 0 <= people_delta < delta:
+        raise ValueError(f"people_delta must lie in [0, delta={delta}), got {people_delta}")
     if not 0 <= fixed_human_share < 1:
         raise ValueError(f"fixed_human_share must lie in [0, 1), got {fixed_human_share}")
     if not 0 <= human_error_rate <= 1:
         raise ValueError(f"human_error_rate must lie in [0, 1], got {human_error_rate}")
+    if target is not None and not 0 < target < 1:
+        raise ValueError(f"target must lie in (0, 1), got {target}")
     h = float(human_error_rate)
-    z = float(stats.norm.ppf(1 - delta))
-    if human_error_se is None:
-        human_error_se = 0.0 if human_error_upper is None else max(0.0, human_error_upper - h) / z
-    h_se = float(human_error_se)
-    h_up = h + z * h_se if human_error_upper is None else float(human_error_upper)
+    if human_error_upper is None:
+        h_up = h if not human_error_se else min(1.0, h + float(stats.norm.ppf(1 - max(people_delta, 1e-9)))
+                                                * float(human_error_se))
+    else:
+        h_up = max(h, float(human_error_upper))
+    delta_model = delta - people_delta
     f = fixed_human_share
     g = f if fixed_error_share is None else float(fixed_error_share)
     if not 0 <= g <= f + 1e-12:
         raise ValueError(f"fixed_error_share must lie in [0, fixed_human_share={f}], got {fixed_error_share}")
     batch = np.sort(np.asarray(batch_confidence, dtype=float))
-    n_batch = len(batch) or None
+    n_batch = len(batch)
     m = len(n)
-    t_q = float(stats.t.ppf(1 - delta, df=m - 1))
     u_all = float(n.sum())
+    x = item_error_ratio(err, n)
+    population = max(m + n_batch, int(population or 0)) if slice_in_batch else None
     started = start_threshold is not None and start_threshold < float("inf")
 
     # Candidates from "all human" (inf) down to "all auto" (-inf), at quantiles of the batch's confidence.
@@ -253,35 +423,63 @@ def choose_threshold(
                                      reverse=True) + [float("-inf")]
     if started:
         cands = [float("inf"), float(start_threshold)] + [c for c in cands if c < start_threshold]
-    rows = []
-    for t in cands:
-        share_routed = float(np.mean(batch < t)) if len(batch) else 0.0
-        human_share = f + (1 - f) * share_routed
-        losses = risk_at_threshold(conf, err, n, t, human_error_rate=h)
-        r = float(losses.sum() / u_all)
-        se, shift = _ratio_se(losses, n, r, n_batch)
-        # Floor for the model's part: its errors on the auto-accepted units as a binomial count with one
-        # pseudo-error (as for the people, :func:`rate_and_se`): a slice whose confident items happen to show
-        # no error must not promise a model that never errs (one label per item makes this common).
-        auto = conf >= t
-        u_auto = float(n[auto].sum())
-        if u_auto > 0:
-            p_auto = (float(err[auto].sum()) + 1) / (u_auto + 2)
-            floor = u_auto * p_auto * (1 - p_auto) / u_all**2 * (1 + (m / n_batch if n_batch else 0.0))
-            se = float(np.sqrt(max(se**2, floor)))
-        h_weight = (1 - f) * (1 - u_auto / u_all) + g  # share of the batch's units people answer
-        r_batch = (1 - f) * r + g * h
-        se_batch = float(np.sqrt(((1 - f) * se) ** 2 + (h_weight * h_se) ** 2))
-        r_up = r_batch + (1 - f) * shift + t_q * se_batch
-        if target is None:
-            p = float("nan")
-        elif se_batch == 0:
-            p = 0.0 if r_batch < target else 1.0
+    t_arr = np.array(cands)
+    auto = conf[None, :] >= t_arr[:, None]                        # (k, m): slice items auto-accepted
+    y = np.where(auto, x[None, :], 0.0)                           # model losses of auto-accepted items
+    n_auto = np.array([int(np.sum(batch >= t)) for t in cands])   # batch items auto-accepted
+    level = delta_model if slice_in_batch else delta_model / 2
+    log_inv = float(np.log(1 / level))
+    uniq, inverse = np.unique(auto, axis=0, return_inverse=True)  # one betting test per distinct slice split
+    inverse = np.asarray(inverse).reshape(-1)
+    y_uniq = np.where(uniq, x[None, :], 0.0)
+
+    def allowed_to_null(allowed: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Null mean of the auto-accepted losses for a total of ``allowed`` in the batch's auto-accepted items."""
+        if slice_in_batch:
+            return (y[rows].sum(axis=1) + allowed) / population
+        return _kl_largest_mean(allowed / max(n_batch, 1), n_batch, delta_model / 2)
+
+    def batch_upper(j_rows: np.ndarray) -> np.ndarray:
+        """Upper bound of the batch's per-item mean loss (before the fixed shares) at candidates ``j_rows``."""
+        up = betting_upper_bound(y_uniq[inverse[j_rows]], delta=level, population=population)
+        if slice_in_batch:
+            auto_sum = population * up - y[j_rows].sum(axis=1)
         else:
-            p = float(stats.t.sf((target - r_batch - (1 - f) * shift) / se_batch, df=m - 1))
-        rows.append({"threshold": t, "human_share": human_share, "risk": r_batch, "risk_upper": r_up,
-                     "p_value": p})
+            auto_sum = n_batch * np.array([_kl_upper(float(u), n_batch, delta_model / 2) for u in up])
+        auto_sum = np.clip(auto_sum, 0.0, n_auto[j_rows])
+        return (auto_sum + (n_batch - n_auto[j_rows]) * h_up) / max(n_batch, 1)
+
+    rows = []
+    for j, t in enumerate(cands):
+        share_routed = 1 - n_auto[j] / n_batch if n_batch else 0.0
+        # Point estimate: the word-weighted ratio (model errors where auto-accepted, people's rate elsewhere).
+        losses = risk_at_threshold(conf, err, n, t, human_error_rate=h)
+        rows.append({"threshold": t, "human_share": f + (1 - f) * share_routed,
+                     "risk": (1 - f) * float(losses.sum() / u_all) + g * h})
     curve = pd.DataFrame(rows)
+    everything = np.arange(len(cands))
+    if curve_bounds or target is None:
+        m_up = batch_upper(everything) if n_batch else np.zeros(len(cands))
+        curve["risk_upper"] = np.maximum(curve["risk"], (1 - f) * m_up + g * h_up)
+    else:
+        curve["risk_upper"] = np.nan
+    if target is not None:
+        # The test at the target: the auto-accepted items may carry at most `allowed` model losses in all.
+        tau_rest = (target - g * h_up) / (1 - f)
+        allowed = n_batch * tau_rest - (n_batch - n_auto) * h_up
+        meets = np.zeros(len(cands), dtype=bool)
+        if n_batch == 0:
+            meets[:] = g * h_up <= target
+        else:
+            meets |= (allowed >= n_auto) & (allowed >= 0)           # holds even if every auto item were wrong
+            undecided = (allowed >= 0) & ~meets
+            if undecided.any():
+                rows_u = np.nonzero(undecided)[0]
+                null = allowed_to_null(allowed[rows_u], rows_u)
+                wealth = _log_wealth(y_uniq[inverse[rows_u]], null, population, log_inv)
+                meets[rows_u] = wealth >= log_inv
+        meets &= curve["risk"].to_numpy() <= target
+        curve["meets_target"] = meets
 
     if target is not None:
         # The first row (everything to people) is the fallback; the sequence starts at row 1 when a start
@@ -289,20 +487,24 @@ def choose_threshold(
         first = 1 if started else 0
         controlled = [False] * first
         still = True
-        for p in curve["p_value"].iloc[first:]:
-            still = still and p <= delta
+        for ok_j in curve["meets_target"].iloc[first:]:
+            still = still and bool(ok_j)
             controlled.append(still)
         curve["controlled"] = controlled
         ok = curve[curve["controlled"]]
+        j = int(ok.index[-1]) if not ok.empty else 0
+        if np.isnan(curve.at[j, "risk_upper"]):
+            up = float(batch_upper(np.array([j]))[0]) if n_batch else 0.0
+            curve.at[j, "risk_upper"] = max(float(curve.at[j, "risk"]), (1 - f) * up + g * h_up)
+        row = curve.iloc[j]
+        # The test at the target passed: the target itself is a bound at this level.
+        upper = min(float(row["risk_upper"]), target) if bool(row["meets_target"]) else float(row["risk_upper"])
         if ok.empty:
-            row = curve.iloc[0]
-            return ThresholdChoice(float("inf"), float(row["human_share"]), float(row["risk"]),
-                                   float(row["risk_upper"]), bool(row["p_value"] <= delta), target, delta,
-                                   human_error_rate, h_up, curve, "target")
-        row = ok.iloc[-1]
-        return ThresholdChoice(float(row["threshold"]), float(row["human_share"]), float(row["risk"]),
-                               float(row["risk_upper"]), True, target, delta, human_error_rate, h_up, curve,
-                               "target")
+            return ThresholdChoice(float("inf"), float(row["human_share"]), float(row["risk"]), upper,
+                                   bool(row["meets_target"]), target, delta, human_error_rate, h_up, curve,
+                                   "target")
+        return ThresholdChoice(float(row["threshold"]), float(row["human_share"]), float(row["risk"]), upper,
+                               True, target, delta, human_error_rate, h_up, curve, "target")
 
     if budget is None or not 0 <= budget <= 1:
         raise ValueError(f"budget must be a share in [0, 1], got {budget}")

@@ -57,11 +57,14 @@ from kdh_ai.records import Prediction
 from kdh_ai.registry import DEFAULT_TRANSCRIPTION_MODEL, ResolvedModel, resolve_model
 from kdh_ai.tasks.base import Prelabeler, TaskType
 
-__all__ = ["Transcriber", "TranscribeOptions", "TranscriptionTask"]
+__all__ = ["ENGINES", "Transcriber", "TranscribeOptions", "TranscriptionTask", "make_transcriber"]
 
 logger = logging.getLogger(__name__)
 
 _VAD_FRAME = 512  # samples per Silero VAD probability (32 ms)
+ENGINES: tuple[str, ...] = ("faster-whisper", "openai-whisper")
+"""Transcription engines: faster-whisper (CTranslate2, the default) or OpenAI's ``whisper`` package
+(:mod:`kdh_ai.engines.openai_whisper`)."""
 _PREPEND_PUNCT = "\"'“¿([{-"
 _APPEND_PUNCT = "\"'.。,，!！?？:：”)]}、"
 
@@ -101,6 +104,8 @@ class TranscribeOptions:
             transcript, half its confidence and a ``check`` entry in its payload saying why.
         max_duration_s: Longer files are refused as errors (protects the batch from a stray 10-hour file).
         cpu_threads: Threads per decoding worker (0 = the machine's cores divided by ``workers``).
+        engine: ``"faster-whisper"`` (default) or ``"openai-whisper"`` (OpenAI's reference implementation on the
+            same weights; see :mod:`kdh_ai.engines.openai_whisper` for the options that apply to it).
     """
 
     model: str = DEFAULT_TRANSCRIPTION_MODEL
@@ -118,6 +123,7 @@ class TranscribeOptions:
     redo_checks: bool = True
     max_duration_s: float = Field(4 * 3600.0, gt=0)
     cpu_threads: int = Field(0, ge=0)
+    engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
 
     def decode_signature(self) -> dict[str, Any]:
         """The options that change the model's answers (they go into the config hash)."""
@@ -928,3 +934,17 @@ class Transcriber(Prelabeler):
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+
+
+def make_transcriber(options: TranscribeOptions, *, model: ResolvedModel | None = None) -> Prelabeler:
+    """The transcription pre-labeler of ``options.engine`` (its model loads here).
+
+    Args:
+        options: The job's options.
+        model: An already resolved model (default: resolve ``options.model``).
+    """
+    if options.engine == "openai-whisper":
+        from kdh_ai.engines.openai_whisper import OpenAIWhisperTranscriber
+
+        return OpenAIWhisperTranscriber(options, model=model)
+    return Transcriber(options, model=model)

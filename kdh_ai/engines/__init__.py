@@ -1,0 +1,1 @@
+"""Transcription engines other than the default faster-whisper one (see :mod:`kdh_ai.tasks.transcription`)."""
