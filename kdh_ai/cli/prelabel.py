@@ -36,7 +36,8 @@ def prelabel_transcribe(
     vad: Annotated[Optional[bool], typer.Option("--vad/--no-vad", help="Detect speech first (silence -> "
                                                 "no_speech). [default: on]")] = None,
     pack: Annotated[Optional[bool], typer.Option("--pack/--no-pack", help="Transcribe several short clips "
-                                                 "per Whisper window (faster). [default: on]")] = None,
+                                                 "per Whisper window (faster, but a clip's text then depends on "
+                                                 "the clips packed with it). [default: off]")] = None,
     max_duration: Annotated[Optional[float], typer.Option(help="Refuse files longer than this many seconds. "
                                                           "[default: 14400]")] = None,
     max_items: Annotated[Optional[int], typer.Option(help="Process at most N pending items now (a trial run; "
