@@ -40,13 +40,26 @@ $(LS_VENV)/.installed:
 
 install: $(VENV)/.installed $(LS_VENV)/.installed
 
-# Headless Chromium renders the client report in the tests (Debian's package; needs root, as on CI).
+# Headless Chromium renders the client report in the tests, PostgreSQL backs the hub server's tests (Debian's
+# packages; needs root, as on CI).
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing Chromium for the report test (apt-get)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "WARNING: Chromium is missing; the report test will fail: apt-get install chromium"; fi; }
+	@# PostgreSQL for the hub server (one Label Studio per client; its tests start a private cluster)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing PostgreSQL for the hub tests (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "WARNING: PostgreSQL is missing; the hub tests will fail: apt-get install postgresql"; fi; }
+	@# strace traces the no-outbound-connection test (tests/test_offline.py; unshare is in util-linux).
+	@command -v strace >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing strace for the offline test (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; \
+	  else echo "WARNING: strace is missing; the offline test will fail: apt-get install strace"; fi; }
 
 demo: install
 	$(PY) -m pipelines.demo

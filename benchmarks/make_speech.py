@@ -391,6 +391,7 @@ def make_speech(out: Path = DEFAULT_OUT, *, minutes: float = 22.0, long_files: i
     root = out / _cache_key(voices, minutes, long_files, seed)
     if (root / "short" / "manifest.csv").exists() and (root / "long" / "manifest.csv").exists():
         logger.info("synthetic speech cached in %s", root)
+        make_mixed_long(root, voices, seed=seed)
         return root
     logger.info("generating synthetic speech in %s with voices %s", root, [v.label for v in voices])
     rng = np.random.default_rng(seed)
@@ -474,9 +475,58 @@ def make_speech(out: Path = DEFAULT_OUT, *, minutes: float = 22.0, long_files: i
                               "voice": "ljspeech", "tempo": 1.0, "condition": "real",
                               "duration_s": round(len(audio) / SR, 3)})
         _write_manifest(root / "long" / "manifest.csv", long_rows)
+    make_mixed_long(root, voices, seed=seed)
     (root / "spec.json").write_text(json.dumps({"voices": [asdict(v) for v in voices], "minutes": minutes,
                                                 "long_files": long_files, "seed": seed}, indent=1))
     return root
+
+
+def make_mixed_long(root: Path, voices: list[Voice], *, seed: int = 0, minutes: float = 5.0) -> None:
+    """Add ``long_mixed``, a recording like those that lost speech in issue 11, to ``root/long`` (once).
+
+    About five minutes of the bundled real LJ Speech clips alternating with stretches of synthetic speech
+    in noise (white or pink, 5-20 dB SNR, the noise covering the stretch and its pauses), joined with
+    pauses of 0.6-2 s, with its exact reference.
+    """
+    manifest = root / "long" / "manifest.csv"
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if any(r["item_id"] == "long_mixed" for r in rows) or not voices:
+        return
+    rng = np.random.default_rng(seed + 1011)
+    lj = _ljspeech_rows()
+    texts = SENTENCES + _ljspeech_texts()
+    parts: list[np.ndarray] = []
+    refs: list[str] = []
+    length, i = 0.0, 0
+    with tempfile.TemporaryDirectory() as td:
+        while length < minutes * 60:
+            if lj and i % 2 == 0:
+                r = lj[(i // 2) % len(lj)]
+                speech, ref = _load_16k(r["path"]), r["reference"]
+                pause = np.zeros(int(rng.uniform(0.6, 2.0) * SR), np.float32)
+                stretch = np.concatenate([speech, pause])
+            else:
+                voice = voices[int(rng.integers(len(voices)))]
+                ref = texts[int(rng.integers(len(texts)))]
+                rendered = _render(voice, ref, float(rng.uniform(0.9, 1.15)), False, Path(td))
+                if rendered is None:
+                    i += 1
+                    continue
+                speech = rendered
+                kind = "white" if rng.random() < 0.5 else "pink"
+                snr = float(rng.choice([20.0, 10.0, 5.0]))
+                stretch = _add_noise(speech, (0, int(rng.uniform(0.6, 2.0) * SR)), kind, snr, rng)
+            parts.append(stretch.astype(np.float32))
+            refs.append(ref)
+            length += len(stretch) / SR
+            i += 1
+    audio = np.concatenate(parts)
+    _write_wav(root / "long" / "long_mixed.wav", audio)
+    rows.append({"item_id": "long_mixed", "path": "long_mixed.wav", "reference": " ".join(refs),
+                 "kind": "speech", "voice": "ljspeech+synthetic", "tempo": 1.0, "condition": "mixed-noisy",
+                 "duration_s": round(len(audio) / SR, 3)})
+    _write_manifest(manifest, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,7 @@ import csv
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import platform
 import statistics
@@ -76,9 +77,19 @@ def build_sets(args: argparse.Namespace, work: Path) -> dict[str, Path]:
     long_ = _rows(root / "long" / "manifest.csv")
     if args.quick:
         short = short[::4]
-        long_ = long_[:2]
+        long_ = [r for r in long_ if r["item_id"] in ("long0", "long1", "long_mixed")]
+    all_lj: list[dict[str, str]] = []
+    lj_manifest = args.lj_dir / "manifest.csv"
+    if lj_manifest.exists():  # the LJ Speech clips of /work/shared/data (utterance_id, audio_path, ...)
+        with open(lj_manifest, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                all_lj.append({"item_id": r["utterance_id"], "path": str((args.lj_dir / r["audio_path"]).resolve()),
+                               "reference": r["normalized_text"], "kind": "speech", "condition": "real"})
     sets = {}
-    for name, rows in (("short", short), ("long", long_)):
+    for name, rows in (("demo", lj), ("lj", all_lj), ("short", short), ("long", long_)):
+        if not rows:
+            print(f"# set {name}: no clips found, skipped")
+            continue
         path = work / f"{name}.csv"
         with open(path, "w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, fieldnames=["item_id", "path", "reference", "kind", "condition"],
@@ -117,13 +128,18 @@ def worker_plain(manifest: Path, out: Path, model_dir: str) -> None:
     rows = _rows(manifest)
     t0 = time.perf_counter()
     model = WhisperModel(model_dir, compute_type="int8")
-    hyps, audio_s = {}, 0.0
+    hyps, conf, audio_s = {}, {}, 0.0
     for r in rows:
         segments, info = model.transcribe(r["path"], beam_size=5)
-        hyps[r["item_id"]] = "".join(s.text for s in segments).strip()
+        segs = list(segments)
+        hyps[r["item_id"]] = "".join(s.text for s in segs).strip()
+        # The plain loop's confidence: exp of the token-weighted mean log-probability (what a user of
+        # faster-whisper would take; no word timestamps, which would slow the baseline down).
+        n = sum(len(s.tokens) for s in segs)
+        conf[r["item_id"]] = math.exp(sum(s.avg_logprob * len(s.tokens) for s in segs) / n) if n else 1.0
         audio_s += info.duration
     wall = time.perf_counter() - t0
-    out.write_text(json.dumps({"wall_s": wall, "audio_s": audio_s, "hyps": hyps}))
+    out.write_text(json.dumps({"wall_s": wall, "audio_s": audio_s, "hyps": hyps, "confidence": conf}))
 
 
 def worker_kdh(manifest: Path, out: Path, options: dict[str, Any]) -> None:
@@ -149,6 +165,7 @@ def worker_kdh(manifest: Path, out: Path, options: dict[str, Any]) -> None:
                   "counts": summary.counts, "engine": made[0].stats,
                   "hyps": {k: p.text for k, p in preds.items()},
                   "status": {k: p.status for k, p in preds.items()},
+                  "flagged": {k: bool((p.payload or {}).get("check")) for k, p in preds.items()},
                   "confidence": {k: p.confidence for k, p in preds.items()}}
     out.write_text(json.dumps(result))
 
@@ -173,6 +190,52 @@ def run_worker(kind: str, manifest: Path, work: Path, extra: dict[str, Any]) -> 
 # Scoring
 
 
+CONFIDENT_WER = 0.5
+CONFIDENT_CONF = 0.8
+"""A **confident error** is an item whose WER is at least ``CONFIDENT_WER`` (half its words or more wrong,
+missing or invented) at a confidence of at least ``CONFIDENT_CONF``: what routing would auto-accept and a
+client would receive as finished work."""
+CONF_BINS = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0001]
+
+
+def _spoken(reference: str) -> str:
+    """A reference with its brackets dropped but their words kept: Whisper's English normalizer deletes text
+    in brackets (non-speech tags in transcripts), but in LJ Speech's references those words are read aloud
+    (LJ001-0024: "(which also was printed at Maintz ... fourteen sixty-two)" would count as 13 insertions)."""
+    return reference.replace("(", " ").replace(")", " ").replace("[", " ").replace("]", " ")
+
+
+def item_wers(rows: list[dict[str, str]], hyps: dict[str, str]) -> dict[str, float]:
+    """Each speech item's WER (an empty hypothesis of a non-empty reference: 1.0)."""
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    norm = EnglishTextNormalizer()
+    out = {}
+    for r in rows:
+        if r.get("kind", "speech") != "speech" or not r.get("reference"):
+            continue
+        ref, hyp = norm(_spoken(r["reference"])), norm(hyps.get(r["item_id"], ""))
+        out[r["item_id"]] = jiwer.wer(ref, hyp) if hyp.strip() else 1.0
+    return out
+
+
+def confident_errors(wers: dict[str, float], conf: dict[str, float | None]) -> list[str]:
+    return sorted(k for k, w in wers.items()
+                  if w >= CONFIDENT_WER and (conf.get(k) or 0.0) >= CONFIDENT_CONF)
+
+
+def conf_bins(wers: dict[str, float], conf: dict[str, float | None]) -> list[dict[str, Any]]:
+    """Confidence bins against item WER: items, mean item WER, share of items with WER >= 0.5."""
+    out = []
+    for lo, hi in zip(CONF_BINS, CONF_BINS[1:]):
+        ws = [w for k, w in wers.items() if lo <= (conf.get(k) or 0.0) < hi]
+        out.append({"bin": f"{lo:.2f}-{min(hi, 1.0):.2f}", "n": len(ws),
+                    "mean_wer": statistics.fmean(ws) if ws else float("nan"),
+                    "share_wer_ge_0.5": sum(w >= CONFIDENT_WER for w in ws) / len(ws) if ws else float("nan")})
+    return out
+
+
 def score(rows: list[dict[str, str]], result: dict[str, Any]) -> dict[str, Any]:
     import jiwer
     from whisper_normalizer.english import EnglishTextNormalizer
@@ -180,7 +243,7 @@ def score(rows: list[dict[str, str]], result: dict[str, Any]) -> dict[str, Any]:
     norm = EnglishTextNormalizer()
     hyps = result["hyps"]
     speech = [r for r in rows if r.get("kind", "speech") == "speech" and r.get("reference")]
-    refs = [norm(r["reference"]) for r in speech]
+    refs = [norm(_spoken(r["reference"])) for r in speech]
     outs = [norm(hyps.get(r["item_id"], "")) for r in speech]
     scored: dict[str, Any] = {"wer": jiwer.wer(refs, outs), "n_ref": len(speech)}
     by: dict[str, list[int]] = {}
@@ -252,7 +315,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a quarter of the short clips, 2 long files, "
                     "100 items only for memory")
     ap.add_argument("--repeats", type=int, default=1, help="runs per side (alternating a, b, b, a...)")
-    ap.add_argument("--sets", default="short,long", help="which sets to time (short,long)")
+    ap.add_argument("--sets", default="demo,lj,short,long",
+                    help="which sets to time: demo (the 12 bundled clips as a batch of their own), lj (every "
+                         "LJ Speech clip in --lj-dir), short (bundled + synthetic pool), long")
+    ap.add_argument("--lj-dir", type=Path, default=Path("/work/shared/data/speech_ljspeech_samples"),
+                    help="folder of LJ Speech clips with a manifest.csv (utterance_id, audio_path, "
+                         "normalized_text) for the lj set")
+    ap.add_argument("--damage-check", action="store_true",
+                    help="also decode every file of the sets with kdh_ai.audio.load_audio and count the files "
+                         "it refuses as damaged (must be 0: the pool is undamaged)")
     ap.add_argument("--memory", default="100,1000", help="item counts for the memory check ('' = skip)")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="a TranscribeOptions value for (b), e.g. --option beam_size=3 (JSON values)")
@@ -293,7 +364,19 @@ def main(argv: list[str] | None = None) -> int:
         sets = build_sets(args, work)
         header = (f"{'':<24} {'audio s':>8} {'wall s':>8} {'RTF':>8} {'RTF/cpu':>8} {'WER':>7} "
                   f"{'peak MB':>8}")
-        for name in [s for s in args.sets.split(",") if s]:
+        if args.damage_check:
+            from kdh_ai.audio import AudioError, load_audio
+
+            files = sorted({r["path"] for m in sets.values() for r in _rows(m)})
+            refused = []
+            for f in files:
+                try:
+                    load_audio(f)
+                except AudioError as exc:
+                    refused.append(f"{Path(f).name}: {exc}")
+            print(f"# damaged-file check: {len(files)} files decoded, {len(refused)} refused {refused[:5]}")
+            report["damage_check"] = {"files": len(files), "refused": refused}
+        for name in [s for s in args.sets.split(",") if s and s in sets]:
             rows = _rows(sets[name])
             best: dict[str, dict[str, Any]] = {}
             order: list[str] = []
@@ -321,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{a['cpu_s'] / b['cpu_s']:7.2f}x {100 * (b['wer'] - a['wer']):+6.2f}  "
                       f"{b['peak_rss_mb'] / a['peak_rss_mb']:7.2f}x")
             b = best["kdh"]
+            a = best["plain"]
             print("WER by condition: " + "; ".join(
                 f"{g}: (a) {100 * a['wer_by'][g]:.1f}% (b) {100 * b['wer_by'].get(g, float('nan')):.1f}%"
                 for g in sorted(a["wer_by"])))
@@ -329,8 +413,31 @@ def main(argv: list[str] | None = None) -> int:
             if "conf_spearman_vs_wer" in b:
                 print(f"(b) confidence vs item WER: Spearman {b['conf_spearman_vs_wer']:.2f}; mean confidence "
                       + ", ".join(f"{g} {v:.2f}" for g, v in b["mean_conf"].items()))
+            wers = {k: item_wers(rows, r["hyps"]) for k, r in best.items()}
+            print(f"confident errors (item WER >= {CONFIDENT_WER} at confidence >= {CONFIDENT_CONF}): "
+                  + "; ".join(f"{'(a)' if k == 'plain' else '(b) ' + k} {len(ce)} {ce[:8]}"
+                              for k, ce in ((k, confident_errors(wers[k], best[k]["confidence"]))
+                                            for k in best)))
+            for k in best:
+                best[k]["confident_errors"] = confident_errors(wers[k], best[k]["confidence"])
+                best[k]["conf_bins"] = conf_bins(wers[k], best[k]["confidence"])
+            flagged = [k for k, f in b.get("flagged", {}).items() if f]
+            print(f"(b) items flagged by the plausibility check: {len(flagged)} {flagged[:8]}")
+            print("worst ten items of (b) (item WER, confidence; (a) alongside):")
+            worst = sorted(wers["kdh"], key=lambda k: (-wers["kdh"][k], -(b["confidence"].get(k) or 0)))[:10]
+            for k in worst:
+                print(f"  {k:<14} (b) WER {wers['kdh'][k]:.2f} conf {b['confidence'].get(k) or 0:.3f} "
+                      f"{b['hyps'].get(k, '')[:60]!r:<64} (a) WER {wers['plain'].get(k, float('nan')):.2f} "
+                      f"conf {a['confidence'].get(k) or 0:.3f}")
+            b["worst_ten"] = [{"item_id": k, "wer": wers["kdh"][k], "confidence": b["confidence"].get(k),
+                               "text": b["hyps"].get(k), "plain_wer": wers["plain"].get(k),
+                               "plain_text": a["hyps"].get(k)} for k in worst]
+            print("confidence bins vs item WER:  bin        (a) n  mean WER  WER>=0.5 | (b) n  mean WER  WER>=0.5")
+            for x, y in zip(a["conf_bins"], b["conf_bins"]):
+                print(f"  {x['bin']:>28} {x['n']:5d} {x['mean_wer']:8.3f} {x['share_wer_ge_0.5']:8.2f} | "
+                      f"{y['n']:5d} {y['mean_wer']:8.3f} {y['share_wer_ge_0.5']:8.2f}")
             for r in best.values():
-                for k in ("hyps", "confidence", "status"):
+                for k in ("hyps", "confidence", "status", "flagged"):
                     r.pop(k, None)
             report["sets"][name] = {"files": len(rows), **best}
         counts = [int(x) for x in args.memory.split(",") if x.strip()]

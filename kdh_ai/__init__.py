@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import logging
 
+from kdh_ai.offline import enforce_offline
+
+enforce_offline()  # before anything imports onnxruntime: no telemetry, no model hub (see kdh_ai.offline)
+
 from kdh_ai.items import Item, read_items
 from kdh_ai.job import Job
 from kdh_ai.records import Prediction

@@ -20,6 +20,12 @@ first round is drawn **at random**: the zero-shot model's uncertainty says littl
 (on BANKING77 a first round of 154 least-confident items left the trained head at 0.56 accuracy, below
 zero-shot's 0.62; a random one gave 0.65). See ``benchmarks/classification.py``, which prints the curve.
 
+**Classes nobody has labelled yet.** When the trained head has no human label for some classes (its labels were
+all "ham", say), uncertainty cannot find them: such a head is sure of everything. The round then first asks
+for the missing classes: the items the head gives the highest probability of each missing class (going round
+the missing classes), for the whole non-random part when the head is marked uncalibrated
+(:attr:`kdh_ai.heads.Head.calibration_warning`), else for up to ``missing_share`` of the round.
+
 Lewis and Gale. *A Sequential Algorithm for Training Text Classifiers*. SIGIR 1994 (uncertainty sampling);
 Scheffer, Decomain, Wrobel. *Active Hidden Markov Models for Information Extraction*. IDA 2001 (margin).
 
@@ -86,8 +92,12 @@ class RoundSelection:
         item_ids: All chosen items: the uncertain ones (least confident first), then the random ones.
         uncertain: Chosen by uncertainty.
         random: Drawn uniformly from the rest of the pool (for calibration and unbiased accuracy).
-        scores: The uncertainty score of each chosen item (its confidence, or its margin).
+        scores: The uncertainty score of each chosen item (its confidence, or its margin); for an item chosen
+            for a missing class, its probability of that class.
         pool_size: Items that could have been chosen.
+        missing_classes: Classes with no human label behind the head (asked for first).
+        for_missing: Chosen as the most likely members of a missing class (``{item_id: class}``; they come
+            first in ``item_ids`` and are also in ``uncertain``).
     """
 
     item_ids: list[str]
@@ -95,6 +105,8 @@ class RoundSelection:
     random: list[str]
     scores: dict[str, float] = field(default_factory=dict)
     pool_size: int = 0
+    missing_classes: list[str] = field(default_factory=list)
+    for_missing: dict[str, str] = field(default_factory=dict)
 
 
 def select_round(scores: Mapping[str, float], *, n: int, random_share: float = 0.2, seed: int = 0,
@@ -221,7 +233,7 @@ def read_human_labels(source: str | Path | Job) -> HumanLabels:
 
 def select_next_round(job: Job | str | Path, n: int, *, random_share: float = 0.2, seed: int = 0,
                       strategy: str = "margin", balance: bool = True, cold_start_random: bool = True,
-                      exclude: Collection[str] = ()) -> RoundSelection:
+                      exclude: Collection[str] = (), missing_share: float = 0.5) -> RoundSelection:
     """Choose the items people should label next, from a classification job's current predictions.
 
     The pool is every item with a current ``ok`` prediction that no one has answered yet (in the job's
@@ -237,6 +249,8 @@ def select_next_round(job: Job | str | Path, n: int, *, random_share: float = 0.
         balance: Go round the predicted labels when picking uncertain items.
         cold_start_random: While the predictions come from the zero-shot head, draw the whole round at random.
         exclude: Item ids not to choose (already sent to people, gold items...).
+        missing_share: Share of ``n`` asked for classes with no human label yet (see the module docstring);
+            all of the non-random part when the head is uncalibrated.
 
     Raises:
         ValueError: Unknown ``strategy``, or a job that is not a classification job.
@@ -256,7 +270,8 @@ def select_next_round(job: Job | str | Path, n: int, *, random_share: float = 0.
     scores: dict[str, float] = {}
     predicted: dict[str, str] = {}
     heads: set[str] = set()
-    for item_id, pred in job.current_predictions().items():
+    current = job.current_predictions()
+    for item_id, pred in current.items():
         if pred.status != "ok" or item_id in skip or pred.confidence is None:
             continue
         margin = pred.payload.get("margin")
@@ -264,9 +279,54 @@ def select_next_round(job: Job | str | Path, n: int, *, random_share: float = 0.
         predicted[item_id] = pred.text
         heads.add(str(pred.payload.get("head")))
     cold = cold_start_random and heads == {"zero_shot"}
-    selection = select_round(scores, n=n, random_share=1.0 if cold else random_share, seed=seed,
-                             groups=predicted if balance else None)
+    head_info = job.read_manifest().get("head") or {}
+    missing = [str(c) for c in head_info.get("missing_classes") or []] if head_info.get("kind") == "trained" else []
+    for_missing: dict[str, str] = {}
+    if missing and not cold:
+        share = (1.0 - random_share) if head_info.get("warning") else min(missing_share, 1.0 - random_share)
+        probs = {k: current[k].payload.get("probabilities") or {} for k in scores}
+        for_missing = _for_missing(probs, missing, int(round(min(n, len(scores)) * share)))
+        logger.warning("No human label yet for %s: %d item(s) of this round are the likeliest members of them",
+                       ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else ""), len(for_missing))
+    rest = {k: v for k, v in scores.items() if k not in for_missing}
+    selection = select_round(rest, n=max(0, n - len(for_missing)), random_share=1.0 if cold else random_share,
+                             seed=seed, groups=predicted if balance else None)
+    if for_missing:
+        picked = list(for_missing)
+        selection = RoundSelection(item_ids=picked + selection.item_ids, uncertain=picked + selection.uncertain,
+                                   random=selection.random,
+                                   scores={**{k: float(probs[k].get(c, 0.0)) for k, c in for_missing.items()},
+                                           **selection.scores},
+                                   pool_size=len(scores))
+    selection.missing_classes, selection.for_missing = missing, for_missing
     logger.info("Next round: %d uncertain + %d random of %d unanswered items (%s%s%s)", len(selection.uncertain),
                 len(selection.random), selection.pool_size, strategy, ", balanced" if balance else "",
                 "; zero-shot predictions: all random" if cold else "")
     return selection
+
+
+def _for_missing(probabilities: Mapping[str, Mapping[str, float]], missing: list[str], n: int) -> dict[str, str]:
+    """Up to ``n`` items most likely to belong to a missing class, going round the missing classes.
+
+    ``probabilities``: each pool item's predicted probabilities (its ``top_k`` labels; a class left out counts
+    as 0, and an item is never chosen for a class it has probability 0 of).
+
+    Example:
+        >>> probs = {"a": {"ham": 0.9, "spam": 0.1}, "b": {"ham": 0.6, "spam": 0.4}, "c": {"ham": 1.0}}
+        >>> _for_missing(probs, ["spam"], 5)
+        {'b': 'spam', 'a': 'spam'}
+    """
+    ranked: dict[str, list[str]] = {}
+    for label in missing:
+        cand = [(float(p.get(label, 0.0)), k) for k, p in probabilities.items()]
+        ranked[label] = [k for p, k in sorted(cand, key=lambda t: (-t[0], t[1])) if p > 0]
+    chosen: dict[str, str] = {}
+    depth = 0
+    while len(chosen) < n and any(depth < len(v) for v in ranked.values()):
+        for label in missing:
+            if len(chosen) >= n:
+                break
+            if depth < len(ranked[label]) and ranked[label][depth] not in chosen:
+                chosen[ranked[label][depth]] = label
+        depth += 1
+    return chosen

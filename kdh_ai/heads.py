@@ -14,6 +14,13 @@ probability is the item's confidence for routing.
   texts it was trained on are answered with their out-of-fold logits (cross-fitting), so a human-labelled
   calibration slice that also trained the head still measures it as on unseen texts.
 
+**A head never claims certainty from one class.** When the human labels cover fewer than two classes, or fewer
+than ``min_class_coverage`` (half) of the label set, the head has not seen what the other classes look like:
+300 labels that are all "ham" would otherwise give a cross-validated accuracy of 1.000 and confidence 1.0 on
+every spam text. Such a head carries a :attr:`Head.calibration_warning`: its temperature is not fitted, no
+cross-validated accuracy is reported, every prediction it makes is marked ``uncalibrated`` (routing never
+auto-accepts those), the job's summary and ``job.json`` say so, and ``kdh select`` asks for the missing classes.
+
 :func:`train_head` is the one call that the active-learning loop makes between rounds. Every head has an
 ``identity``: a hash of everything that decides its answers (for a trained head: the training labels and the
 text hashes they belong to), so a retrained head gives a new configuration hash and redoes the predictions.
@@ -137,6 +144,16 @@ class Head(abc.ABC):
         """Which of these texts the head answers out of fold (it was trained on them); none for this head."""
         return [False] * len(keys)
 
+    @property
+    def calibration_warning(self) -> str | None:
+        """Why this head's confidences must not be trusted (``None`` when nothing is known to be wrong)."""
+        return None
+
+    @property
+    def missing_classes(self) -> list[str]:
+        """Classes with no human label behind them (empty for a head that learned from no labels at all)."""
+        return []
+
     def predict(self, embeddings: np.ndarray, *, keys: Sequence[str] | None = None
                 ) -> tuple[list[str], np.ndarray]:
         """Predicted labels and the calibrated probabilities they come from."""
@@ -150,7 +167,8 @@ class Head(abc.ABC):
     def info(self) -> dict[str, Any]:
         """What to record about the head (JSON-ready)."""
         return {"kind": self.kind, "identity": self.identity, "n_train": self.n_train,
-                "temperature": self.temperature, "classes": list(self.classes)}
+                "temperature": self.temperature, "classes": list(self.classes),
+                "missing_classes": self.missing_classes, "warning": self.calibration_warning}
 
     def save(self, path: str | Path) -> Path:
         """Save the head to an ``.npz`` file (read it back with :func:`load_head`)."""
@@ -225,6 +243,8 @@ class LogisticHead(Head):
         temperature_: Calibration temperature (1.0 when there were too few labels to fit one).
         cv_accuracy_: Accuracy of out-of-fold predictions on the human labels (``None`` without folds).
         class_counts_: Human labels per class.
+        warning_: Set when the labels cover too few classes (see the module docstring): the temperature is
+            not fitted, ``cv_accuracy_`` is ``None``, and predictions are marked uncalibrated.
         oof_logits_: Out-of-fold logits of the training texts, by key (text SHA-256). A text the head was
             trained on is answered with these (cross-fitting), so its prediction, confidence and measured
             error are those of a model that did not see its label: a calibration slice that was also used for
@@ -236,8 +256,9 @@ class LogisticHead(Head):
     def __init__(self, classes: Sequence[str], coef: np.ndarray, intercept: np.ndarray, *, temperature: float,
                  n_train: int, training_id: str, cv_accuracy: float | None = None,
                  class_counts: dict[str, int] | None = None, oof_keys: Sequence[str] | None = None,
-                 oof_logits: np.ndarray | None = None) -> None:
+                 oof_logits: np.ndarray | None = None, warning: str | None = None) -> None:
         self.classes = list(classes)
+        self.warning_ = warning
         self.coef_ = np.asarray(coef, dtype=np.float64)
         self.intercept_ = np.asarray(intercept, dtype=np.float64)
         self.temperature_ = float(temperature)
@@ -263,6 +284,14 @@ class LogisticHead(Head):
 
     def out_of_fold(self, keys: Sequence[str]) -> list[bool]:
         return [key in self.oof_logits_ for key in keys]
+
+    @property
+    def calibration_warning(self) -> str | None:
+        return self.warning_
+
+    @property
+    def missing_classes(self) -> list[str]:
+        return [c for c in self.classes if not self.class_counts_.get(c)]
 
     def logits_for(self, embeddings: np.ndarray, *, keys: Sequence[str] | None = None) -> np.ndarray:
         out = self.logits(embeddings)
@@ -332,6 +361,7 @@ def train_head(
     max_iter: int = 2000,
     seed: int = 0,
     keys: Sequence[str] | None = None,
+    min_class_coverage: float = 0.5,
 ) -> LogisticHead:
     """Train a logistic-regression head on human labels and calibrate it.
 
@@ -347,6 +377,9 @@ def train_head(
         seed: Seed of the fold split.
         keys: A stable id per training row (the text's SHA-256), for the head's identity; default: a hash of
             the embeddings.
+        min_class_coverage: Share of the label set that must have at least one human label (and at least two
+            classes must have one); below it the head carries a :attr:`LogisticHead.warning_` and stays
+            uncalibrated.
 
     Returns:
         The trained, calibrated head.
@@ -361,6 +394,8 @@ def train_head(
         raise ValueError(f"c must be positive, got {c!r}")
     if calibration_folds == 1 or calibration_folds < 0:
         raise ValueError(f"calibration_folds must be 0 (off) or at least 2, got {calibration_folds}")
+    if not 0.0 <= min_class_coverage <= 1.0:
+        raise ValueError(f"min_class_coverage must lie in [0, 1], got {min_class_coverage!r}")
     names = list(classes) if classes is not None else sorted({str(v) for v in labels})
     k = len(names)
     y = _indices(labels, names)
@@ -381,6 +416,7 @@ def train_head(
     coef, intercept = fit(np.arange(len(y)))
     temperature, cv_accuracy = 1.0, None
     counts = Counter(y.tolist())
+    warning = _coverage_warning(names, counts, len(y), min_class_coverage) if len(y) else None
     folds = min(calibration_folds, max(counts.values(), default=0))
     enough = len(y) >= max(min_calibration_labels, 2)
     if calibration_folds and not enough:
@@ -400,18 +436,44 @@ def train_head(
             oof[test_idx] = x[test_idx] @ fc.T + fi
         finite = np.isfinite(oof[np.arange(len(y)), y])  # a class unseen in a fold (no prototypes) can't count
         oof = np.where(np.isfinite(oof), oof, -1e9)
-        if finite.sum() >= 2 and enough:
+        if finite.sum() >= 2 and enough and warning is None:
             temperature = TemperatureScaling().fit(oof[finite], y[finite]).temperature_
-        cv_accuracy = float((oof.argmax(axis=1) == y).mean())
+        if warning is None:  # measured on one class only, an accuracy says nothing about the others
+            cv_accuracy = float((oof.argmax(axis=1) == y).mean())
     ids = list(keys) if keys is not None else [_array_hash(row[None, :]) for row in x]
     if len(ids) != len(y):
         raise ValueError(f"got {len(ids)} keys for {len(y)} labels")
     training_id = _hash({"rows": sorted(zip(ids, [names[i] for i in y])), "c": c, "folds": calibration_folds,
                          "min_cal": min_calibration_labels, "seed": seed, "max_iter": max_iter,
-                         "prototypes": None if protos is None else _array_hash(protos)})
+                         "prototypes": None if protos is None else _array_hash(protos),
+                         **({"uncalibrated": True} if warning else {})})
+    if warning:
+        logger.warning("%s", warning)
     return LogisticHead(names, coef, intercept, temperature=temperature, n_train=len(y), training_id=training_id,
                         cv_accuracy=cv_accuracy, class_counts={names[i]: n for i, n in sorted(counts.items())},
-                        oof_keys=ids if oof is not None else None, oof_logits=oof)
+                        oof_keys=ids if oof is not None else None, oof_logits=oof, warning=warning)
+
+
+def _coverage_warning(names: Sequence[str], counts: Counter[int], n: int, min_class_coverage: float) -> str | None:
+    """The warning of a head whose labels cover too few classes, or ``None``.
+
+    Example:
+        >>> print(_coverage_warning(["ham", "spam"], Counter({0: 300}), 300, 0.5))
+        the 300 human labels cover 1 of 2 classes (ham: 300); none for spam. The head cannot tell these classes apart: its confidences stay uncalibrated, routing will not auto-accept on them, and no cross-validated accuracy is reported. Label items of the missing classes (`kdh select` asks for them), then retrain.
+        >>> _coverage_warning(["ham", "spam"], Counter({0: 30, 1: 2}), 32, 0.5) is None
+        True
+    """
+    k = len(names)
+    covered = len(counts)
+    if covered >= 2 and covered >= min_class_coverage * k:
+        return None
+    have = ", ".join(f"{names[i]}: {c}" for i, c in counts.most_common(5)) + (", ..." if covered > 5 else "")
+    missing = [c for i, c in enumerate(names) if i not in counts]
+    shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+    return (f"the {n} human labels cover {covered} of {k} classes ({have}); none for {shown}. The head cannot "
+            "tell these classes apart: its confidences stay uncalibrated, routing will not auto-accept on them, "
+            "and no cross-validated accuracy is reported. Label items of the missing classes (`kdh select` asks "
+            "for them), then retrain.")
 
 
 def load_head(path: str | Path) -> Head:
@@ -426,5 +488,6 @@ def load_head(path: str | Path) -> Head:
                                 n_train=info["n_train"], training_id=info["training_id"],
                                 cv_accuracy=info.get("cv_accuracy"), class_counts=info.get("class_counts"),
                                 oof_keys=data["oof_keys"].tolist() if "oof_keys" in data else None,
-                                oof_logits=data["oof_logits"] if "oof_logits" in data else None)
+                                oof_logits=data["oof_logits"] if "oof_logits" in data else None,
+                                warning=info.get("warning"))
     raise ValueError(f"{path}: unknown head kind {info['kind']!r}; valid: 'zero_shot', 'trained'")

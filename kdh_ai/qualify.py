@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,9 +47,10 @@ _TASKS = ("transcription", "classification")
 
 
 def default_ledger_path() -> Path:
-    """``$KDH_HUB_DIR/trainees.jsonl``, else ``~/.kdh/trainees.jsonl`` (the hub's folder, not a job's)."""
-    hub = os.environ.get("KDH_HUB_DIR")
-    return (Path(hub).expanduser() if hub else Path.home() / ".kdh") / "trainees.jsonl"
+    """``trainees.jsonl`` in the hub's folder (:func:`kdh_ai.labelstudio.hub.default_hub_dir`), not in a job."""
+    from kdh_ai.labelstudio.hub import default_hub_dir
+
+    return default_hub_dir() / "trainees.jsonl"
 
 
 @dataclass

@@ -418,7 +418,7 @@ def test_cli_push_pull_status(labelstudio_env: LabelStudioTestServer, ls_annotat
     assert res.exit_code == 0 and "per annotator" in res.output
     # the server is down: status says so and shows the last pull
     res = runner.invoke(app, ["status", str(job.root)], env={"KDH_LS_URL": f"http://127.0.0.1:{free_port()}"})
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 4, res.output
     assert "Showing the state of the last pull" in " ".join(res.output.split()) and "per annotator" in res.output
     res = runner.invoke(app, ["push", str(job.root), "--project", "another name"])
     assert res.exit_code == 2 and "already pushed to project" in " ".join(res.output.split())

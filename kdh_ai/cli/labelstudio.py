@@ -1,4 +1,4 @@
-"""``kdh labelstudio start|stop|status|add-annotator``, ``kdh push``, ``kdh pull`` and ``kdh status``.
+"""``kdh labelstudio start|stop|status|list|add-annotator|backup|restore``, ``kdh push``, ``kdh pull`` and ``kdh status``.
 
 Exit codes (besides those of :mod:`kdh_ai.cli`): 4 the Label Studio server is down, unreachable or refused the
 token (the message says what to do; nothing half-done is left in the job directory).
@@ -6,6 +6,7 @@ token (the message says what to do; nothing half-done is left in the job directo
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,19 +44,44 @@ def _errors() -> Iterator[None]:
         raise fail(str(exc), 4) from None
     except (LabelStudioError, ValueError) as exc:
         raise fail(str(exc), 2) from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise fail(f"no space left on the device of {exc.filename or 'the job directory'}: free some space, then "
+                   "run the same command again (nothing was half-written; it resumes)", 2) from None
+
+
+ClientOpt = Annotated[Optional[str], typer.Option("--client", help="The client whose instance on the hub this is "
+                                                 "(one Label Studio per client; see `kdh labelstudio list`).")]
+
+_LAN_WARNING = ("[bold yellow]warning:[/] --lan makes this Label Studio reachable from every machine on this "
+                "network: its login page, its API and, to any logged-in account, every project, annotation and "
+                "audio file of this instance. PostgreSQL, the secrets files and other clients' instances stay on "
+                "127.0.0.1. Give each annotator their own account, and use it only on the hub's network.")
+
+
+def _hub():  # noqa: ANN202 - lazy import keeps `kdh --help` fast
+    from kdh_ai.labelstudio.hub import Hub
+
+    return Hub()
 
 
 @app.command("start")
 def ls_start(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    port: Annotated[Optional[int], typer.Option(help="Port to listen on. [default: 8080; with --client, the "
+                                                "client's port, else the first free one from 8101]")] = None,
     data_dir: DataDirOpt = None,
     lan: Annotated[bool, typer.Option("--lan", help="Listen on every network interface so annotators on other "
-                                      "machines of the hub can connect (prints a warning).")] = False,
-    database: Annotated[str, typer.Option(help="sqlite (in the data directory) or postgresql (set POSTGRE_NAME, "
-                                          "POSTGRE_USER, POSTGRE_PASSWORD, POSTGRE_HOST, POSTGRE_PORT).")] = "sqlite",
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server (first start: ~30-120 s).")] = 180.0,
+                                      "machines of the hub can connect (prints what that exposes).")] = False,
+    database: Annotated[Optional[str], typer.Option(
+        help="sqlite or postgresql. [default: sqlite; with --client, postgresql: kdh runs its own PostgreSQL in "
+             "the hub folder, or uses KDH_HUB_PG_URL. Without --client, postgresql reads POSTGRE_NAME, "
+             "POSTGRE_USER, POSTGRE_PASSWORD, POSTGRE_HOST, POSTGRE_PORT]")] = None,
+    client: ClientOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server (first start: ~30-120 s).")] = 300.0,
 ) -> None:
-    """Start the local Label Studio server (or check the central one given by KDH_LS_URL and KDH_LS_TOKEN)."""
+    """Start the local Label Studio server, or a client's instance on the hub (--client), or check the central
+    one given by KDH_LS_URL and KDH_LS_TOKEN."""
     import os
 
     from kdh_ai.labelstudio.server import ServerOptions, server_status, start_server
@@ -68,27 +94,43 @@ def ls_start(
         console.print("KDH_LS_URL is set: using that central server; nothing started here.")
         return
     if lan:
-        err_console.print("[bold yellow]warning:[/] --lan makes Label Studio reachable from every machine on this "
-                          "network. Give each annotator their own account, and use it only on the hub's network.")
+        err_console.print(_LAN_WARNING)
     with _errors():
-        opts = ServerOptions(data_dir=data_dir, port=port, lan=lan, database=database,  # type: ignore[arg-type]
+        if client is not None:
+            if data_dir is not None:
+                raise ValueError("--client instances live in the hub folder (KDH_HUB_DIR); drop --data-dir")
+            hub = _hub()
+            first = client not in hub.clients()
+            if first:
+                console.print(f"First start of client {client}'s instance in {hub.data_dir(client)}: setting up its "
+                              "database takes a minute or two.")
+            info = hub.start(client, port=port, database=database, lan=lan,  # type: ignore[arg-type]
                              start_timeout_s=timeout)
-        if not data_dir and not opts.resolved_data_dir.exists():
-            console.print(f"First start in {opts.resolved_data_dir}: setting up the database takes a minute or two.")
-        info = start_server(opts)
+        else:
+            opts = ServerOptions(data_dir=data_dir, port=port or 8080, lan=lan,
+                                 database=database or "sqlite",  # type: ignore[arg-type]
+                                 start_timeout_s=timeout)
+            if not data_dir and not opts.resolved_data_dir.exists():
+                console.print(f"First start in {opts.resolved_data_dir}: setting up the database takes a minute or "
+                              "two.")
+            info = start_server(opts)
+    who = f"client {client}'s Label Studio" if client else "Label Studio"
     if info.already_running:
-        console.print(f"Label Studio is already running at [bold]{info.url}[/] (pid {info.pid}); nothing started.")
+        console.print(f"{who} is already running at [bold]{info.url}[/] (pid {info.pid}); nothing started.")
     else:
-        console.print(f"Label Studio started at [bold]{info.url}[/] in {info.startup_s:.0f} s (pid {info.pid}).")
+        console.print(f"{who} started at [bold]{info.url}[/] in {info.startup_s:.0f} s (pid {info.pid}).")
     if info.lan_url:
         console.print(f"Annotators on other machines open [bold]{info.lan_url}[/].")
+    flag = f" --client {client}" if client else ""
     console.print(f"Admin login: {info.admin_email}; its password and the API token are in {info.secrets_path} "
-                  "(readable only by you). Add annotators with `kdh labelstudio add-annotator EMAIL`.")
+                  f"(readable only by you). Add annotators with `kdh labelstudio add-annotator EMAIL{flag}`.")
 
 
 @app.command("stop")
-def ls_stop(data_dir: DataDirOpt = None) -> None:
-    """Stop the local Label Studio server that kdh started."""
+def ls_stop(data_dir: DataDirOpt = None, client: ClientOpt = None,
+            all_: Annotated[bool, typer.Option("--all", help="Stop every client's instance and the hub's "
+                                               "PostgreSQL.")] = False) -> None:
+    """Stop the local Label Studio server that kdh started (or a client's instance, or the whole hub)."""
     import os
 
     from kdh_ai.labelstudio.server import stop_server
@@ -96,8 +138,57 @@ def ls_stop(data_dir: DataDirOpt = None) -> None:
     if os.environ.get("KDH_LS_URL"):
         console.print("KDH_LS_URL is set: the central server is not kdh's to stop. Checking for a local one...")
     with _errors():
-        stopped = stop_server(data_dir)
-    console.print("Label Studio stopped." if stopped else "No local Label Studio server was running.")
+        if all_:
+            stopped = _hub().stop_all()
+            console.print("Stopped: " + (", ".join(stopped) if stopped else "nothing was running") + ".")
+            return
+        stopped_one = _hub().stop(client) if client else stop_server(data_dir)
+    what = f"client {client}'s Label Studio" if client else "Label Studio"
+    console.print(f"{what} stopped." if stopped_one else f"No local {what} server was running.")
+
+
+@app.command("list")
+def ls_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every client's instance on the hub: status, URL, database and number of annotators."""
+    with _errors():
+        hub = _hub()
+        rows = hub.instances()
+    if as_json:
+        console.print_json(json.dumps([{**r.__dict__, "data_dir": str(r.data_dir)} for r in rows]))
+        return
+    if not rows:
+        console.print(f"No client instances in {hub.root} yet; start one with `kdh labelstudio start --client NAME`.")
+        return
+    table = Table(title=f"Label Studio instances in {hub.root}")
+    for col in ("client", "status", "url", "LAN url", "database", "annotators"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.name, "running" if r.running else "stopped", r.url, r.lan_url or "", r.database,
+                      "" if r.annotators is None else str(r.annotators))
+    console.print(table)
+
+
+@app.command("backup")
+def ls_backup(client: Annotated[str, typer.Option("--client", help="The client whose instance to back up.")],
+              out: Annotated[Optional[Path], typer.Option(help="Folder for the backup. [default: "
+                                                          "HUB/backups/CLIENT]")] = None) -> None:
+    """Back up a client's instance (database with pg_dump or SQLite's backup API, plus its data folder)."""
+    with _errors():
+        path = _hub().backup(client, out)
+    console.print(f"Backup of client {client}: [bold]{path}[/] (it holds the admin token: keep it private). "
+                  f"Restore with `kdh labelstudio restore {path} --client NAME`.")
+
+
+@app.command("restore")
+def ls_restore(backup: Annotated[Path, typer.Argument(help="A folder written by `kdh labelstudio backup`.")],
+               client: Annotated[str, typer.Option("--client", help="Client to restore into (new, or stopped with "
+                                                   "--replace).")],
+               replace: Annotated[bool, typer.Option("--replace", help="Overwrite this client's stopped "
+                                                     "instance.")] = False) -> None:
+    """Restore a backup into a client's instance; then start it with `kdh labelstudio start --client NAME`."""
+    with _errors():
+        _hub().restore(client, backup, replace=replace)
+    console.print(f"Restored {backup} into client {client}. Start it: `kdh labelstudio start --client {client}`.")
 
 
 def _print_status(st: ServerStatus) -> None:
@@ -113,11 +204,12 @@ def _print_status(st: ServerStatus) -> None:
 
 
 @app.command("status")
-def ls_status(data_dir: DataDirOpt = None) -> None:
+def ls_status(data_dir: DataDirOpt = None, client: ClientOpt = None) -> None:
     """Is the server up, does it accept the token, which version is it. Exit code 4 when not usable."""
     from kdh_ai.labelstudio.server import server_status
 
-    st = server_status(data_dir)
+    with _errors():
+        st = server_status(_hub().data_dir(client) if client else data_dir)
     _print_status(st)
     if not (st.running and st.token_ok):
         raise typer.Exit(4)
@@ -131,19 +223,38 @@ def ls_add_annotator(
     first_name: Annotated[str, typer.Option(help="First name shown in Label Studio.")] = "",
     last_name: Annotated[str, typer.Option(help="Last name shown in Label Studio.")] = "",
     data_dir: DataDirOpt = None,
+    client: ClientOpt = None,
 ) -> None:
-    """Create an annotator account that logs in with a password, and print how to log in."""
+    """Create an annotator account that logs in with a password, and print how to log in.
+
+    On the hub, the account is made only on the client's instance (--client): it cannot see other clients.
+    """
     from kdh_ai.labelstudio.server import add_annotator, resolve_connection, running_server
 
     with _errors():
-        conn = resolve_connection(data_dir)
+        conn = resolve_connection(data_dir, client=client)
         ann = add_annotator(conn, email, password=password, first_name=first_name, last_name=last_name)
+        if client and conn.local:
+            data_dir = _hub().data_dir(client)
     local = running_server(data_dir) if conn.local else None
     login = f"{local.lan_url}/user/login/" if local is not None and local.lan_url else ann.login_url
     console.print(f"Annotator [bold]{ann.email}[/] created (user id {ann.user_id}).")
     console.print(f"They log in at [bold]{login}[/] with e-mail {ann.email} and password [bold]{ann.password}[/]")
     console.print("Hand the password over privately; it is not stored by kdh. In Label Studio they open the "
                   "project and press [bold]Label All Tasks[/] (not the task table: see docs/labelstudio.md).")
+
+
+def _say_which_server(job_dir: Path) -> None:
+    """Tell the lead when KDH_LS_URL overrides the client instance the job records."""
+    import os
+
+    from kdh_ai.labelstudio.hub import job_client
+
+    client = job_client(job_dir)
+    if client and os.environ.get("KDH_LS_URL"):
+        err_console.print(f"[yellow]note:[/] KDH_LS_URL is set, so kdh uses {os.environ['KDH_LS_URL']} and not "
+                          f"client {client}'s instance that {job_dir} records. Unset KDH_LS_URL and KDH_LS_TOKEN to "
+                          "use the client's instance.")
 
 
 def push_cmd(
@@ -168,6 +279,9 @@ def push_cmd(
     limit: Annotated[Optional[int], typer.Option(help="Send at most N new items now.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of role assignment and gold positions.")] = 0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+    client: Annotated[Optional[str], typer.Option("--client", help="The client this job belongs to: its instance on "
+                                                  "the hub (recorded in job.json; pull and status then find it "
+                                                  "alone).")] = None,
 ) -> None:
     """Send the job's items meant for humans to Label Studio, with the model's pre-annotations.
 
@@ -184,6 +298,11 @@ def push_cmd(
                            gold_rate=gold_rate, gold_overlap=gold_overlap, guidelines=guidelines,
                            labels=tuple(x.strip() for x in labels.split(",") if x.strip()) if labels else None,
                            audio=audio, limit=limit, seed=seed)  # type: ignore[arg-type]
+        if client is not None:
+            from kdh_ai.labelstudio.hub import set_job_client
+
+            set_job_client(job_dir, client)
+        _say_which_server(job_dir)
         if gold or gold_from_job:
             job = Job(job_dir)
             if not job.manifest_path.exists():
@@ -222,6 +341,7 @@ def pull_cmd(job_dir: Annotated[Path, typer.Argument(help="A pushed job director
     from kdh_ai.labelstudio.pull import pull
 
     with _errors():
+        _say_which_server(job_dir)
         res = pull(job_dir)
     console.print(f"Pulled project {res.project_id}: {res.tasks_seen} annotated tasks, {res.annotations_seen} "
                   f"annotations: [bold]{res.new} new, {res.changed} changed, {res.deleted} deleted[/], "
@@ -249,7 +369,10 @@ def status_cmd(
     cap_minutes: Annotated[float, typer.Option(help="Cap per annotation for 'hours capped'.")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """What is pending and done, per annotator (items, hours from lead_time), and when the batch will be done."""
+    """What is pending and done, per annotator (items, hours from lead_time), and when the batch will be done.
+
+    With the server down (exit code 4) it shows the state of the last pull.
+    """
     import dataclasses
 
     from kdh_ai.labelstudio.pull import pull
@@ -257,11 +380,14 @@ def status_cmd(
 
     from kdh_ai.labelstudio.client import LabelStudioUnavailable
 
+    down = False
     with _errors():
+        _say_which_server(job_dir)
         if pull_first:
             try:
                 pull(job_dir)
             except LabelStudioUnavailable as exc:
+                down = True  # exit code 4 once the last pull's state is shown
                 err_console.print(f"[yellow]warning:[/] {exc}\nShowing the state of the last pull.")
         st = job_status(job_dir, since=_date(since), until=_date(until), lead_time_cap_s=cap_minutes * 60)
     if st.project_id is None:
@@ -271,6 +397,8 @@ def status_cmd(
         d["eta"] = st.eta.isoformat() if st.eta else None
         d["remaining"] = st.remaining
         console.print_json(json.dumps(d, default=str))
+        if down:
+            raise typer.Exit(4)
         return
     head = Table(title=f"job {Path(job_dir).name}: project {st.project_id} on {st.url}", show_header=False)
     head.add_column(style="bold")
@@ -294,6 +422,8 @@ def status_cmd(
                        f"{s.hours_capped:.2f}", (s.last_at or "")[:16].replace("T", " "))
     console.print(people)
     console.print(f"[bold]Next:[/] {st.next_step}")
+    if down:
+        raise typer.Exit(4)
 
 
 def register(root: typer.Typer, *, labelstudio_name: str = "labelstudio") -> None:

@@ -40,7 +40,8 @@ def prelabel_transcribe(
     vad: Annotated[Optional[bool], typer.Option("--vad/--no-vad", help="Detect speech first (silence -> "
                                                 "no_speech). [default: on]")] = None,
     pack: Annotated[Optional[bool], typer.Option("--pack/--no-pack", help="Transcribe several short clips "
-                                                 "per Whisper window (faster). [default: on]")] = None,
+                                                 "per Whisper window (faster, but a clip's text then depends on "
+                                                 "the clips packed with it). [default: off]")] = None,
     max_duration: Annotated[Optional[float], typer.Option(help="Refuse files longer than this many seconds. "
                                                           "[default: 14400]")] = None,
     max_items: Annotated[Optional[int], typer.Option(help="Process at most N pending items now (a trial run; "
@@ -214,6 +215,8 @@ def prelabel_classify(
         cv = getattr(h, "cv_accuracy_", None)
         console.print(f"head: [bold]{h.kind}[/] ({h.identity[:8]}), {h.n_train} human labels"
                       + (f", cross-validated accuracy {cv:.3f}" if cv is not None else ""))
+        if h.calibration_warning:
+            err_console.print(f"[bold red]warning: {h.calibration_warning}[/]")
     print_summary(summary, timer=timer)
     if summary.failed:
         raise typer.Exit(1)

@@ -29,7 +29,8 @@ def qualify_command(
     `kdh qualify amina@hub.example --task transcription` puts a new test (no pre-annotations) into Label
     Studio and prints its URL. When the trainee has answered it, `kdh qualify amina@hub.example --task
     transcription --score` scores it (WER or accuracy with a 95% Wilson interval) and records pass or fail in
-    the hub's trainee ledger (`~/.kdh/trainees.jsonl`, or `$KDH_HUB_DIR/trainees.jsonl`).
+    the hub's trainee ledger (`trainees.jsonl` in the hub folder: `$KDH_HUB_DIR`, else `/var/lib/kdh/hub` for
+    root, else `~/.kdh/hub`).
     """
     from kdh_ai.labelstudio.client import LabelStudioError
     from kdh_ai.qualify import score_qualification, start_qualification

@@ -92,6 +92,8 @@ def select_command(
     cold = heads == {"zero_shot"}
     uncertain = set(sel.uncertain)
     reasons = {k: _reason(k, uncertain, sel.scores[k], strategy, cold) for k in sel.item_ids}
+    for k, label in sel.for_missing.items():
+        reasons[k] = f"missing class: no human label yet for {label!r} (probability {sel.scores[k]:.3f})"
 
     if out is not None:
         try:
@@ -119,7 +121,9 @@ def select_command(
                   f"({len(with_people)} already with people)")
     head_line = "zero-shot (no human labels yet)" if cold else ", ".join(sorted(heads))
     table.add_row("model", head_line)
-    table.add_row("chosen", f"{len(sel.item_ids)}: {len(sel.uncertain)} uncertain + {len(sel.random)} random")
+    table.add_row("chosen", f"{len(sel.item_ids)}: " + (f"{len(sel.for_missing)} for missing classes + "
+                                                          if sel.for_missing else "")
+                  + f"{len(sel.uncertain) - len(sel.for_missing)} uncertain + {len(sel.random)} random")
     table.add_row("strategy", f"{strategy}{', balanced over predicted labels' if balance else ''}; random share "
                   f"{random_share:.0%}; seed {seed}")
     console.print(table)
@@ -127,6 +131,11 @@ def select_command(
         console.print("[yellow]Cold start:[/] the predictions come from the zero-shot head, so the whole round is "
                       "drawn at random (its uncertainty says little about what the model would learn). Rounds "
                       "after the head is trained on people's labels are chosen by uncertainty.")
+    if sel.missing_classes:
+        shown = ", ".join(sel.missing_classes[:10]) + (" ..." if len(sel.missing_classes) > 10 else "")
+        err_console.print(f"[bold yellow]Classes with no human label yet:[/] {shown}. The model has not seen them, "
+                          f"so this round asks for them first: {len(sel.for_missing)} item(s) it finds likeliest "
+                          "to be one of them. Label them, pull, and retrain.")
     if len(sel.item_ids) < n:
         console.print(f"Only {len(sel.item_ids)} item(s) left to choose from (asked for {n}).")
     if show and sel.item_ids:

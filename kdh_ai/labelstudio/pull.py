@@ -145,7 +145,7 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
     if connection is None:
         from kdh_ai.labelstudio.server import resolve_connection
 
-        connection = resolve_connection()
+        connection = resolve_connection(job_dir=job_dir)
     client = LabelStudioClient(connection, retry=retry)
     task = task_type or get_task(job.read_manifest().get("task") or state.get("task") or "")  # labels not needed
     result = PullResult(project_id=pid)

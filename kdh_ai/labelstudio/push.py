@@ -490,7 +490,7 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
     if connection is None:
         from kdh_ai.labelstudio.server import resolve_connection
 
-        connection = resolve_connection()
+        connection = resolve_connection(job_dir=job_dir)
     client = LabelStudioClient(connection, retry=retry)
     with job:
         manifest = job.read_manifest()

@@ -15,6 +15,9 @@ creates: it pins Django and much else, so it never shares kdh's environment) as 
   audio into ``DATA_DIR/files/<project folder>/`` (see :mod:`kdh_ai.labelstudio` for why a wide root leaks);
 * starting twice does not start a second server (a lock and the recorded pid), and a busy port is a clear error.
 
+On the hub, :mod:`kdh_ai.labelstudio.hub` runs one such server per client (own data directory, port,
+PostgreSQL database and admin account) and :func:`resolve_connection` finds a job's client instance.
+
 A **remote** (central) server is used when ``KDH_LS_URL`` and ``KDH_LS_TOKEN`` are set: the same commands then
 check it, and audio goes up by upload. ``stop`` refuses to touch a server kdh did not start.
 
@@ -52,12 +55,14 @@ from kdh_ai.labelstudio.client import (
     LabelStudioUnavailable,
     redact,
 )
+from kdh_ai.labelstudio.postgres import PgDatabase
 from kdh_ai.records import utc_now
 
 __all__ = [
     "LS_VERSION",
     "SIMULATED_NAME",
     "Annotator",
+    "NoServerError",
     "PortBusyError",
     "ServerError",
     "ServerInfo",
@@ -97,6 +102,11 @@ class PortBusyError(ServerError):
     """The port is already used by another program."""
 
 
+class NoServerError(ServerError, LabelStudioUnavailable):
+    """No Label Studio server to talk to: none configured, or the local one's process is gone (``kdh`` exit
+    code 4, like any server that is down)."""
+
+
 def default_data_dir() -> Path:
     """``KDH_LS_DATA_DIR`` if set, else ``~/.kdh/labelstudio``."""
     env = os.environ.get("KDH_LS_DATA_DIR")
@@ -133,6 +143,8 @@ class ServerOptions:
         port: TCP port.
         lan: Bind every interface (``0.0.0.0``) so other machines of the hub can connect.
         database: ``"sqlite"`` (in the data directory) or ``"postgresql"`` (``POSTGRE_*`` environment variables).
+        postgres: The database to use when ``database="postgresql"`` (the hub gives each client its own); when
+            ``None``, Label Studio reads the ``POSTGRE_*`` environment variables.
         start_timeout_s: How long to wait for the server to answer (the first start runs migrations: ~30 s).
         task_lock_ttl_s: How long a task opened by an annotator stays reserved for them (LS default: 24 h).
         admin_email: The admin account's e-mail (its password and token are random, in the secrets file).
@@ -142,6 +154,7 @@ class ServerOptions:
     port: int = 8080
     lan: bool = False
     database: Literal["sqlite", "postgresql"] = "sqlite"
+    postgres: PgDatabase | None = None
     start_timeout_s: float = 180.0
     task_lock_ttl_s: int = 3600
     admin_email: str = "admin@kdh.local"
@@ -280,16 +293,34 @@ def _process_alive(pid: int, data_dir: Path) -> bool:
 
 
 def _port_busy(host: str, port: int) -> bool:
+    """Whether a program listens on ``port``, checked the way Label Studio will bind it.
+
+    Django's server sets ``SO_REUSEADDR`` (as every ``socketserver.TCPServer`` subclass of ``http.server``
+    does), so a socket left in TIME-WAIT by a killed server does not stop it; the test bind sets it too,
+    or a restart after ``kill -9`` would be refused for a minute.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
         if s.connect_ex(("127.0.0.1", port)) == 0:
             return True
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
             return True
     return False
+
+
+def _listening_ports(pid: int) -> set[int]:
+    """The TCP ports process ``pid`` listens on (empty when it listens on none yet, or is gone)."""
+    import psutil
+
+    try:
+        conns = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return set()
+    return {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN}
 
 
 def _lan_address() -> str:
@@ -400,7 +431,9 @@ def start_server(options: ServerOptions | None = None) -> ServerInfo:
             "COLLECT_ANALYTICS": "false", "TASK_LOCK_TTL": str(opts.task_lock_ttl_s),
             "DJANGO_DB": "sqlite" if opts.database == "sqlite" else "default",
         })
-        if opts.database == "postgresql":
+        if opts.database == "postgresql" and opts.postgres is not None:
+            env.update(opts.postgres.ls_env())
+        elif opts.database == "postgresql":
             env.update({k: v for k, v in os.environ.items() if k.startswith("POSTGRE_")})
         cmd = [str(exe), "start", "--no-browser", "--internal-host", opts.bind_host, "--port", str(opts.port),
                "--data-dir", str(data_dir), "--log-level", "WARNING", "--enable-legacy-api-token"]
@@ -418,7 +451,16 @@ def start_server(options: ServerOptions | None = None) -> ServerInfo:
             "pid": proc.pid, "url": url, "lan_url": lan_url, "port": opts.port, "host": opts.bind_host,
             "files_root": str(files_root), "started_at": utc_now(), "database": opts.database})
         deadline = t0 + opts.start_timeout_s
-        while not _healthy(url):
+        while True:
+            ports = _listening_ports(proc.pid)
+            if ports and opts.port not in ports:  # another program took the port meanwhile; LS moved on
+                _terminate(proc.pid)
+                (data_dir / _STATE).unlink(missing_ok=True)
+                raise PortBusyError(f"port {opts.port} was taken by another program while Label Studio started "
+                                    "(it moved to another port, so it was stopped); start again, with --port if "
+                                    "needed")
+            if opts.port in ports and _healthy(url):  # our process answers, not another server on the port
+                break
             if proc.poll() is not None:
                 (data_dir / _STATE).unlink(missing_ok=True)
                 raise ServerError(f"Label Studio exited during start-up (code {proc.returncode}); end of "
@@ -504,26 +546,46 @@ def local_connection(data_dir: Path | None = None) -> Connection | None:
     return Connection(url=info.url, token=sec["token"], local=True, files_root=info.files_root)
 
 
-def resolve_connection(data_dir: Path | None = None) -> Connection:
-    """The server to talk to: ``KDH_LS_URL`` + ``KDH_LS_TOKEN`` when set, else the local server.
+def resolve_connection(data_dir: Path | None = None, *, job_dir: str | Path | None = None,
+                       client: str | None = None) -> Connection:
+    """The server to talk to: ``KDH_LS_URL`` + ``KDH_LS_TOKEN`` when set, else the client's instance on the hub
+    (``client``, or the one the job records in ``job.json``), else the local server.
 
-    A remote URL that is in fact the local server kdh runs (same port on this machine) keeps local-files
-    audio; any other is treated as remote (audio by upload).
+    An explicit ``KDH_LS_URL`` wins over the job's client, with a warning that says so. A remote URL that is in
+    fact a local server kdh runs (same port on this machine) keeps local-files audio; any other is treated as
+    remote (audio by upload).
 
     Raises:
-        ServerError: Neither is available (the message says how to get one).
+        ServerError: None is available (the message says how to get one).
     """
     url, token = os.environ.get("KDH_LS_URL"), os.environ.get("KDH_LS_TOKEN")
     if url and not token or token and not url:
         raise ServerError("set both KDH_LS_URL and KDH_LS_TOKEN to use a central Label Studio server "
                           "(or neither, to use the local one)")
-    local = local_connection(data_dir)
+    if client is None and job_dir is not None:
+        from kdh_ai.labelstudio.hub import job_client
+
+        client = job_client(job_dir)
+    hub_data_dir = None
+    if client is not None:
+        from kdh_ai.labelstudio.hub import Hub
+
+        hub_data_dir = Hub().data_dir(client)
     if url and token:
+        if client is not None:
+            logger.warning("KDH_LS_URL is set, so kdh uses %s and not the instance of client %r that the job "
+                           "records; unset KDH_LS_URL and KDH_LS_TOKEN to use the client's instance", url, client)
+        local = local_connection(hub_data_dir or data_dir)
         if local is not None and _same_server(url, local.url):
             return Connection(url=url, token=token, local=True, files_root=local.files_root)
         return Connection(url=url, token=token, local=False)
+    if client is not None:
+        from kdh_ai.labelstudio.hub import Hub
+
+        return Hub().connection(client)
+    local = local_connection(data_dir)
     if local is None:
-        raise ServerError("no Label Studio server: start one with `kdh labelstudio start`, or set KDH_LS_URL and "
+        raise NoServerError("no Label Studio server: start one with `kdh labelstudio start`, or set KDH_LS_URL and "
                           "KDH_LS_TOKEN to use the hub's central server")
     return local
 

@@ -529,7 +529,8 @@ def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], plot_data: 
     ev = metrics.get("evidence") or {}
     if ev.get("small"):
         need = ev.get("gold_needed") or {}
-        gold_need = (", ".join(f"{v} for a margin of ±{100 * float(k):g} points" for k, v in need.items())
+        gold_need = ("; ".join((f"{v} if people err {100 * float(k):g}% of the time" if v is not None else
+                                f"no number is enough if people err {100 * float(k):g}%") for k, v in need.items())
                      if ev.get("source") == "routing" else f"{ev['calibration_needed']} or more")
         sections.append(
             '<div class="warn" id="small-sample"><b>Small sample.</b> '

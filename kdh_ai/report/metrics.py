@@ -289,15 +289,20 @@ def _evidence(routing: dict[str, Any], manifest: dict[str, Any], *, answered_cal
     """
     plan = routing.get("evidence")
     if isinstance(plan, dict) and plan.get("calibration_needed") is not None:
-        gold_needed = plan.get("gold_needed") or {}
+        # gold_needed: gold answers needed if the people's error rate is the key (0.01, 0.02, 0.05); None when
+        # people that good could not reach the target at all (see kdh_ai.routing.evidence)
+        gold_needed = {str(k): (None if v is None else int(v)) for k, v in (plan.get("gold_needed") or {}).items()}
         cal_have, gold_have = int(plan.get("calibration_have") or 0), int(plan.get("gold_have") or 0)
-        loosest = max(gold_needed.items(), key=lambda kv: float(kv[0]))[1] if gold_needed else None
+        rate = (routing.get("human_error") or {}).get("rate")
+        keys = sorted(gold_needed, key=float)
+        # the plan's rate nearest above the people's measured rate (the largest when they err more)
+        key = next((k for k in keys if rate is not None and float(k) >= float(rate)), keys[-1] if keys else None)
         small_cal = cal_have < int(plan["calibration_needed"])
-        small_gold = loosest is not None and gold_have < int(loosest)
+        small_gold = key is not None and (gold_needed[key] is None or gold_have < gold_needed[key])
         return {"source": "routing", "calibration_have": cal_have,
                 "calibration_needed": int(plan["calibration_needed"]), "gold_have": gold_have,
-                "gold_needed": {str(k): int(v) for k, v in gold_needed.items()}, "small": small_cal or small_gold,
-                "small_calibration": small_cal, "small_gold": small_gold}
+                "gold_needed": gold_needed, "people_rate_used": None if key is None else float(key),
+                "small": small_cal or small_gold, "small_calibration": small_cal, "small_gold": small_gold}
     # The sizes the bound was computed from, when routing recorded them; the job's current ones before that.
     answered_cal = int((routing.get("details") or {}).get("calibration_answered") or answered_cal)
     he = routing.get("human_error") or {}

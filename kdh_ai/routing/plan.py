@@ -445,7 +445,9 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         new: dict[str, tuple[str, str]] = {}
         for k in open_ids:
             c = preds[k].confidence or 0.0
-            if c < choice.threshold:
+            if preds[k].payload.get("uncalibrated"):  # a head that saw too few classes (kdh_ai.heads)
+                new[k] = ("human", "the model's confidence is uncalibrated (its labels cover too few classes)")
+            elif c < choice.threshold:
                 new[k] = ("human", f"confidence {c:.3f} below threshold {choice.threshold:.3f}")
             elif _unit_hash(seed, "audit", k) < audit_rate:
                 new[k] = ("audit", f"random audit of auto-accepted items ({audit_rate:.0%})")

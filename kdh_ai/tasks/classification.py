@@ -236,6 +236,7 @@ class Classifier(Prelabeler):
         if options.head == "zero_shot":
             logger.info("Head: zero-shot from the %d label names%s", len(labels.labels),
                         " and descriptions" if any(lab.description for lab in labels.labels) else "")
+            _record_head(job, clf.head)
             return clf
         labels_file: Path | None = Path(options.train_labels).expanduser() if options.train_labels else None
         if labels_file is None and (job.root / "annotations.jsonl").exists():
@@ -269,12 +270,19 @@ class Classifier(Prelabeler):
                 raise ValueError("head=trained needs human labels: give --train-labels (CSV item_id,label) or pull "
                                  "the job's annotations from Label Studio first")
             logger.info("Head: zero-shot (no human labels yet)")
+            _record_head(job, clf.head)
             return clf
         head = clf.train(texts, answers, log_progress=log_progress)
         cv = f", cross-validated accuracy {head.cv_accuracy_:.3f}" if isinstance(head, LogisticHead) and \
             head.cv_accuracy_ is not None else ""
         logger.info("Head: trained on %d human labels from %s%s", head.n_train, labels_file, cv)
         head.save(job.root / "heads" / f"{head.identity}.npz")
+        if head.calibration_warning is None and head.missing_classes:
+            logger.warning("No human label yet for %d of %d classes (%s%s): the head predicts them from their "
+                           "label descriptions only; `kdh select` asks for them", len(head.missing_classes),
+                           len(head.classes), ", ".join(head.missing_classes[:10]),
+                           " ..." if len(head.missing_classes) > 10 else "")
+        _record_head(job, head)
         return clf
 
     # ---- prediction -------------------------------------------------------------------------------------------
@@ -295,9 +303,12 @@ class Classifier(Prelabeler):
         order = probs.argsort()[::-1]
         top = order[: self.options.top_k]
         second = float(probs[order[1]]) if len(order) > 1 else 0.0
-        return {"probabilities": {self.head.classes[i]: round(float(probs[i]), 6) for i in top},
-                "margin": round(float(probs[order[0]]) - second, 6), "head": self.head.kind,
-                "head_id": self.head.identity, "n_train": self.head.n_train, "text_chars": text_chars}
+        payload = {"probabilities": {self.head.classes[i]: round(float(probs[i]), 6) for i in top},
+                   "margin": round(float(probs[order[0]]) - second, 6), "head": self.head.kind,
+                   "head_id": self.head.identity, "n_train": self.head.n_train, "text_chars": text_chars}
+        if self.head.calibration_warning:  # routing never auto-accepts on this confidence
+            payload["uncalibrated"] = self.head.calibration_warning
+        return payload
 
     def predict_batches(self, items: Iterable[Item]) -> Iterator[list[Prediction]]:
         """Lazily classify items, ``options.batch_size`` at a time (errors are yielded with their batch)."""
@@ -343,3 +354,9 @@ class Classifier(Prelabeler):
 def load_job_head(job_dir: str | Path, identity: str) -> Head:
     """A head saved by :meth:`Classifier.for_job` (``JOB_DIR/heads/<identity>.npz``)."""
     return load_head(Path(job_dir) / "heads" / f"{identity}.npz")
+
+
+def _record_head(job: Any, head: Head) -> None:
+    """Write which head answers, and what is known to be wrong with it, into ``job.json`` (key ``head``)."""
+    if job.root.is_dir():  # in a run, the locked job directory (job.json may not exist yet: the run merges it)
+        job.update_manifest(head={k: v for k, v in head.info().items() if k not in ("classes", "identity_extra")})
