@@ -31,10 +31,10 @@ throughput per node). A few hundred lines of actor bookkeeping do all of this wi
 Ray Data's dependencies; Ray still does all the scheduling, the transport and the failure detection.
 
 Answers on Ray equal local answers item for item when the task's answer for an item does not depend on
-which items share its unit of work: classification (each text is embedded alone, through float16), and
-transcription with ``pack_short_clips: false``. With packing on, a transcript may depend on the clips that
-share its Whisper window, and units on Ray group items differently from one local stream (the engine is
-being changed so that it no longer does; see ``docs/scale-out.md``).
+which items share its unit of work: classification (a unit is, by default, exactly a local batch, and the
+job's cached embeddings travel with it), and transcription with its default options (tested). With
+``pack_short_clips: true`` a transcript may depend on the clips that share its Whisper window, and units on
+Ray group items differently from one local stream (see ``docs/scale-out.md``).
 
 Example:
     >>> RayOptions(address="auto").cpus_per_worker

@@ -120,18 +120,18 @@ def test_classify_on_ray_and_locally_give_the_same_job(cluster: LocalRayCluster,
 
 
 def test_transcribe_on_ray_gives_the_local_answers(cluster: LocalRayCluster, tmp_path: Path) -> None:
-    # pack_short_clips off: a clip's transcript does not depend on the clips it shares a batch with
+    # default options: a clip's transcript does not depend on the clips it shares a unit with (engine issue 11)
     rows = ljspeech_rows()[:3]
     for r in rows:  # the batch folder holds its audio (paths outside it are refused)
         r["abs_path"] = str(shutil.copy(r["abs_path"], tmp_path / Path(r["abs_path"]).name))
     manifest = tmp_path / "m.csv"
     manifest.write_text("item_id,path\n" + "".join(f"{r['item_id']},{Path(r['abs_path']).name}\n" for r in rows)
                         + "missing,gone.wav\n")
-    base = ["prelabel", "transcribe", "-i", str(manifest), "--no-pack", "--no-progress"]
+    base = ["prelabel", "transcribe", "-i", str(manifest), "--no-progress"]
     code, _ = kdh(*base, "-o", str(tmp_path / "local"))
     assert code == 1
     pipeline = tmp_path / "p.yaml"
-    pipeline.write_text(f"task: transcription\noptions: {{pack_short_clips: false}}\n"
+    pipeline.write_text("task: transcription\noptions: {}\n"
                         f"ray: {{address: '{cluster.address}', unit_items: 2}}\n")
     code, out = kdh("prelabel", "transcribe", "-i", str(manifest), "-c", str(pipeline), "--no-progress",
                     "-o", str(tmp_path / "ray"))
