@@ -52,6 +52,7 @@ class PipelineConfig(BaseModel):
     description: str | None = None
     options: dict[str, Any] = {}
     input: InputConfig = InputConfig()
+    ray: dict[str, Any] | None = None  # run on a Ray cluster (kdh_ai.ray_runner.RayOptions); not a job option
 
 
 _UNKNOWN = ("extra_forbidden", "unexpected_keyword_argument")

@@ -65,6 +65,7 @@ class RunSummary:
         errors: ``(item_id, message)`` of every item whose current status is ``error``.
         audio_s: Seconds of audio processed in this run (audio tasks).
         wall_s: Wall time of the model work in this run.
+        nodes: Per-node throughput when the run used a Ray cluster (see :mod:`kdh_ai.ray_runner`).
     """
 
     job_dir: Path
@@ -78,6 +79,7 @@ class RunSummary:
     errors: list[tuple[str, str]] = field(default_factory=list)
     audio_s: float = 0.0
     wall_s: float = 0.0
+    nodes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def real_time_factor(self) -> float | None:
@@ -116,6 +118,7 @@ def run_prelabel(
     log_progress: bool = False,
     max_items: int | None = None,
     allow_roots: Sequence[str | Path] = (),
+    runner: Any | None = None,
 ) -> RunSummary:
     """Pre-label a batch into a job directory (see the module docstring).
 
@@ -130,6 +133,8 @@ def run_prelabel(
         max_items: Process at most this many pending items (for trials; the rest waits for the next run).
         allow_roots: Folders besides the batch's own whose audio files may be read
             (:func:`kdh_ai.items.read_items`).
+        runner: Where the model work runs instead of this process: a :class:`kdh_ai.ray_runner.RayRunner`
+            (the model runs on a Ray cluster; this process still writes everything). ``None``: here.
 
     Raises:
         JobLockedError: Another run holds the job directory.
@@ -175,8 +180,9 @@ def run_prelabel(
         t0 = time.perf_counter()
         bar = tqdm(total=len(todo), unit="item", disable=not log_progress, dynamic_ncols=True,
                    desc=f"{task}")
+        batches = runner.run(prelabeler, todo) if runner is not None else prelabeler.predict_batches(iter(todo))
         try:
-            for batch in prelabeler.predict_batches(iter(todo)):
+            for batch in batches:
                 if not batch:
                     continue
                 job.predictions.append(p.to_dict() for p in batch)
@@ -184,11 +190,17 @@ def run_prelabel(
                 summary.audio_s += sum(float(p.payload.get("duration_s") or 0.0) for p in batch
                                        if p.status != "error")
                 bar.update(len(batch))
-                if summary.audio_s:
-                    bar.set_postfix_str(f"{summary.audio_s / 3600:.3f} h audio", refresh=False)
+                note = f"{summary.audio_s / 3600:.3f} h audio" if summary.audio_s else ""
+                if runner is not None:
+                    note = ", ".join(filter(None, [note, runner.progress_note()]))
+                if note:
+                    bar.set_postfix_str(note, refresh=False)
         finally:
             bar.close()
             summary.wall_s = time.perf_counter() - t0
+            if runner is not None:
+                batches.close()  # stops the cluster's workers now (also after an interruption)
+                summary.nodes = runner.node_summary()
             _finish(job, summary, items, issues, run_started)
     return summary
 
@@ -212,6 +224,8 @@ def _finish(job: Job, summary: RunSummary, items: list[Item], issues: list[Inges
     runs.append({"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run_started)),
                  "config_hash": summary.config_hash, "processed": summary.processed, "skipped": summary.skipped,
                  "wall_s": round(summary.wall_s, 3), "audio_s": round(summary.audio_s, 3)})
+    if summary.nodes:
+        runs[-1]["ray_nodes"] = summary.nodes
     job.update_manifest(counts=summary.counts, items=len(ids), runs=runs,
                         ingest_issues=[str(i) for i in issues])
     job.write_parquet_snapshot()

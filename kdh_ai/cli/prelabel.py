@@ -17,6 +17,10 @@ from kdh_ai.cli._common import console, err_console, fail
 
 __all__ = ["app", "check_language", "print_summary"]
 
+RAY_HELP = ("Run the model work on a Ray cluster: its head's HOST:PORT, or auto (the cluster this machine "
+            "belongs to); off runs here even when the pipeline YAML has a ray: block. Same results, same job "
+            "directory; see docs/scale-out.md.")
+
 app = typer.Typer(help="Pre-label a client batch with a model into a job directory.", no_args_is_help=True)
 
 
@@ -50,6 +54,7 @@ def prelabel_transcribe(
         "--allow-root", help="A folder outside the manifest's own whose audio files the manifest may name "
         "(repeatable). Without it, a path that leads out of the batch folder ('..', an absolute path, a "
         "symbolic link) is refused.")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", help=RAY_HELP)] = None,
 ) -> None:
     """Transcribe a batch of audio with Whisper, offline, into JOB_DIR (resumable).
 
@@ -64,6 +69,7 @@ def prelabel_transcribe(
     from kdh_ai.items import InputError
     from kdh_ai.job import JobLockedError
     from kdh_ai.prelabel import run_prelabel
+    from kdh_ai.ray_runner import ClusterError
     from kdh_ai.registry import ModelNotAvailableError
     from kdh_ai.tasks.base import Prelabeler
     from kdh_ai.tasks.transcription import make_transcriber
@@ -90,14 +96,16 @@ def prelabel_transcribe(
         with timer.setup():
             return make_transcriber(options)
 
+    runner = _ray_runner(config, ray)
     try:
         with timer.total():
             summary = run_prelabel(
                 out, input, make_prelabeler=make, task="transcription", item_kind="audio",
-                options=dataclasses.asdict(options), log_progress=progress, max_items=max_items, allow_roots=roots)
+                options=dataclasses.asdict(options), log_progress=progress, max_items=max_items, allow_roots=roots,
+                runner=runner)
     except JobLockedError as exc:
         raise fail(str(exc), 3) from None
-    except (InputError, ModelNotAvailableError, ValueError) as exc:
+    except (InputError, ModelNotAvailableError, ValueError, ClusterError) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]Interrupted.[/] Everything finished so far is saved; run the same command "
@@ -135,6 +143,7 @@ def prelabel_classify(
     max_items: Annotated[Optional[int], typer.Option(help="Process at most N pending items now (a trial run; "
                                                      "run again to continue).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    ray: Annotated[Optional[str], typer.Option("--ray", help=RAY_HELP)] = None,
 ) -> None:
     """Classify a batch of texts with sentence embeddings and a head, offline, into JOB_DIR (resumable).
 
@@ -156,6 +165,7 @@ def prelabel_classify(
     from kdh_ai.job import JobLockedError
     from kdh_ai.labels import LabelsError, load_labels
     from kdh_ai.prelabel import run_prelabel
+    from kdh_ai.ray_runner import ClusterError
     from kdh_ai.registry import ModelNotAvailableError
     from kdh_ai.tasks.classification import Classifier
 
@@ -186,14 +196,15 @@ def prelabel_classify(
         built.append(clf)
         return clf
 
+    runner = _ray_runner(config, ray)
     try:
         with timer.total():
             summary = run_prelabel(
                 out, input, make_prelabeler=make, task="classification", item_kind="text",
-                options=dataclasses.asdict(options), log_progress=progress, max_items=max_items)
+                options=dataclasses.asdict(options), log_progress=progress, max_items=max_items, runner=runner)
     except JobLockedError as exc:
         raise fail(str(exc), 3) from None
-    except (InputError, ModelNotAvailableError, FileNotFoundError, ValueError) as exc:
+    except (InputError, ModelNotAvailableError, FileNotFoundError, ValueError, ClusterError) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]Interrupted.[/] Everything finished so far is saved; run the same command "
@@ -209,6 +220,36 @@ def prelabel_classify(
     print_summary(summary, timer=timer)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _ray_runner(config: Path | None, address: str | None) -> Any:
+    """The Ray runner of ``--ray`` / the pipeline's ``ray:`` block, or ``None`` for a local run."""
+    if address is None and config is None:
+        return None
+    from kdh_ai.ray_runner import RayRunner, pipeline_ray_block, ray_options
+
+    try:
+        opts = ray_options(pipeline_ray_block(config), address=address,
+                           where=f"{config}: ray" if config is not None else "--ray")
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    return RayRunner(opts) if opts is not None else None
+
+
+def print_nodes(nodes: list[dict[str, Any]]) -> None:
+    """The per-node throughput of a run on a Ray cluster."""
+    table = Table(title="Ray cluster: throughput per node")
+    for col in ("node", "workers", "items", "items/s", "audio", "busy", "failed units"):
+        table.add_column(col, justify="left" if col == "node" else "right")
+    for n in nodes:
+        audio = f"{n['audio_s'] / 3600:.3f} h ({n['audio_x_realtime']}x)" if n.get("audio_x_realtime") else "-"
+        table.add_row(f"{n['node']} {n['ip']}", str(n["workers"]), str(n["items"]),
+                      f"{n['items_per_s']:.2f}" if n.get("items_per_s") is not None else "-", audio,
+                      f"{n['busy_s']:.1f} s", str(n["failed_units"]))
+    console.print(table)
+    for n in nodes:
+        for message in n.get("errors") or []:
+            err_console.print(f"[yellow]worker:[/] {message}")
 
 
 class _Timer:
@@ -301,6 +342,8 @@ def print_summary(summary: Any, *, timer: _Timer | None = None) -> None:
         table.add_row("real-time factor", f"{summary.real_time_factor:.1f}x (audio seconds per second of "
                       "pre-labeling, model loading left out)")
     console.print(table)
+    if getattr(summary, "nodes", None):
+        print_nodes(summary.nodes)
     for item_id, message in summary.errors:
         err_console.print(f"[red]item {item_id}:[/] {message}")
     for issue in summary.ingest_issues:
