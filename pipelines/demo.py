@@ -26,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,7 @@ def _simulate_annotators(project_id: int, references: dict[str, str], durations:
 
     ``error_rates`` gives each annotator's rate of deliberate mistakes by e-mail (default: 3% for Amina, 8% for
     the others)."""
-    from kdh_ai.labelstudio.client import LabelStudioError
+    from kdh_ai.labelstudio.client import LabelStudioError, LabelStudioUnavailable
     from kdh_ai.tasks.classification import ClassificationTask
     from kdh_ai.tasks.transcription import TranscriptionTask
 
@@ -95,6 +96,11 @@ def _simulate_annotators(project_id: int, references: dict[str, str], durations:
         while True:
             try:
                 task = client.get_json(f"api/projects/{project_id}/next/", what="next task")  # type: ignore[attr-defined]
+            except LabelStudioUnavailable:
+                # a busy server judged unavailable: wait until it answers again, then go on (not "nothing left")
+                if not any(client.health() or time.sleep(5) for _ in range(24)):  # type: ignore[attr-defined]
+                    raise
+                continue
             except LabelStudioError:
                 break  # nothing left for this annotator
             item_id = (task.get("data") or {}).get("item_id")

@@ -138,8 +138,8 @@ class RetryPolicy:
     max_backoff_s: float = 8.0
     timeout_s: float = 120.0
     connect_timeout_s: float = 5.0
-    probe_after_s: float | None = 10.0
-    probe_timeout_s: float = 5.0
+    probe_after_s: float | None = 15.0
+    probe_timeout_s: float = 10.0
     probes: int = 2
     breaker_reset_s: float = 30.0
 
