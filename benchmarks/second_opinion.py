@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -45,16 +46,15 @@ from kdh_ai.tasks.transcription import TranscribeOptions, TranscriptionTask, mak
 
 CACHE = REPO / "benchmarks" / ".cache" / "second_opinion"
 # The LJ Speech manifest names the shared data's audio files, outside its own folder: allowed explicitly.
-SHARED_DATA = (REPO.parent / "shared" / "data", Path("/work/shared/data"))
+# shared/ sits beside the repository (as on the developers' machines and CI); KDH_SHARED_DATA overrides it.
+SHARED_DATA = (Path(os.environ.get("KDH_SHARED_DATA") or REPO.parent / "shared" / "data"),)
 
 
 def sources(minutes: float) -> list[Path]:
     from make_speech import make_speech  # noqa: PLC0415
 
     out = []
-    shared_lj = REPO.parent / "shared" / "data" / "speech_ljspeech_samples" / "manifest.csv"
-    if not shared_lj.exists():
-        shared_lj = Path("/work/shared/data/speech_ljspeech_samples/manifest.csv")
+    shared_lj = SHARED_DATA[0] / "speech_ljspeech_samples" / "manifest.csv"
     if shared_lj.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         lj = CACHE / "lj32.csv"

@@ -80,7 +80,7 @@ def build_sets(args: argparse.Namespace, work: Path) -> dict[str, Path]:
         long_ = [r for r in long_ if r["item_id"] in ("long0", "long1", "long_mixed")]
     all_lj: list[dict[str, str]] = []
     lj_manifest = args.lj_dir / "manifest.csv"
-    if lj_manifest.exists():  # the LJ Speech clips of /work/shared/data (utterance_id, audio_path, ...)
+    if lj_manifest.exists():  # the LJ Speech clips of shared/data (utterance_id, audio_path, ...)
         with open(lj_manifest, newline="", encoding="utf-8") as fh:
             for r in csv.DictReader(fh):
                 all_lj.append({"item_id": r["utterance_id"], "path": str((args.lj_dir / r["audio_path"]).resolve()),
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default="demo,lj,short,long",
                     help="which sets to time: demo (the 12 bundled clips as a batch of their own), lj (every "
                          "LJ Speech clip in --lj-dir), short (bundled + synthetic pool), long")
-    ap.add_argument("--lj-dir", type=Path, default=Path("/work/shared/data/speech_ljspeech_samples"),
+    ap.add_argument("--lj-dir", type=Path, default=REPO.parent / "shared" / "data" / "speech_ljspeech_samples",
                     help="folder of LJ Speech clips with a manifest.csv (utterance_id, audio_path, "
                          "normalized_text) for the lj set")
     ap.add_argument("--damage-check", action="store_true",
