@@ -125,14 +125,6 @@ def _module_dir(module: str, package: str) -> Path:
     return Path(mod.__file__).resolve().parent  # type: ignore[arg-type]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _resolve_python_package(card: ModelCard) -> ResolvedModel:
     src = card.source
     _module_dir(src["module"], src["package"])

@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from kdh_ai.items import sha256_file
 from kdh_ai.registry import ModelNotAvailableError, ResolvedModel, cache_dir
 
 __all__ = ["CONVERTER_VERSION", "alignment_heads", "ctranslate2_to_openai_whisper", "openai_whisper_checkpoint",
@@ -44,14 +44,6 @@ CONVERTER_VERSION = 1
 
 _DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")  # CTranslate2's DataType enum order
 _BINARY_VERSIONS = (5, 6)  # model.bin layouts this reader knows (ctranslate2 3.x and 4.x)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_ctranslate2(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
@@ -240,14 +232,14 @@ def openai_whisper_checkpoint(model: ResolvedModel, *, out: Path | None = None) 
     if not src.is_file():
         raise ModelNotAvailableError(f"{model.name}: {model.path} holds no model.bin (a CTranslate2 Whisper "
                                      "model directory is needed to make an OpenAI Whisper checkpoint)")
-    src_sha = _sha256(src)
+    src_sha = sha256_file(src)
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", model.name)
     target = out or cache_dir() / "openai-whisper" / f"{safe}-{src_sha[:16]}.pt"
     record_path = target.with_name(target.name + ".json")
     if target.exists() and record_path.exists():
         record = json.loads(record_path.read_text(encoding="utf-8"))
         if record.get("converter_version") == CONVERTER_VERSION and record.get("source_sha256") == src_sha:
-            if _sha256(target) == record.get("sha256"):
+            if sha256_file(target) == record.get("sha256"):
                 return target
             logger.warning("%s does not match its recorded SHA-256 (damaged?): converting again", target)
     logger.info("Converting %s (%s) to an OpenAI Whisper checkpoint at %s", model.name, model.path, target)
@@ -258,7 +250,7 @@ def openai_whisper_checkpoint(model: ResolvedModel, *, out: Path | None = None) 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     torch.save(checkpoint, tmp)
-    record = {"source": str(src), "source_sha256": src_sha, "sha256": _sha256(tmp),
+    record = {"source": str(src), "source_sha256": src_sha, "sha256": sha256_file(tmp),
               "converter_version": CONVERTER_VERSION, "model": model.name, "version": model.version}
     os.replace(tmp, target)
     record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")
