@@ -1,12 +1,10 @@
 """People's answers in a job: one place that reads pulled annotations and gold, and aggregates them.
 
 Routing (the calibration slice), the delivered dataset and the reports all need the same things: each
-item's human answer (aggregated when several people answered it), and how good the people are, measured on
-gold items. They read them here, from the job directory:
-
-* ``annotations.jsonl`` (written by ``kdh pull``): the latest record per ``annotation_id`` wins; deleted and
-  skipped annotations are left out;
-* ``gold.jsonl``: known answers (latest record per item_id; ``answer: null`` withdraws one).
+item's human answer (aggregated when several people answered it), and the table of who answered what. They
+read them here, from the job's records (:meth:`kdh_ai.job.Job.annotations`, :meth:`kdh_ai.job.Job.gold`):
+deleted and skipped annotations are left out; a gold answer of ``None`` withdraws the item. How often the
+people are wrong on gold is routing's measure (:func:`kdh_ai.routing.people.human_error_rate`).
 
 Aggregation uses :mod:`kdh_ai.quality` (crowd-kit): ROVER for transcripts, Dawid-Skene (or majority vote for
 fewer than 3 items) for labels, optionally with the model's answer as an extra, weighted annotator.
@@ -16,39 +14,52 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-import numpy as np
+
 import pandas as pd
 
 from kdh_ai.job import Job
 from kdh_ai.tasks import TaskType
 
-__all__ = ["HumanAnswer", "HumanError", "annotations_table", "gold_answers", "human_answers",
-           "human_error_rate"]
+__all__ = ["TABLE_COLUMNS", "HumanAnswer", "annotations_table", "gold_answers", "human_answers"]
 
 logger = logging.getLogger(__name__)
 
 
-def annotations_table(job: Job) -> pd.DataFrame:
-    """Current, non-deleted, non-skipped annotations with an answer, in the crowd-kit contract.
+TABLE_COLUMNS = ("task", "worker", "answer", "gold", "lead_time_s", "prelabeled", "created_at", "annotation_id",
+                 "annotator_id", "updated_at", "skipped", "role")
+"""Columns of :func:`annotations_table`."""
+
+
+def annotations_table(job: Job, *, include_skipped: bool = False, include_gold: bool = True,
+                      include_empty: bool = False) -> pd.DataFrame:
+    """The job's current annotations (:meth:`Job.annotations`) as one table, in the crowd-kit contract.
 
     Columns: ``task`` (item_id), ``worker`` (annotator e-mail, or id), ``answer``, ``gold`` (on a gold item),
-    ``lead_time_s``, ``prelabeled``, ``created_at``, ``annotation_id``.
+    ``lead_time_s``, ``prelabeled``, ``created_at``, ``annotation_id``, ``annotator_id``, ``updated_at``,
+    ``skipped``, ``role`` (the pushed task's role). Deleted annotations are always left out.
+
+    Args:
+        job: The job.
+        include_skipped: Keep skipped annotations (their answer is ``None``).
+        include_gold: Keep annotations of gold tasks.
+        include_empty: Keep annotations whose answer is empty.
     """
     rows = []
-    for rec in job.log("annotations").latest_by("annotation_id").values():
-        if rec.get("deleted") or rec.get("skipped") or rec.get("answer") in (None, ""):
+    for a in job.annotations():
+        if (a.skipped and not include_skipped) or (a.gold and not include_gold):
             continue
-        rows.append({"task": rec["item_id"], "worker": rec.get("annotator_email") or str(rec.get("annotator_id")),
-                     "answer": rec["answer"], "gold": bool(rec.get("gold")), "lead_time_s": rec.get("lead_time_s"),
-                     "prelabeled": rec.get("prelabeled"), "created_at": rec.get("created_at"),
-                     "annotation_id": rec.get("annotation_id")})
-    return pd.DataFrame(rows, columns=["task", "worker", "answer", "gold", "lead_time_s", "prelabeled",
-                                       "created_at", "annotation_id"])
+        if not a.skipped and a.answer in (None, "") and not include_empty:
+            continue
+        rows.append({"task": a.item_id, "worker": a.worker, "answer": a.answer, "gold": a.gold,
+                     "lead_time_s": a.lead_time_s, "prelabeled": a.prelabeled, "created_at": a.created_at,
+                     "annotation_id": a.annotation_id, "annotator_id": a.annotator_id, "updated_at": a.updated_at,
+                     "skipped": a.skipped, "role": a.role})
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
 def gold_answers(job: Job) -> dict[str, str]:
-    """Known answers by item_id (``gold.jsonl``; withdrawn items left out)."""
-    return {k: v["answer"] for k, v in job.log("gold").latest_by("item_id").items() if v.get("answer") is not None}
+    """Known answers by item_id (:meth:`Job.gold`; withdrawn items left out)."""
+    return {k: str(g.answer) for k, g in job.gold().items()}
 
 
 @dataclass
@@ -112,50 +123,3 @@ def human_answers(job: Job, task: TaskType, *, model_answers: dict[str, str] | N
     for item_id, answer in agg.items():
         out[str(item_id)] = HumanAnswer(str(answer), workers[item_id], method, bool(model))
     return out
-
-
-@dataclass
-class HumanError:
-    """How often the people are wrong, measured on gold items.
-
-    Attributes:
-        rate: Errors per unit (WER for transcription, 1 - accuracy for labels).
-        upper: One-sided upper confidence bound at level ``1 - delta``.
-        n_answers: Gold answers it is measured on.
-        per_annotator: Each annotator's rate and count.
-        source: ``"gold"``, or ``"assumed"`` when given by the lead instead of measured.
-        se: Standard error of ``rate`` (:func:`kdh_ai.routing.threshold.rate_and_se`; 0 when assumed).
-        errors: Errors counted on the gold answers (words or labels), for routing's Clopper-Pearson bound.
-        units: Units (reference words or labels) of the gold answers.
-    """
-
-    rate: float
-    upper: float
-    n_answers: int
-    per_annotator: dict[str, dict[str, float]] = field(default_factory=dict)
-    source: str = "gold"
-    se: float = 0.0
-    errors: float = 0.0
-    units: float = 0.0
-
-
-def human_error_rate(job: Job, task: TaskType, *, delta: float = 0.05) -> HumanError | None:
-    """The people's error rate on gold items (``None`` when no gold item has been answered yet)."""
-    from scipy import stats
-
-    from kdh_ai.routing.threshold import rate_and_se, ratio_upper_bound
-
-    gold = gold_answers(job)
-    table = annotations_table(job)
-    table = table[table["task"].isin(gold)]
-    if table.empty:
-        return None
-    errs = task.item_errors(list(table["answer"]), [gold[t] for t in table["task"]])
-    table = table.assign(errors=errs[:, 0], units=errs[:, 1])
-    e, u = table["errors"].to_numpy(), table["units"].to_numpy()
-    rate, se = rate_and_se(e, u)
-    _, upper = ratio_upper_bound(e, u, delta=delta)
-    upper = min(1.0, max(upper if np.isfinite(upper) else 1.0, rate + float(stats.norm.ppf(1 - delta)) * se))
-    per = {str(w): {"rate": float(g["errors"].sum() / g["units"].sum()), "n": int(len(g))}
-           for w, g in table.groupby("worker")}
-    return HumanError(rate, upper, int(len(table)), per, se=se, errors=float(e.sum()), units=float(u.sum()))

@@ -8,6 +8,11 @@ resumed or run by someone else on another day::
       items.jsonl         the ingested items (append-only; latest line per item_id wins)
       predictions.jsonl   model answers (append-only; see kdh_ai.records for the versioning rule)
       predictions.parquet snapshot of the current predictions (rewritten at the end of each run)
+      routing.jsonl       each item's routing role (kdh route, kdh select)
+      gold.jsonl          known answers (kdh push --gold, kdh route --gold)
+      tasks.jsonl         items sent to Label Studio as tasks (kdh push)
+      annotations.jsonl   people's annotations (kdh pull)
+      labelstudio.json    the job's Label Studio project (kdh push)
       .lock               held while a stage writes; a second writer refuses to start
 
 Appends are crash-safe: each batch of records is written with a single ``write`` on a file opened with
@@ -25,9 +30,12 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kdh_ai.records import Prediction, utc_now
+from kdh_ai.records import Annotation, GoldAnswer, Prediction, PushedTask, RoleRecord, utc_now
+
+if TYPE_CHECKING:
+    from kdh_ai.tasks import TaskType
 
 __all__ = ["Job", "JobLockedError", "JsonlLog", "write_json_atomic"]
 
@@ -245,6 +253,32 @@ class Job:
         """The job's task type, from the manifest."""
         return self.read_manifest().get("task")
 
+    def task_type(self, *, with_labels: bool = False) -> TaskType:
+        """The job's task type (:func:`kdh_ai.tasks.get_task` of the manifest's ``task``).
+
+        Args:
+            with_labels: Give a classification job's task type its label list (``config.labels``), as
+                Label Studio's labeling config needs it.
+
+        Raises:
+            ValueError: No or an unknown task type, or a labels file that cannot be read (the message says
+                to give the labels with --labels).
+        """
+        from kdh_ai.tasks import get_task
+
+        manifest = self.read_manifest()
+        name = manifest.get("task") or ""
+        labels_path = (manifest.get("config") or {}).get("labels")
+        if with_labels and name == "classification" and labels_path:
+            from kdh_ai.labels import load_labels
+            from kdh_ai.tasks.classification import ClassificationTask
+
+            try:
+                return ClassificationTask(load_labels(labels_path))
+            except ValueError as exc:
+                raise ValueError(f"{exc} (the job's labels file); give the labels with --labels a,b,c") from None
+        return get_task(name)
+
     # ---- reading the current state -----------------------------------------------------------------------
     def current_items(self) -> dict[str, dict[str, Any]]:
         """The job's items by ``item_id`` (latest ingest record wins)."""
@@ -259,6 +293,62 @@ class Job:
         wanted = config_hash or self.read_manifest().get("config_hash")
         latest = self.predictions.latest_by("item_id", where={"config_hash": wanted} if wanted else None)
         return {k: Prediction.from_dict(v) for k, v in latest.items()}
+
+    # ---- the people's side: roles, gold, pushed tasks, annotations (see kdh_ai.records) ----------------------
+    def roles(self, *, step: str | None = None) -> dict[str, RoleRecord]:
+        """Each routed item's role record (latest ``routing.jsonl`` line per item).
+
+        Args:
+            step: Only lines of this routing step (``"calibration"``, ``"route"``, ``"audit"``, ``"select"``...):
+                each item's role as that step left it.
+        """
+        where = {"step": step} if step is not None else None
+        return {k: RoleRecord.from_dict(v) for k, v in self.log("routing").latest_by("item_id", where=where).items()}
+
+    def role_history(self) -> list[RoleRecord]:
+        """Every ``routing.jsonl`` line, oldest first."""
+        return [RoleRecord.from_dict(r) for r in self.log("routing")]
+
+    def append_roles(self, records: Iterable[RoleRecord]) -> None:
+        """Append role records to ``routing.jsonl``."""
+        self.log("routing").append(r.to_dict() for r in records)
+
+    def gold(self, *, include_withdrawn: bool = False) -> dict[str, GoldAnswer]:
+        """The job's gold set by item_id (latest ``gold.jsonl`` line; withdrawn answers left out)."""
+        latest = (GoldAnswer.from_dict(v) for v in self.log("gold").latest_by("item_id").values())
+        return {g.item_id: g for g in latest if include_withdrawn or g.answer is not None}
+
+    def append_gold(self, records: Iterable[GoldAnswer]) -> None:
+        """Append gold answers to ``gold.jsonl``."""
+        self.log("gold").append(g.to_dict() for g in records)
+
+    def pushed_tasks(self, project: int | None = None) -> dict[str, PushedTask]:
+        """Items sent to Label Studio by item_id (latest ``tasks.jsonl`` line; ``missing`` ones included).
+
+        Args:
+            project: Only tasks of this Label Studio project.
+        """
+        where = {"ls_project_id": project} if project is not None else None
+        return {k: PushedTask.from_dict(v) for k, v in self.log("tasks").latest_by("item_id", where=where).items()}
+
+    def append_pushed_tasks(self, records: Iterable[PushedTask]) -> None:
+        """Append pushed-task records to ``tasks.jsonl``."""
+        self.log("tasks").append(t.to_dict() for t in records)
+
+    def annotations(self, project: int | None = None, *, include_deleted: bool = False) -> list[Annotation]:
+        """The people's annotations (latest ``annotations.jsonl`` line per annotation_id, in file order).
+
+        Args:
+            project: Only annotations of this Label Studio project.
+            include_deleted: Keep annotations deleted in Label Studio (``deleted: true``).
+        """
+        where = {"ls_project_id": project} if project is not None else None
+        latest = self.log("annotations").latest_by("annotation_id", where=where).values()
+        return [a for a in map(Annotation.from_dict, latest) if include_deleted or not a.deleted]
+
+    def append_annotations(self, records: Iterable[Annotation]) -> None:
+        """Append annotations to ``annotations.jsonl`` (in one write: a pull is all or nothing)."""
+        self.log("annotations").append([a.to_dict() for a in records])
 
     def write_parquet_snapshot(self, *, batch_size: int = 2000) -> Path:
         """Write ``predictions.parquet``: the current predictions, streamed in batches (flat memory).

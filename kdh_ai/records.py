@@ -1,4 +1,21 @@
-"""The prediction record: one schema for every task type.
+"""The records of the job directory: one typed owner for each kind of line.
+
+=====================  ======================  =====================================================
+file                   record                  written by
+=====================  ======================  =====================================================
+``predictions.jsonl``  :class:`Prediction`     ``kdh prelabel`` (every task type)
+``routing.jsonl``      :class:`RoleRecord`     ``kdh route`` / ``kdh select`` (a :class:`Role` per item)
+``gold.jsonl``         :class:`GoldAnswer`     ``kdh push --gold`` / ``kdh route --gold``
+``tasks.jsonl``        :class:`PushedTask`     ``kdh push`` (a :class:`TaskRole` per task)
+``annotations.jsonl``  :class:`Annotation`     ``kdh pull``
+=====================  ======================  =====================================================
+
+Each is read through one :class:`kdh_ai.job.Job` method (``current_predictions()``, ``roles()``, ``gold()``,
+``pushed_tasks()``, ``annotations()``) and written through one (``append_*``); no other module parses these
+files. Every record ignores unknown keys when read, so a newer writer's extra field never breaks an older
+reader, and its ``to_dict()`` writes the keys the file has always had.
+
+The prediction record: one schema for every task type.
 
 Every pre-labeling job appends :class:`Prediction` records to ``predictions.jsonl`` in its job directory.
 The fields common to all task types come first; what only one task type has lives in ``payload``.
@@ -27,9 +44,11 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
-__all__ = ["SCHEMA_VERSION", "STATUSES", "Prediction", "utc_now"]
+__all__ = ["HUMAN_ROLES", "ROLES", "SCHEMA_VERSION", "STATUSES", "Annotation", "GoldAnswer", "Prediction",
+           "PushedTask", "Role", "RoleRecord", "TaskRole", "utc_now"]
 
 SCHEMA_VERSION = 1
 """Version of the prediction record schema (``schema_version`` field)."""
@@ -107,3 +126,271 @@ class Prediction:
         return cls(item_id=item_id, task=task, text="", confidence=None, status="error", model=model,
                    config_hash=config_hash, source=source, sha256=sha256, error=error,
                    payload=dict(payload or {}))
+
+
+# ---- the other records of the job directory --------------------------------------------------------------------
+_R = TypeVar("_R")
+
+
+def _from_dict(cls: type[_R], data: dict[str, Any]) -> _R:
+    """Build a dataclass record from a dict read back from its file (unknown keys are ignored)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _to_dict(rec: Any, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A record as its JSON line's dict; the ``optional`` keys are left out while ``None`` (as always written)."""
+    out = {f.name: getattr(rec, f.name) for f in dataclasses.fields(rec)}
+    for k in optional:
+        if out.get(k) is None:
+            out.pop(k, None)
+    return out
+
+
+class Role(StrEnum):
+    """An item's routing role (``routing.jsonl``), decided by ``kdh route`` or ``kdh select``.
+
+    Roles that go to people: :attr:`CALIBRATION` (a random slice that measures the model), :attr:`GOLD` (a known
+    answer that measures the people), :attr:`HUMAN` (below the confidence threshold) and :attr:`AUDIT` (a random
+    check of auto-accepted items). Roles that are never sent: :attr:`AUTO_ACCEPT` (the model's answer is
+    delivered) and :attr:`PENDING` (not decided yet).
+
+    Example:
+        >>> Role("audit").to_people, Role.AUTO_ACCEPT.to_people
+        (True, False)
+        >>> [str(r) for r in HUMAN_ROLES]
+        ['calibration', 'gold', 'human', 'audit']
+    """
+
+    CALIBRATION = "calibration"
+    GOLD = "gold"
+    HUMAN = "human"
+    AUDIT = "audit"
+    AUTO_ACCEPT = "auto_accept"
+    PENDING = "pending"
+
+    @property
+    def to_people(self) -> bool:
+        """Whether items of this role are sent to people."""
+        return self not in (Role.AUTO_ACCEPT, Role.PENDING)
+
+    @classmethod
+    def parse(cls, value: str) -> Role:
+        """The role called ``value``.
+
+        Raises:
+            ValueError: Unknown role (the message lists the valid ones).
+        """
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"unknown routing role {value!r}; valid: {', '.join(r.value for r in cls)}") from None
+
+
+ROLES: tuple[Role, ...] = tuple(Role)
+"""Every routing role, in the order reports list them."""
+
+HUMAN_ROLES: tuple[Role, ...] = tuple(r for r in Role if r.to_people)
+"""The routing roles whose items go to people."""
+
+
+class TaskRole(StrEnum):
+    """The role of a task pushed to Label Studio (``tasks.jsonl`` field ``role``).
+
+    :attr:`HUMAN`: done by one annotator, with the model's pre-annotation; :attr:`CONTROL`: the same, without
+    the pre-annotation (measures the time pre-labels save); :attr:`OVERLAP`: done by several annotators
+    (agreement); :attr:`GOLD`: a known answer, done by ``gold_overlap`` annotators.
+    """
+
+    HUMAN = "human"
+    CONTROL = "control"
+    OVERLAP = "overlap"
+    GOLD = "gold"
+
+
+@dataclass
+class RoleRecord:
+    """One line of ``routing.jsonl``: an item's role from a routing step on (the latest line per item wins).
+
+    Example:
+        >>> r = RoleRecord.from_dict({"item_id": "a", "role": "human", "reason": "low confidence",
+        ...                           "step": "route", "at": "2026-01-01T00:00:00+00:00"})
+        >>> r.role is Role.HUMAN, RoleRecord.from_dict(r.to_dict()) == r
+        (True, True)
+    """
+
+    item_id: str
+    role: Role
+    reason: str | None = None
+    step: str | None = None
+    at: str | None = None
+
+    def __post_init__(self) -> None:
+        self.role = Role.parse(self.role)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as its ``routing.jsonl`` line."""
+        out = _to_dict(self)
+        out["role"] = self.role.value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RoleRecord:
+        """Read a ``routing.jsonl`` line (unknown keys are ignored; an unknown role raises ``ValueError``)."""
+        return _from_dict(cls, data)
+
+
+@dataclass
+class GoldAnswer:
+    """One line of ``gold.jsonl``: an item's known answer (``answer: None`` withdraws it; latest line wins).
+
+    Attributes:
+        item_id: The item (of this job, or a gold item of its own with ``path`` or ``text``).
+        answer: The known answer; ``None`` withdraws the item from the gold set.
+        source: Where the answer came from (a manifest, ``job:DIR``, ``delivery:FILE``...).
+        path: Audio of a gold item that is not part of the job.
+        text: Text of a gold item that is not part of the job.
+        added_at: When it was recorded.
+    """
+
+    item_id: str
+    answer: str | None
+    source: str | None = None
+    path: str | None = None
+    text: str | None = None
+    added_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as its ``gold.jsonl`` line."""
+        return _to_dict(self, ("added_at",))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GoldAnswer:
+        """Read a ``gold.jsonl`` line (unknown keys are ignored)."""
+        return _from_dict(cls, data)
+
+
+@dataclass
+class PushedTask:
+    """One line of ``tasks.jsonl``: an item sent to Label Studio as a task (latest line per item wins).
+
+    Attributes:
+        item_id: The item.
+        ls_project_id: The Label Studio project.
+        ls_task_id: The task's id there.
+        role: The task's :class:`TaskRole` value.
+        prelabeled: Sent with the model's pre-annotation.
+        overlap: Annotators wanted.
+        overlap_applied: Annotators set in Label Studio so far (raised after the import).
+        model_version: The pre-annotation's model version (``None`` without one).
+        data_url: The audio URL or text sent.
+        pushed_at: When Label Studio confirmed it.
+        adopted: Found in Label Studio but missing from ``tasks.jsonl`` (an import whose answer was lost).
+        missing: No longer in Label Studio (deleted there); never sent again.
+        overlap_set_at: When the overlap was last raised.
+        checked_at: When it was found missing.
+    """
+
+    item_id: str
+    ls_project_id: int
+    ls_task_id: int
+    role: str = TaskRole.HUMAN.value
+    prelabeled: bool = False
+    overlap: int = 1
+    overlap_applied: int = 1
+    model_version: str | None = None
+    data_url: str | None = None
+    pushed_at: str | None = None
+    adopted: bool = False
+    missing: bool = False
+    overlap_set_at: str | None = None
+    checked_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as its ``tasks.jsonl`` line."""
+        out = _to_dict(self, ("overlap_set_at", "checked_at"))
+        out["role"] = str(self.role)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PushedTask:
+        """Read a ``tasks.jsonl`` line (unknown keys are ignored)."""
+        return _from_dict(cls, data)
+
+
+@dataclass
+class Annotation:
+    """One line of ``annotations.jsonl``: a person's annotation as ``kdh pull`` found it (latest line per
+    ``annotation_id`` wins; an annotation deleted in Label Studio gets a line with ``deleted: true``).
+
+    Attributes:
+        item_id: The item.
+        annotation_id: Label Studio's id of the annotation.
+        task: Task type of the job.
+        ls_task_id: The task in Label Studio.
+        ls_project_id: The project in Label Studio.
+        annotator_id: Label Studio's user id.
+        annotator_email: The annotator's e-mail (``None`` when unknown).
+        annotator_simulated: The account is a simulated annotator.
+        answer: The answer (a transcript, a label); ``None`` when skipped.
+        result: Label Studio's own result list.
+        lead_time_s: Seconds the annotator spent.
+        created_at: When it was created in Label Studio.
+        updated_at: When it was last changed there.
+        skipped: The annotator skipped the task.
+        gold: The task was a gold task.
+        prelabeled: The task carried the model's pre-annotation.
+        role: The pushed task's :class:`TaskRole` value.
+        deleted: Deleted in Label Studio since an earlier pull.
+        fingerprint: Hash of what pull compares to find changed annotations.
+        pulled_at: When this line was written.
+
+    Example:
+        >>> a = Annotation.from_dict({"item_id": "x", "annotation_id": 7, "annotator_id": 3, "answer": "ham"})
+        >>> a.worker, a.counts
+        ('3', True)
+    """
+
+    item_id: str
+    annotation_id: Any
+    task: str | None = None
+    ls_task_id: int | None = None
+    ls_project_id: int | None = None
+    annotator_id: Any = None
+    annotator_email: str | None = None
+    annotator_simulated: bool = False
+    answer: str | None = None
+    result: list[dict[str, Any]] = field(default_factory=list)
+    lead_time_s: float | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    skipped: bool = False
+    gold: bool = False
+    prelabeled: bool = False
+    role: str | None = None
+    deleted: bool = False
+    fingerprint: str | None = None
+    pulled_at: str | None = None
+
+    def __post_init__(self) -> None:
+        self.item_id = str(self.item_id)
+        self.skipped, self.gold, self.deleted = bool(self.skipped), bool(self.gold), bool(self.deleted)
+
+    @property
+    def worker(self) -> str:
+        """Who answered, as the crowd-kit contract names workers: the e-mail, or the user id."""
+        return self.annotator_email or str(self.annotator_id)
+
+    @property
+    def counts(self) -> bool:
+        """Whether it holds an answer: not deleted, not skipped, and not empty."""
+        return not self.deleted and not self.skipped and self.answer not in (None, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as its ``annotations.jsonl`` line."""
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Annotation:
+        """Read an ``annotations.jsonl`` line (unknown keys are ignored)."""
+        return _from_dict(cls, data)

@@ -70,10 +70,14 @@ per key wins, except ``labelstudio.json``)
 ``uploads.jsonl`` (remote servers only; key: ``item_id`` within ``ls_project_id``)
     ``{item_id, ls_project_id, file_upload_id, url, uploaded_at}``, so a resumed push does not upload twice.
 
-``routing.jsonl`` (read, written by the routing stage)
-    ``{item_id, role, ...}``: when present, push sends every item whose latest role is not ``auto_accept`` or
-    ``pending`` (``gold``, ``overlap``, ``control`` are honoured; ``calibration``, ``human``, ``audit`` are
-    ordinary human items, with a pre-annotation when the model gave one).
+``routing.jsonl`` (read through :meth:`kdh_ai.job.Job.roles`, written by the routing stage)
+    ``{item_id, role, reason, step, at}``: when present, push sends every item whose latest
+    :class:`~kdh_ai.records.Role` goes to people (``calibration``, ``human``, ``audit``: ordinary human items,
+    with a pre-annotation when the model gave one; ``gold`` items only with an answer in ``gold.jsonl``), and
+    never ``auto_accept`` or ``pending``.
+
+Each of these files has one typed record in :mod:`kdh_ai.records` (``labelstudio.json`` is
+:mod:`kdh_ai.labelstudio.state`).
 """
 
 from __future__ import annotations
@@ -89,7 +93,7 @@ from kdh_ai.labelstudio.client import (
 )
 from kdh_ai.labelstudio.gold import GoldItem, add_gold, current_gold, gold_from_job, read_gold_manifest
 from kdh_ai.labelstudio.pull import PullResult, annotations_frame, pull
-from kdh_ai.labelstudio.push import ROLES, PushOptions, PushResult, push
+from kdh_ai.labelstudio.push import PushOptions, PushResult, TaskRole, push
 from kdh_ai.labelstudio.server import (
     Annotator,
     PortBusyError,
@@ -107,7 +111,6 @@ from kdh_ai.labelstudio.server import (
 from kdh_ai.labelstudio.status import AnnotatorStats, JobStatus, job_status
 
 __all__ = [
-    "ROLES",
     "Annotator",
     "AnnotatorStats",
     "Connection",
@@ -124,6 +127,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "ServerOptions",
+    "TaskRole",
     "add_annotator",
     "add_gold",
     "annotations_frame",

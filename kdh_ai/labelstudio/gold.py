@@ -9,8 +9,9 @@ token could read or edit them. They come from
 * an **earlier job**: its gold items, and its items whose human annotations all agree (at least
   ``min_annotators`` of them, not skipped, not deleted).
 
-``gold.jsonl`` records: ``{item_id, answer, source, path, text, added_at}``; the latest record per item_id
-wins. A record with ``answer: null`` withdraws an item from the gold set.
+``gold.jsonl`` records (:class:`kdh_ai.records.GoldAnswer`, read with :meth:`kdh_ai.job.Job.gold`):
+``{item_id, answer, source, path, text, added_at}``; the latest record per item_id wins. A record with
+``answer: null`` withdraws an item from the gold set.
 
 Example:
     >>> import tempfile, pathlib
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from kdh_ai.job import Job
-from kdh_ai.records import utc_now
+from kdh_ai.records import GoldAnswer, utc_now
 
 __all__ = ["GoldItem", "add_gold", "current_gold", "gold_from_job", "read_gold_manifest"]
 
@@ -144,10 +145,10 @@ def gold_from_job(job_dir: str | Path, *, min_annotators: int = 1) -> list[GoldI
         out[item_id] = GoldItem(item_id, rec["answer"], source, rec.get("path") or item.get("path"),
                                 rec.get("text") or item.get("text"))
     answers: dict[str, dict[Any, str]] = defaultdict(dict)
-    for rec in prev.log("annotations").latest_by("annotation_id").values():
-        if rec.get("deleted") or rec.get("skipped") or rec.get("answer") is None or rec.get("gold"):
+    for a in prev.annotations():
+        if a.skipped or a.answer is None or a.gold:
             continue
-        answers[rec["item_id"]][rec.get("annotator_id")] = rec["answer"]
+        answers[a.item_id][a.annotator_id] = a.answer
     for item_id, by_annotator in answers.items():
         values = {" ".join(str(a).split()) for a in by_annotator.values()}
         if item_id in out or len(by_annotator) < min_annotators or len(values) != 1:
@@ -175,8 +176,8 @@ def _gold_from_delivery(path: Path) -> list[GoldItem]:
 
 
 def current_gold(job: Job) -> dict[str, dict[str, Any]]:
-    """The job's gold set by item_id (latest record wins; withdrawn items are left out)."""
-    return {k: v for k, v in job.log("gold").latest_by("item_id").items() if v.get("answer") is not None}
+    """The job's gold set by item_id, as dicts (:meth:`kdh_ai.job.Job.gold`; withdrawn items are left out)."""
+    return {k: g.to_dict() for k, g in job.gold().items()}
 
 
 def add_gold(job: Job, gold: Iterable[GoldItem]) -> tuple[int, list[str]]:
@@ -188,7 +189,7 @@ def add_gold(job: Job, gold: Iterable[GoldItem]) -> tuple[int, list[str]]:
         How many records were written, and one message per gold item that could not be used.
     """
     items = job.current_items()
-    known = current_gold(job)
+    known = job.gold()
     kind = _item_kind(job)
     new, issues = [], []
     for g in gold:
@@ -211,20 +212,16 @@ def add_gold(job: Job, gold: Iterable[GoldItem]) -> tuple[int, list[str]]:
             if kind == "text" and not g.text:
                 issues.append(f"gold item {g.item_id!r} is not in this job and has no text; add a 'text' column")
                 continue
-        rec = {"item_id": g.item_id, "answer": g.answer, "source": g.source, "path": g.path, "text": g.text}
         old = known.get(g.item_id)
-        if old and all(old.get(k) == v for k, v in rec.items() if k != "source"):
+        if old and (old.answer, old.path, old.text) == (g.answer, g.path, g.text):
             continue
-        new.append({**rec, "added_at": utc_now()})
-    job.log("gold").append(new)
+        new.append(GoldAnswer(g.item_id, g.answer, g.source, g.path, g.text, added_at=utc_now()))
+    job.append_gold(new)
     return len(new), issues
 
 
 def _item_kind(job: Job) -> str:
-    from kdh_ai.tasks import get_task
-
-    task = job.read_manifest().get("task")
     try:
-        return get_task(task).item_kind if task else "audio"
+        return job.task_type().item_kind if job.task else "audio"
     except ValueError:
         return "audio"

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -34,8 +35,8 @@ from typing import Any
 
 from kdh_ai.job import Job
 from kdh_ai.labelstudio.client import Connection, LabelStudioClient, RetryPolicy
-from kdh_ai.labelstudio.push import _write_ls_state, read_ls_state
-from kdh_ai.records import utc_now
+from kdh_ai.labelstudio.state import read_ls_state, write_ls_state
+from kdh_ai.records import Annotation, utc_now
 from kdh_ai.tasks import TaskType, get_task
 
 __all__ = ["PullResult", "annotations_frame", "export_project", "pull"]
@@ -77,9 +78,10 @@ class PullResult:
 
 
 def annotations_frame(job_dir: str | Path, *, include_skipped: bool = False, include_gold: bool = True) -> Any:
-    """The job's current annotations as a DataFrame in the crowd-kit contract.
+    """The job's current annotations in the crowd-kit contract for labels (``task, worker, label``).
 
-    Columns: ``task`` (the item_id), ``worker`` (annotator e-mail, or id when unknown), ``label`` (the answer),
+    The same table as :func:`kdh_ai.answers.annotations_table`, with the answer in ``label`` and the lead time
+    in ``lead_time``; annotations with an empty answer are kept. Columns: ``task`` (the item_id), ``worker`` (annotator e-mail, or id when unknown), ``label`` (the answer),
     then ``annotation_id, annotator_id, lead_time, created_at, updated_at, skipped, gold, prelabeled, role``.
     Deleted annotations are left out.
 
@@ -88,21 +90,15 @@ def annotations_frame(job_dir: str | Path, *, include_skipped: bool = False, inc
         include_skipped: Keep skipped annotations (their label is ``None``).
         include_gold: Keep annotations of gold tasks.
     """
-    import pandas as pd
+    from kdh_ai.answers import annotations_table
 
-    rows = []
-    for rec in Job(Path(job_dir)).log("annotations").latest_by("annotation_id").values():
-        if rec.get("deleted") or (rec.get("skipped") and not include_skipped) or (rec.get("gold") and not include_gold):
-            continue
-        rows.append({"task": rec["item_id"], "worker": rec.get("annotator_email") or str(rec.get("annotator_id")),
-                     "label": rec.get("answer"), "annotation_id": rec["annotation_id"],
-                     "annotator_id": rec.get("annotator_id"), "lead_time": rec.get("lead_time_s"),
-                     "created_at": rec.get("created_at"), "updated_at": rec.get("updated_at"),
-                     "skipped": bool(rec.get("skipped")), "gold": bool(rec.get("gold")),
-                     "prelabeled": bool(rec.get("prelabeled")), "role": rec.get("role")})
-    columns = ["task", "worker", "label", "annotation_id", "annotator_id", "lead_time", "created_at", "updated_at",
-               "skipped", "gold", "prelabeled", "role"]
-    return pd.DataFrame(rows, columns=columns)
+    table = annotations_table(Job(Path(job_dir)), include_skipped=include_skipped, include_gold=include_gold,
+                              include_empty=True)
+    return table.rename(columns={"answer": "label", "lead_time_s": "lead_time"})[list(FRAME_COLUMNS)]
+
+
+FRAME_COLUMNS = ("task", "worker", "label", "annotation_id", "annotator_id", "lead_time", "created_at", "updated_at",
+                 "skipped", "gold", "prelabeled", "role")
 
 
 def _fingerprint(ann: dict[str, Any]) -> str:
@@ -147,7 +143,7 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
 
         connection = resolve_connection(job_dir=job_dir)
     client = LabelStudioClient(connection, retry=retry)
-    task = task_type or get_task(job.read_manifest().get("task") or state.get("task") or "")  # labels not needed
+    task = task_type or (job.task_type() if job.task else get_task(state.get("task") or ""))  # labels not needed
     result = PullResult(project_id=pid)
     with job:
         from kdh_ai.labelstudio.server import is_simulated
@@ -159,54 +155,52 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
         exported = export_project(client, pid)
         result.export_s = time.perf_counter() - t_exp
 
-        pushed = job.log("tasks").latest_by("item_id", where={"ls_project_id": pid})
-        by_task = {rec["ls_task_id"]: rec for rec in pushed.values()}
-        previous = job.log("annotations").latest_by("annotation_id", where={"ls_project_id": pid})
+        by_task = {t.ls_task_id: t for t in job.pushed_tasks(pid).values()}
+        previous = {a.annotation_id: a for a in job.annotations(pid, include_deleted=True)}
         now = utc_now()
-        records: list[dict[str, Any]] = []
+        records: list[Annotation] = []
         seen: set[Any] = set()
         for t in exported:
             result.tasks_seen += 1
             info = by_task.get(t["id"])
-            item_id = info["item_id"] if info else (t.get("data") or {}).get("item_id")
+            item_id = info.item_id if info else (t.get("data") or {}).get("item_id")
             if item_id is None:
                 result.unknown_items += 1
                 continue
-            role = info.get("role") if info else None
+            role = info.role if info else None
             for ann in t.get("annotations") or []:
                 result.annotations_seen += 1
                 aid = ann["id"]
                 seen.add(aid)
                 fp = _fingerprint(ann)
                 old = previous.get(aid)
-                if old is not None and not old.get("deleted") and old.get("fingerprint") == fp:
+                if old is not None and not old.deleted and old.fingerprint == fp:
                     result.unchanged += 1
                     continue
                 completed = ann.get("completed_by")
                 annotator_id = completed.get("id") if isinstance(completed, dict) else completed
                 skipped = bool(ann.get("was_cancelled"))
                 result_list = ann.get("result") or []
-                records.append({
-                    "item_id": str(item_id), "task": task.name, "annotation_id": aid, "ls_task_id": t["id"],
-                    "ls_project_id": pid, "annotator_id": annotator_id,
-                    "annotator_email": users.get(annotator_id), "annotator_simulated": annotator_id in simulated,
-                    "answer": None if skipped
-                    else task.result_to_answer(result_list), "result": result_list,
-                    "lead_time_s": ann.get("lead_time"), "created_at": ann.get("created_at"),
-                    "updated_at": ann.get("updated_at"), "skipped": skipped, "gold": role == "gold",
-                    "prelabeled": bool(info.get("prelabeled")) if info else bool(t.get("predictions")),
-                    "role": role, "deleted": False, "fingerprint": fp, "pulled_at": now})
-                if old is None or old.get("deleted"):
+                records.append(Annotation(
+                    item_id=str(item_id), task=task.name, annotation_id=aid, ls_task_id=t["id"],
+                    ls_project_id=pid, annotator_id=annotator_id,
+                    annotator_email=users.get(annotator_id), annotator_simulated=annotator_id in simulated,
+                    answer=None if skipped else task.result_to_answer(result_list), result=result_list,
+                    lead_time_s=ann.get("lead_time"), created_at=ann.get("created_at"),
+                    updated_at=ann.get("updated_at"), skipped=skipped, gold=role == "gold",
+                    prelabeled=info.prelabeled if info else bool(t.get("predictions")),
+                    role=role, deleted=False, fingerprint=fp, pulled_at=now))
+                if old is None or old.deleted:
                     result.new += 1
                 else:
                     result.changed += 1
         for aid, old in previous.items():
-            if aid not in seen and not old.get("deleted"):
-                records.append({**old, "deleted": True, "pulled_at": now})
+            if aid not in seen and not old.deleted:
+                records.append(dataclasses.replace(old, deleted=True, pulled_at=now))
                 result.deleted += 1
-        job.log("annotations").append(records)
+        job.append_annotations(records)
         state["last_pull_at"] = now
-        _write_ls_state(job, state)
+        write_ls_state(job, state)
         ls_manifest = dict(job.read_manifest().get("labelstudio") or {})
         ls_manifest.update(last_pull_at=now, project_id=pid)
         job.update_manifest(labelstudio=ls_manifest)

@@ -2,16 +2,17 @@
 
 What goes out (see :mod:`kdh_ai.labelstudio` for the whole design):
 
-* **Which items.** Without ``routing.jsonl``: every item whose prediction has status ``ok`` or ``no_speech``,
-  or only those with ``confidence < max_confidence``. With ``routing.jsonl`` (``{item_id, role}``, latest
-  record wins): every item whose role is not ``auto_accept`` or ``pending`` (``calibration``, ``human``,
-  ``audit``...), items the model failed on included (without a pre-annotation); items not routed yet wait.
+* **Which items.** Without routing: every item whose prediction has status ``ok`` or ``no_speech``, or only
+  those with ``confidence < max_confidence``. With routing (:meth:`kdh_ai.job.Job.roles`): every item whose
+  :class:`~kdh_ai.records.Role` goes to people (``calibration``, ``human``, ``audit``; not ``auto_accept`` or
+  ``pending``), items the model failed on included (without a pre-annotation); items not routed yet wait.
   Items in the gold set are held back and only go out as gold.
-* **Roles.** Each item gets one role, decided by a hash of ``(seed, item_id)`` so that it never changes between
-  pushes: ``overlap`` (a share ``overlap_fraction`` of the items, done by ``overlap_k`` annotators each),
-  ``control`` (a share ``control_share`` of the rest, sent *without* a pre-annotation so that the time saved
-  by pre-labels can be measured from lead_time) or ``human``. ``routing.jsonl`` may set ``overlap``,
-  ``control`` or ``gold`` directly.
+* **Task roles** (:class:`~kdh_ai.records.TaskRole`). Each item gets one, decided by a hash of
+  ``(seed, item_id)`` so that it never changes between pushes: ``overlap`` (a share ``overlap_fraction`` of
+  the items, done by ``overlap_k`` annotators each), ``control`` (a share ``control_share`` of the rest, sent
+  *without* a pre-annotation so that the time saved by pre-labels can be measured from lead_time) or
+  ``human``. An item routing put below its threshold (routing role ``human``) is always ``human``; a gold
+  item is ``gold``.
 * **Gold.** Gold items are inserted at random positions of the import order, which annotators follow
   (sequential sampling), at a rate that gives each annotator about ``gold_rate`` gold in their stream (see
   :func:`gold_count`), or more: as many as routing's evidence plan needs for its target
@@ -41,6 +42,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -58,24 +60,21 @@ from typing import Any, Literal
 
 from tqdm import tqdm
 
-from kdh_ai.job import Job, write_json_atomic
+from kdh_ai.job import Job
 from kdh_ai.labelstudio.client import Connection, LabelStudioClient, LabelStudioError, RetryPolicy
-from kdh_ai.labelstudio.gold import current_gold
 from kdh_ai.labelstudio.project import create_project, data_key, project_url, read_guidelines
-from kdh_ai.records import Prediction, utc_now
-from kdh_ai.tasks import TaskType, get_task
+from kdh_ai.labelstudio.state import read_ls_state
+from kdh_ai.labelstudio.state import write_ls_state as _write_ls_state
+from kdh_ai.records import GoldAnswer, Prediction, PushedTask, Role, RoleRecord, TaskRole, utc_now
+from kdh_ai.routing import routing_result
+from kdh_ai.tasks import TaskType
 
-__all__ = ["ROLES", "PushOptions", "PushResult", "assign_role", "gold_count", "gold_needed_items", "job_task_type",
-           "push", "read_ls_state"]
+__all__ = ["PushOptions", "PushResult", "TaskRole", "assign_role", "gold_count", "gold_needed_items",
+           "job_task_type", "push", "read_ls_state"]
 
 logger = logging.getLogger(__name__)
 
-ROLES = ("human", "control", "overlap", "gold")
-"""Roles of a pushed task (``tasks.jsonl`` field ``role``)."""
-
-STATE_FILE = "labelstudio.json"
 _PUSHABLE = ("ok", "no_speech")
-_NOT_FOR_PEOPLE = ("auto_accept", "pending")  # routing roles that are not sent
 _AUDIO_MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
                ".m4a": "audio/mp4"}
 
@@ -184,12 +183,12 @@ def _unit(*parts: object) -> float:
 
 
 def assign_role(item_id: str, *, seed: int, overlap_fraction: float, control_share: float) -> str:
-    """The role of an ordinary item: ``overlap``, ``control`` or ``human`` (stable for a given seed)."""
+    """The :class:`TaskRole` value of an ordinary item: ``overlap``, ``control`` or ``human`` (stable for a seed)."""
     if _unit(seed, "overlap", item_id) < overlap_fraction:
-        return "overlap"
+        return TaskRole.OVERLAP.value
     if _unit(seed, "control", item_id) < control_share:
-        return "control"
-    return "human"
+        return TaskRole.CONTROL.value
+    return TaskRole.HUMAN.value
 
 
 def gold_count(ordinary: int, *, rate: float, gold_overlap: int) -> int:
@@ -204,50 +203,23 @@ def gold_count(ordinary: int, *, rate: float, gold_overlap: int) -> int:
     return math.ceil(rate * ordinary / (gold_overlap * (1.0 - rate)) - 1e-9)
 
 
-def gold_needed_items(manifest: dict[str, Any], gold_overlap: int) -> int:
-    """Gold items routing's evidence plan needs in all (``job.json`` ``routing.evidence``; 0 without a plan).
+def gold_needed_items(evidence: dict[str, Any] | None, gold_overlap: int) -> int:
+    """Gold items routing's evidence plan needs in all (:attr:`RoutingResult.evidence`; 0 without a plan).
 
     The plan counts gold *answers* for people erring at 1%, 2% and 5%; the largest reachable figure is taken,
     divided by the annotators per gold item.
 
     Example:
-        >>> gold_needed_items({"routing": {"evidence": {"gold_needed": {"0.01": 4, "0.02": 9, "0.05": None}}}}, 2)
+        >>> gold_needed_items({"gold_needed": {"0.01": 4, "0.02": 9, "0.05": None}}, 2)
         5
     """
-    needed = [int(v) for v in (((manifest.get("routing") or {}).get("evidence") or {}).get("gold_needed") or {}
-                               ).values() if v is not None]
+    needed = [int(v) for v in ((evidence or {}).get("gold_needed") or {}).values() if v is not None]
     return math.ceil(max(needed) / max(1, gold_overlap)) if needed else 0
 
 
 def job_task_type(job: Job) -> TaskType:
-    """The job's task type, with its label list when the job has one (classification: ``config.labels``).
-
-    Raises:
-        ValueError: Unknown task type, or a labels file that cannot be read (give the labels with --labels).
-    """
-    manifest = job.read_manifest()
-    name = manifest.get("task") or ""
-    labels_path = (manifest.get("config") or {}).get("labels")
-    if name == "classification" and labels_path:
-        from kdh_ai.labels import load_labels
-        from kdh_ai.tasks.classification import ClassificationTask
-
-        try:
-            return ClassificationTask(load_labels(labels_path))
-        except ValueError as exc:
-            raise ValueError(f"{exc} (the job's labels file); give the labels with --labels a,b,c") from None
-    return get_task(name)
-
-
-def read_ls_state(job: Job) -> dict[str, Any]:
-    """The job's ``labelstudio.json`` (``{}`` before the first push)."""
-    path = job.root / STATE_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-
-def _write_ls_state(job: Job, state: dict[str, Any]) -> None:
-    state["updated_at"] = utc_now()
-    write_json_atomic(job.root / STATE_FILE, state)
+    """The job's task type with its label list (:meth:`kdh_ai.job.Job.task_type` ``with_labels=True``)."""
+    return job.task_type(with_labels=True)
 
 
 def _job_key(job: Job) -> str:
@@ -346,12 +318,12 @@ def _ensure_local_storage(client: LabelStudioClient, conn: Connection, project_i
 
 
 # ---- reconciling ------------------------------------------------------------------------------------------
-def _reconcile(job: Job, client: LabelStudioClient, project_id: int, recorded: dict[str, dict[str, Any]],
-               roles_for: dict[str, tuple[str, int]], result: PushResult) -> dict[str, dict[str, Any]]:
+def _reconcile(job: Job, client: LabelStudioClient, project_id: int, recorded: dict[str, PushedTask],
+               roles_for: dict[str, tuple[str, int]], result: PushResult) -> None:
     """Make tasks.jsonl agree with the tasks in Label Studio (by data.item_id)."""
     project = client.get_json(f"api/projects/{project_id}/", what=f"read project {project_id}")
     if int(project.get("task_number") or 0) == len(recorded):
-        return recorded
+        return
     logger.info("Project %d has %s tasks, tasks.jsonl records %d: reconciling by item_id", project_id,
                 project.get("task_number"), len(recorded))
     in_ls: dict[str, dict[str, Any]] = {}
@@ -369,22 +341,19 @@ def _reconcile(job: Job, client: LabelStudioClient, project_id: int, recorded: d
     records = []
     for item_id, t in in_ls.items():
         rec = recorded.get(item_id)
-        if rec is not None and rec["ls_task_id"] == t["id"]:
+        if rec is not None and rec.ls_task_id == t["id"]:
             continue
-        role, overlap = roles_for.get(item_id, ("human", 1))
-        records.append({"item_id": item_id, "ls_project_id": project_id, "ls_task_id": t["id"], "role": role,
-                        "prelabeled": bool(t.get("total_predictions")), "overlap": overlap,
-                        "overlap_applied": int(t.get("overlap") or 1), "model_version": None,
-                        "data_url": None, "pushed_at": t.get("created_at") or now, "adopted": True,
-                        "missing": False})
+        role, overlap = roles_for.get(item_id, (TaskRole.HUMAN, 1))
+        records.append(PushedTask(item_id, project_id, t["id"], str(role), prelabeled=bool(t.get("total_predictions")),
+                                  overlap=overlap, overlap_applied=int(t.get("overlap") or 1), model_version=None,
+                                  data_url=None, pushed_at=t.get("created_at") or now, adopted=True, missing=False))
     for item_id, rec in recorded.items():
         if item_id not in in_ls:
             logger.warning("Item %s (task %s) is no longer in project %d; it will not be sent again",
-                           item_id, rec["ls_task_id"], project_id)
-            records.append({**rec, "missing": True, "checked_at": now})
-    job.log("tasks").append(records)
-    result.adopted = sum(1 for r in records if r.get("adopted") and not r.get("missing"))
-    return {k: v for k, v in job.log("tasks").latest_by("item_id", where={"ls_project_id": project_id}).items()}
+                           item_id, rec.ls_task_id, project_id)
+            records.append(dataclasses.replace(rec, missing=True, checked_at=now))
+    job.append_pushed_tasks(records)
+    result.adopted = sum(1 for r in records if r.adopted and not r.missing)
 
 
 # ---- audio ------------------------------------------------------------------------------------------------
@@ -493,206 +462,249 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
         connection = resolve_connection(job_dir=job_dir)
     client = LabelStudioClient(connection, retry=retry)
     with job:
-        manifest = job.read_manifest()
-        task = task_type or (get_task(manifest.get("task") or "") if opts.labels else job_task_type(job))
-        if opts.audio == "local" and not connection.local:
-            raise ValueError(f"--audio local needs a server that kdh runs on this machine; {connection.url} is "
-                             "remote: use --audio upload (or auto)")
-        state = read_ls_state(job)
-        project = _ensure_project(job, client, task, opts, state)
-        pid = int(project["id"])
-        result = PushResult(project_id=pid, project_url=project_url(connection.url, pid))
-        key = state["data_key"]
+        run = _open_project(job, client, connection, opts, task_type)
+        _read_job(run)
+        ordinary, skipped = _choose_items(run)
+        plan = _mix_in_gold(run, ordinary)
+        _send(run, plan, log_progress)
+        current = job.pushed_tasks(run.pid)
+        todo = [(t, run.gold_overlap if t.role == TaskRole.GOLD else int(t.overlap or 1))
+                for t in current.values() if not t.missing]
+        run.result.overlap_set = _apply_overlap(job, client, [(t, n) for t, n in todo if n > t.overlap_applied],
+                                                opts.workers, log_progress)
+        run.result.skipped = dict(skipped)
+        run.result.wall_s = time.perf_counter() - t0
+        run.state["last_push_at"] = utc_now()
+        _write_ls_state(job, run.state)
+        job.update_manifest(labelstudio={"url": connection.url, "project_id": run.pid,
+                                         "project_title": run.project["title"],
+                                         "last_push_at": run.state["last_push_at"],
+                                         "tasks": sum(1 for t in current.values() if not t.missing)})
+    logger.info("Pushed %d new tasks to project %d (%s) in %.1f s", run.result.total_created, run.pid,
+                dict(run.result.created), run.result.wall_s)
+    return run.result
+
+
+@dataclass
+class _Run:
+    """One push in progress: the project, the job's current records, and what the push did so far."""
+
+    job: Job
+    client: LabelStudioClient
+    opts: PushOptions
+    task: TaskType
+    project: dict[str, Any]
+    state: dict[str, Any]
+    result: PushResult
+    folder: Path | None
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    preds: dict[str, Prediction] = field(default_factory=dict)
+    gold: dict[str, GoldAnswer] = field(default_factory=dict)
+    roles: dict[str, RoleRecord] | None = None  # None: the job was never routed
+    recorded: dict[str, PushedTask] = field(default_factory=dict)  # tasks.jsonl of the project, missing included
+    gold_overlap: int = 1
+
+    @property
+    def pid(self) -> int:
+        return int(self.project["id"])
+
+    def role_of(self, item_id: str) -> tuple[str, int]:
+        """The task role of an item and the annotators it needs (gold; else stable by the role hash)."""
+        if item_id in self.gold:
+            return TaskRole.GOLD.value, self.gold_overlap
+        routed = (self.roles or {}).get(item_id)
+        o = self.opts
+        role = TaskRole.HUMAN.value if routed is not None and routed.role == Role.HUMAN else assign_role(
+            item_id, seed=o.seed, overlap_fraction=o.overlap_fraction, control_share=o.control_share)
+        return role, (o.overlap_k if role == TaskRole.OVERLAP else 1)
+
+
+def _open_project(job: Job, client: LabelStudioClient, connection: Connection, opts: PushOptions,
+                  task_type: TaskType | None) -> _Run:
+    """The job's project (found or created) and its audio storage, recorded in labelstudio.json."""
+    task = task_type or job.task_type(with_labels=not opts.labels)
+    if opts.audio == "local" and not connection.local:
+        raise ValueError(f"--audio local needs a server that kdh runs on this machine; {connection.url} is "
+                         "remote: use --audio upload (or auto)")
+    state = read_ls_state(job)
+    project = _ensure_project(job, client, task, opts, state)
+    pid = int(project["id"])
+    result = PushResult(project_id=pid, project_url=project_url(connection.url, pid))
+    if task.item_kind == "audio":
+        result.audio_mode = "local" if (opts.audio == "local" or (opts.audio == "auto" and connection.local)) \
+            else "upload"
+    folder = _ensure_local_storage(client, connection, pid, state) if result.audio_mode == "local" else None
+    state["audio_mode"] = result.audio_mode
+    _write_ls_state(job, state)
+    return _Run(job, client, opts, task, project, state, result, folder)
+
+
+def _read_job(run: _Run) -> None:
+    """Read the job's items, predictions, gold and roles; reconcile tasks.jsonl with the project."""
+    job = run.job
+    run.items, run.preds, run.gold = job.current_items(), job.current_predictions(), job.gold()
+    run.roles = job.roles() if job.log("routing").path.exists() else None
+    has_gold = bool(run.gold) or any(t.role == TaskRole.GOLD for t in job.pushed_tasks(run.pid).values())
+    run.gold_overlap = run.opts.gold_overlap or (max(1, _annotator_count(run.client)) if has_gold else 1)
+    run.result.gold_overlap = run.gold_overlap
+    live = {k: t for k, t in job.pushed_tasks(run.pid).items() if not t.missing}
+    _reconcile(job, run.client, run.pid, live, {i: run.role_of(i) for i in list(run.items) + list(run.gold)},
+               run.result)
+    run.recorded = job.pushed_tasks(run.pid)
+
+
+def _choose_items(run: _Run) -> tuple[list[_Planned], Counter[str]]:
+    """The ordinary items to send now (routing's roles, or the confidence cut), and why others are not sent."""
+    task, opts, result = run.task, run.opts, run.result
+    skipped: Counter[str] = Counter()
+    ordinary: list[_Planned] = []
+    for item_id, item in run.items.items():
+        if item_id in run.recorded:
+            result.already += 1
+            continue
+        if item_id in run.gold:
+            continue
+        pred = run.preds.get(item_id)
+        if item.get("error") and (run.roles is None or task.item_kind != "audio"):
+            skipped["item could not be read at ingest"] += 1
+            continue
+        if run.roles is not None:
+            r = run.roles.get(item_id)
+            if r is None:
+                skipped["not routed yet"] += 1
+                continue
+            if not r.role.to_people:
+                skipped[str(r.role)] += 1
+                continue
+            if r.role == Role.GOLD:
+                result.issues.append(f"item {item_id}: routed as gold but gold.jsonl has no answer for it; "
+                                     "add it with --gold")
+                continue
+            if pred is not None and pred.status not in _PUSHABLE:
+                pred = None  # routed to people although the model failed on it: no pre-annotation
+        else:
+            why = _not_for_people(pred, opts.max_confidence)
+            if why:
+                skipped[why] += 1
+                continue
+        value = item.get("path") if task.item_kind == "audio" else item.get("text")
+        role, overlap = run.role_of(item_id)
+        sha, note = None, None
         if task.item_kind == "audio":
-            result.audio_mode = "local" if (opts.audio == "local" or (opts.audio == "auto" and connection.local)) \
-                else "upload"
-        folder = _ensure_local_storage(client, connection, pid, state) if result.audio_mode == "local" else None
-        state["audio_mode"] = result.audio_mode
-        _write_ls_state(job, state)
+            decoded = pred is not None and pred.status in _PUSHABLE and bool(pred.sha256) and not item.get("error")
+            if decoded:
+                sha = pred.sha256
+            else:  # never decoded as audio: people get a description of the error, never the file
+                value, note = None, _error_note(item_id, item.get("error") or (
+                    run.preds[item_id].error if item_id in run.preds else None))
+        ordinary.append(_Planned(item_id, role, value, pred if role != TaskRole.CONTROL else None, overlap,
+                                 sha256=sha, note=note))
+    if opts.limit is not None and len(ordinary) > opts.limit:
+        skipped["over --limit (next push)"] += len(ordinary) - opts.limit
+        ordinary = ordinary[:opts.limit]
+    return ordinary, skipped
 
-        items = job.current_items()
-        preds = job.current_predictions()
-        gold = current_gold(job)
-        routing_log = job.log("routing")
-        routing = routing_log.latest_by("item_id") if routing_log.path.exists() else None
-        has_gold = bool(gold) or any(r.get("role") == "gold" for r in
-                                     job.log("tasks").latest_by("item_id", where={"ls_project_id": pid}).values())
-        gold_overlap = opts.gold_overlap or (max(1, _annotator_count(client)) if has_gold else 1)
-        result.gold_overlap = gold_overlap
 
-        def role_of(item_id: str) -> tuple[str, int]:
-            if item_id in gold:
-                return "gold", gold_overlap
-            r = (routing or {}).get(item_id, {}).get("role")
-            role = r if r in ("overlap", "control", "human") else assign_role(
-                item_id, seed=opts.seed, overlap_fraction=opts.overlap_fraction, control_share=opts.control_share)
-            return role, (opts.overlap_k if role == "overlap" else 1)
+def _not_for_people(pred: Prediction | None, max_confidence: float | None) -> str | None:
+    """Without routing: why an item's prediction keeps it from people, or ``None``."""
+    if pred is None:
+        return "no prediction yet (run kdh prelabel)"
+    if pred.status not in _PUSHABLE:
+        return f"prediction status {pred.status}"
+    if max_confidence is not None and (pred.confidence is None or pred.confidence >= max_confidence):
+        return f"confidence >= {max_confidence}"
+    return None
 
-        recorded = {k: v for k, v in job.log("tasks").latest_by("item_id", where={"ls_project_id": pid}).items()}
-        recorded = _reconcile(job, client, pid, {k: v for k, v in recorded.items() if not v.get("missing")},
-                              {i: role_of(i) for i in list(items) + list(gold)}, result)
-        all_recorded = job.log("tasks").latest_by("item_id", where={"ls_project_id": pid})
 
-        # ---- choose the items ----
-        skipped: Counter[str] = Counter()
-        ordinary: list[_Planned] = []
-        for item_id, item in items.items():
-            if item_id in all_recorded:
-                result.already += 1
+def _mix_in_gold(run: _Run, ordinary: list[_Planned]) -> list[_Planned]:
+    """The import order: the ordinary items with gold items inserted at random positions."""
+    task, opts, result, gold, gold_overlap = run.task, run.opts, run.result, run.gold, run.gold_overlap
+    pool = sorted((g for g in gold if g not in run.recorded), key=lambda g: _unit(opts.seed, "gold", g))
+    # Routing's evidence plan says how many gold answers its target needs: send them now, not at the rate.
+    # Without a plan, the gold routing step 1 marked (the lead gave it to measure the people) is all needed.
+    routed = routing_result(run.job)
+    needed = gold_needed_items(routed.evidence, gold_overlap) if routed is not None and routed.evidence \
+        else sum(r.role == Role.GOLD for r in (run.roles or {}).values())
+    at_rate = gold_count(len(ordinary), rate=opts.gold_rate, gold_overlap=gold_overlap)
+    wanted = max(at_rate, needed - sum(t.role == TaskRole.GOLD for t in run.recorded.values()))
+    n_gold = min(len(pool), wanted)
+    if gold and opts.gold_rate > 0 and ordinary and n_gold < at_rate:
+        logger.warning("Only %d gold items are left for %d new tasks (rate %.2f wants more); add gold with "
+                       "--gold", n_gold, len(ordinary), opts.gold_rate)
+    gold_planned = []
+    for g in pool[:n_gold]:
+        grec = gold[g]
+        item = run.items.get(g, {})
+        value = (item.get("path") or grec.path) if task.item_kind == "audio" else (item.get("text") or grec.text)
+        pred = run.preds.get(g)
+        prelabel = pred is not None and pred.status in _PUSHABLE and assign_role(
+            g, seed=opts.seed, overlap_fraction=0.0, control_share=opts.control_share) != TaskRole.CONTROL
+        sha = pred.sha256 if pred is not None and pred.status in _PUSHABLE else None
+        if task.item_kind == "audio" and g in run.items and sha is None:
+            result.issues.append(f"gold item {g}: the model could not decode its audio ("
+                                 f"{(pred.error if pred is not None else None) or 'no pre-label yet'}); "
+                                 "it is not sent: fix the file and run kdh prelabel again")
+            continue
+        gold_planned.append(_Planned(g, TaskRole.GOLD, value, pred if prelabel else None, gold_overlap, sha256=sha))
+    rng = random.Random(f"{opts.seed}:{run.pid}:{len(run.recorded)}")
+    plan = list(ordinary)
+    for pos, gp in zip(sorted(rng.sample(range(len(ordinary) + len(gold_planned)), len(gold_planned))),
+                       gold_planned):
+        plan.insert(pos, gp)
+    return plan
+
+
+def _send(run: _Run, plan: list[_Planned], log_progress: bool) -> None:
+    """Import the plan chunk by chunk; record each chunk in tasks.jsonl as soon as Label Studio confirms it."""
+    job, client, pid, task, opts, result = run.job, run.client, run.pid, run.task, run.opts, run.result
+    key = run.state["data_key"]
+    t_import = time.perf_counter()
+    bar = tqdm(total=len(plan), unit="task", desc="push", disable=not log_progress, dynamic_ncols=True)
+    try:
+        for start in range(0, len(plan), opts.chunk_size):
+            chunk = plan[start:start + opts.chunk_size]
+            urls = _resolve_audio(job, client, pid, chunk, run.folder, result, task, opts)
+            sent = [p for p in chunk if p.item_id in urls]
+            if not sent:
                 continue
-            if item_id in gold:
-                continue
-            pred = preds.get(item_id)
-            if item.get("error") and (routing is None or task.item_kind != "audio"):
-                skipped["item could not be read at ingest"] += 1
-                continue
-            if routing is not None:
-                r = routing.get(item_id)
-                if r is None:
-                    skipped["not routed yet"] += 1
-                    continue
-                if r.get("role") in _NOT_FOR_PEOPLE:
-                    skipped[str(r.get("role"))] += 1
-                    continue
-                if r.get("role") == "gold":
-                    result.issues.append(f"item {item_id}: routed as gold but gold.jsonl has no answer for it; "
-                                         "add it with --gold")
-                    continue
-                if pred is not None and pred.status not in _PUSHABLE:
-                    pred = None  # routed to people although the model failed on it: no pre-annotation
-            else:
-                if pred is None:
-                    skipped["no prediction yet (run kdh prelabel)"] += 1
-                    continue
-                if pred.status not in _PUSHABLE:
-                    skipped[f"prediction status {pred.status}"] += 1
-                    continue
-                if opts.max_confidence is not None and (pred.confidence is None
-                                                        or pred.confidence >= opts.max_confidence):
-                    skipped[f"confidence >= {opts.max_confidence}"] += 1
-                    continue
-            value = item.get("path") if task.item_kind == "audio" else item.get("text")
-            role, overlap = role_of(item_id)
-            sha, note = None, None
-            if task.item_kind == "audio":
-                decoded = pred is not None and pred.status in _PUSHABLE and bool(pred.sha256) and not item.get("error")
-                if decoded:
-                    sha = pred.sha256
-                else:  # never decoded as audio: people get a description of the error, never the file
-                    value, note = None, _error_note(item_id, item.get("error") or (
-                        preds[item_id].error if item_id in preds else None))
-            ordinary.append(_Planned(item_id, role, value, pred if role != "control" else None, overlap,
-                                     sha256=sha, note=note))
-        if opts.limit is not None and len(ordinary) > opts.limit:
-            skipped["over --limit (next push)"] += len(ordinary) - opts.limit
-            ordinary = ordinary[:opts.limit]
+            payload = [_task_payload(p, key, urls[p.item_id], task) for p in sent]
+            body = client.request(
+                "POST", f"api/projects/{pid}/import", what=f"import {len(payload)} tasks into project {pid}",
+                params={"return_task_ids": "true"}, idempotent=False,
+                content=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+                headers={"Content-Type": "application/json"}).json()
+            ids = body.get("task_ids") or []
+            if len(ids) != len(sent):
+                raise LabelStudioError(f"Label Studio created {len(ids)} tasks for {len(sent)} sent; run "
+                                       "`kdh push` again: it reconciles by item_id")
+            now = utc_now()
+            job.append_pushed_tasks(
+                PushedTask(p.item_id, pid, tid, str(p.role), prelabeled=p.prediction is not None, overlap=p.overlap,
+                           overlap_applied=1, model_version=_model_version(p.prediction) if p.prediction else None,
+                           data_url=urls[p.item_id], pushed_at=now, adopted=False, missing=False)
+                for p, tid in zip(sent, ids))
+            for p in sent:
+                result.created[str(p.role)] = result.created.get(str(p.role), 0) + 1
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        result.import_s = time.perf_counter() - t_import
+    if result.total_created:
+        mv = next((_model_version(p.prediction) for p in plan if p.prediction is not None), None)
+        if mv and run.project.get("model_version") != mv:
+            client.request("PATCH", f"api/projects/{pid}/", what="set the project's model version",
+                           json_body={"model_version": mv})
 
-        # ---- mix in gold ----
-        pool = sorted((g for g in gold if g not in all_recorded), key=lambda g: _unit(opts.seed, "gold", g))
-        # Routing's evidence plan says how many gold answers its target needs: send them now, not at the rate.
-        # Without a plan, the gold routing step 1 marked (the lead gave it to measure the people) is all needed.
-        needed = gold_needed_items(manifest, gold_overlap) if (manifest.get("routing") or {}).get("evidence") \
-            else sum(r.get("role") == "gold" for r in (routing or {}).values())
-        wanted = max(gold_count(len(ordinary), rate=opts.gold_rate, gold_overlap=gold_overlap),
-                     needed - sum(r.get("role") == "gold" for r in all_recorded.values()))
-        n_gold = min(len(pool), wanted)
-        if gold and opts.gold_rate > 0 and ordinary and n_gold < gold_count(len(ordinary), rate=opts.gold_rate,
-                                                                   gold_overlap=gold_overlap):
-            logger.warning("Only %d gold items are left for %d new tasks (rate %.2f wants more); add gold with "
-                           "--gold", n_gold, len(ordinary), opts.gold_rate)
-        gold_planned = []
-        for g in pool[:n_gold]:
-            grec = gold[g]
-            item = items.get(g, {})
-            value = (item.get("path") or grec.get("path")) if task.item_kind == "audio" else (
-                item.get("text") or grec.get("text"))
-            pred = preds.get(g)
-            prelabel = pred is not None and pred.status in _PUSHABLE and assign_role(
-                g, seed=opts.seed, overlap_fraction=0.0, control_share=opts.control_share) != "control"
-            sha = pred.sha256 if pred is not None and pred.status in _PUSHABLE else None
-            if task.item_kind == "audio" and g in items and sha is None:
-                result.issues.append(f"gold item {g}: the model could not decode its audio ("
-                                     f"{(pred.error if pred is not None else None) or 'no pre-label yet'}); "
-                                     "it is not sent: fix the file and run kdh prelabel again")
-                continue
-            gold_planned.append(_Planned(g, "gold", value, pred if prelabel else None, gold_overlap, sha256=sha))
-        rng = random.Random(f"{opts.seed}:{pid}:{len(all_recorded)}")
-        plan = list(ordinary)
-        for pos, gp in zip(sorted(rng.sample(range(len(ordinary) + len(gold_planned)), len(gold_planned))),
-                           gold_planned):
-            plan.insert(pos, gp)
 
-        # ---- send ----
-        t_import = time.perf_counter()
-        bar = tqdm(total=len(plan), unit="task", desc="push", disable=not log_progress, dynamic_ncols=True)
-        try:
-            for start in range(0, len(plan), opts.chunk_size):
-                chunk = plan[start:start + opts.chunk_size]
-                urls = _resolve_audio(job, client, pid, chunk, folder, result, task, opts)
-                payload, sent = [], []
-                for p in chunk:
-                    if p.item_id not in urls:
-                        continue
-                    entry: dict[str, Any] = {"data": {key: urls[p.item_id], "item_id": p.item_id}}
-                    if p.note is not None:
-                        entry["data"]["kdh_error"] = p.note
-                    if p.prediction is not None:
-                        entry["predictions"] = [{"model_version": _model_version(p.prediction),
-                                                 "score": p.prediction.confidence,
-                                                 "result": task.answer_to_result(p.prediction.text)}]
-                    payload.append(entry)
-                    sent.append(p)
-                if not payload:
-                    continue
-                body = client.request(
-                    "POST", f"api/projects/{pid}/import", what=f"import {len(payload)} tasks into project {pid}",
-                    params={"return_task_ids": "true"}, idempotent=False,
-                    content=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
-                    headers={"Content-Type": "application/json"}).json()
-                ids = body.get("task_ids") or []
-                if len(ids) != len(sent):
-                    raise LabelStudioError(f"Label Studio created {len(ids)} tasks for {len(sent)} sent; run "
-                                           "`kdh push` again: it reconciles by item_id")
-                now = utc_now()
-                job.log("tasks").append(
-                    {"item_id": p.item_id, "ls_project_id": pid, "ls_task_id": tid, "role": p.role,
-                     "prelabeled": p.prediction is not None, "overlap": p.overlap, "overlap_applied": 1,
-                     "model_version": _model_version(p.prediction) if p.prediction else None,
-                     "data_url": urls[p.item_id], "pushed_at": now, "adopted": False, "missing": False}
-                    for p, tid in zip(sent, ids))
-                for p in sent:
-                    result.created[p.role] = result.created.get(p.role, 0) + 1
-                bar.update(len(chunk))
-        finally:
-            bar.close()
-            result.import_s = time.perf_counter() - t_import
-        if result.total_created:
-            mv = next((_model_version(p.prediction) for p in plan if p.prediction is not None), None)
-            if mv and project.get("model_version") != mv:
-                client.request("PATCH", f"api/projects/{pid}/", what="set the project's model version",
-                               json_body={"model_version": mv})
-
-        # ---- per-task overlap (not possible at bulk import) ----
-        current = job.log("tasks").latest_by("item_id", where={"ls_project_id": pid})
-        todo = []
-        for rec in current.values():
-            if rec.get("missing"):
-                continue
-            target = gold_overlap if rec["role"] == "gold" else int(rec.get("overlap") or 1)
-            if target > int(rec.get("overlap_applied") or 1):
-                todo.append((rec, target))
-        result.overlap_set = _apply_overlap(job, client, todo, opts.workers, log_progress)
-
-        result.skipped = dict(skipped)
-        result.wall_s = time.perf_counter() - t0
-        state["last_push_at"] = utc_now()
-        _write_ls_state(job, state)
-        job.update_manifest(labelstudio={"url": connection.url, "project_id": pid,
-                                         "project_title": project["title"], "last_push_at": state["last_push_at"],
-                                         "tasks": sum(1 for r in current.values() if not r.get("missing"))})
-    logger.info("Pushed %d new tasks to project %d (%s) in %.1f s", result.total_created, pid,
-                dict(result.created), result.wall_s)
-    return result
+def _task_payload(p: _Planned, key: str, url: str, task: TaskType) -> dict[str, Any]:
+    """One task of an import: its data (and the error note) and the model's pre-annotation."""
+    entry: dict[str, Any] = {"data": {key: url, "item_id": p.item_id}}
+    if p.note is not None:
+        entry["data"]["kdh_error"] = p.note
+    if p.prediction is not None:
+        entry["predictions"] = [{"model_version": _model_version(p.prediction), "score": p.prediction.confidence,
+                                 "result": task.answer_to_result(p.prediction.text)}]
+    return entry
 
 
 def _resolve_audio(job: Job, client: LabelStudioClient, pid: int, chunk: Sequence[_Planned], folder: Path | None,
@@ -754,19 +766,19 @@ def _verified_audio(path: str | None, sha256: str | None) -> tuple[str, str | No
     return real, None
 
 
-def _apply_overlap(job: Job, client: LabelStudioClient, todo: Iterable[tuple[dict[str, Any], int]], workers: int,
+def _apply_overlap(job: Job, client: LabelStudioClient, todo: Iterable[tuple[PushedTask, int]], workers: int,
                    log_progress: bool) -> int:
     """PATCH each task's overlap (and reopen it); record each success in tasks.jsonl."""
     todo = list(todo)
     if not todo:
         return 0
 
-    def one(rec: dict[str, Any], target: int) -> dict[str, Any]:
-        client.request("PATCH", f"api/tasks/{rec['ls_task_id']}/", what=f"set overlap of task {rec['ls_task_id']}",
+    def one(rec: PushedTask, target: int) -> PushedTask:
+        client.request("PATCH", f"api/tasks/{rec.ls_task_id}/", what=f"set overlap of task {rec.ls_task_id}",
                        json_body={"overlap": target, "is_labeled": False})
-        return {**rec, "overlap": target, "overlap_applied": target, "overlap_set_at": utc_now()}
+        return dataclasses.replace(rec, overlap=target, overlap_applied=target, overlap_set_at=utc_now())
 
-    done: list[dict[str, Any]] = []
+    done: list[PushedTask] = []
     error: BaseException | None = None
     with ThreadPoolExecutor(max_workers=workers) as pool, \
             tqdm(total=len(todo), unit="task", desc="overlap", disable=not log_progress) as bar:
@@ -778,9 +790,9 @@ def _apply_overlap(job: Job, client: LabelStudioClient, todo: Iterable[tuple[dic
                 error = error or exc
             bar.update(1)
             if len(done) >= 200:
-                job.log("tasks").append(done)
+                job.append_pushed_tasks(done)
                 done = []
-    job.log("tasks").append(done)
+    job.append_pushed_tasks(done)
     if error is not None:
         raise error
     return len(todo)

@@ -3,6 +3,7 @@
 * :mod:`kdh_ai.routing.threshold`: choosing the auto-accept threshold from a calibration slice, with a
   finite-sample guarantee (betting bounds, fixed-sequence Learn then Test) — pure functions on arrays.
 * :mod:`kdh_ai.routing.evidence`: how many calibration items and gold answers a target needs (step 1 says it).
+* :mod:`kdh_ai.routing.people`: how good the people are (their error rate on gold, with its bound).
 * :mod:`kdh_ai.routing.plan`: the two routing steps over a job directory (calibration slice, then threshold
   and audit), and the audit check that re-routes a stratum when the target was missed.
 """
@@ -19,7 +20,9 @@ from kdh_ai.routing.plan import (
     evidence_plan,
     plan_calibration,
     route,
+    routing_result,
 )
+from kdh_ai.routing.people import HumanError, human_error_rate
 from kdh_ai.routing.threshold import (
     ThresholdChoice,
     betting_upper_bound,
@@ -29,6 +32,6 @@ from kdh_ai.routing.threshold import (
     ratio_upper_bound,
 )
 
-__all__ = ["ROLES", "RoutingError", "RoutingResult", "ThresholdChoice", "betting_upper_bound", "check_audit",
+__all__ = ["ROLES", "HumanError", "RoutingError", "RoutingResult", "ThresholdChoice", "betting_upper_bound", "check_audit",
            "choose_threshold", "current_roles", "drift_check", "evidence_plan", "people_upper_bound",
-           "plan_calibration", "rate_and_se", "ratio_upper_bound", "route"]
+           "human_error_rate", "plan_calibration", "rate_and_se", "ratio_upper_bound", "route", "routing_result"]

@@ -25,25 +25,23 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kdh_ai.answers import HumanError, human_answers, human_error_rate
+from kdh_ai.answers import human_answers
 from kdh_ai.job import Job
-from kdh_ai.records import Prediction, utc_now
+from kdh_ai.records import HUMAN_ROLES, ROLES, Prediction, RoleRecord, utc_now
+from kdh_ai.routing.people import HumanError, human_error_rate
 from kdh_ai.routing.threshold import ThresholdChoice, betting_upper_bound, choose_threshold, item_error_ratio
-from kdh_ai.tasks import get_task
 
 __all__ = ["HUMAN_ROLES", "ROLES", "RoutingError", "RoutingResult", "check_audit", "current_roles", "drift_check",
-           "evidence_plan", "mark_roles", "plan_calibration", "route"]
+           "evidence_plan", "mark_roles", "plan_calibration", "route", "routing_result"]
 
 logger = logging.getLogger(__name__)
 
-ROLES = ("calibration", "gold", "human", "audit", "auto_accept", "pending")
-HUMAN_ROLES = ("calibration", "gold", "human", "audit")
 
 
 class RoutingError(ValueError):
@@ -51,8 +49,8 @@ class RoutingError(ValueError):
 
 
 def current_roles(job: Job) -> dict[str, str]:
-    """Each item's current role (latest ``routing.jsonl`` record)."""
-    return {k: v["role"] for k, v in job.log("routing").latest_by("item_id").items()}
+    """Each item's current role (:meth:`kdh_ai.job.Job.roles`: latest ``routing.jsonl`` record)."""
+    return {k: r.role for k, r in job.roles().items()}
 
 
 def mark_roles(job: Job, roles: dict[str, tuple[str, str]], step: str) -> None:
@@ -62,8 +60,7 @@ def mark_roles(job: Job, roles: dict[str, tuple[str, str]], step: str) -> None:
     """
     now = utc_now()
     current = current_roles(job)
-    job.log("routing").append({"item_id": k, "role": r, "reason": why, "step": step, "at": now}
-                              for k, (r, why) in roles.items() if current.get(k) != r)
+    job.append_roles(RoleRecord(k, r, why, step, now) for k, (r, why) in roles.items() if current.get(k) != r)
 
 
 def _human_share(roles: dict[str, str]) -> float:
@@ -106,6 +103,19 @@ class RoutingResult:
     advice: dict[str, str] | None = None
 
 
+def routing_result(job: Job) -> RoutingResult | None:
+    """What the job's last routing step decided (``job.json`` ``routing``), or ``None`` before routing.
+
+    The one way other stages read routing's results (its threshold curve is ``details["curve"]``, its
+    evidence plan ``evidence``); each item's role is :meth:`kdh_ai.job.Job.roles`.
+    """
+    data = job.read_manifest().get("routing")
+    if not data:
+        return None
+    names = {f.name for f in fields(RoutingResult)}
+    return RoutingResult(**{k: v for k, v in data.items() if k in names})
+
+
 def _counts(roles: dict[str, str]) -> dict[str, int]:
     return {r: sum(v == r for v in roles.values()) for r in ROLES if any(v == r for v in roles.values())}
 
@@ -114,9 +124,7 @@ def _units_per_item(job: Job, task: Any, ids: list[str]) -> float:
     """Typical size of an item: the median reference words of the gold answers (or of the model's answers)."""
     if task.item_kind != "audio":
         return 1.0
-    from kdh_ai.answers import gold_answers
-
-    texts = list(gold_answers(job).values()) or [p.text for k, p in job.current_predictions().items()
+    texts = [str(g.answer) for g in job.gold().values()] or [p.text for k, p in job.current_predictions().items()
                                                   if k in set(ids) and p.text]
     words = [len(t.split()) for t in texts if t]
     return float(np.median(words)) if words else 12.0
@@ -127,7 +135,7 @@ def _gold_have(job: Job, task: Any, delta: float) -> tuple[int, HumanError | Non
     measured = human_error_rate(job, task, delta=delta)
     if measured is not None:
         return measured.n_answers, measured
-    return sum(v.get("answer") is not None for v in job.log("gold").latest_by("item_id").values()), None
+    return len(job.gold()), None
 
 
 def evidence_plan(job_dir: str | Path, *, target: float, delta: float = 0.05, seed: int = 0,
@@ -148,10 +156,10 @@ def evidence_plan(job_dir: str | Path, *, target: float, delta: float = 0.05, se
     from kdh_ai.routing.evidence import evidence_plan_from_arrays
 
     job = Job(Path(job_dir))
-    task = get_task(job.task or "")
+    task = job.task_type()
     preds = job.current_predictions()
     roles = current_roles(job)
-    gold = {k for k, v in job.log("gold").latest_by("item_id").items() if v.get("answer") is not None}
+    gold = set(job.gold())
     routable = [k for k, p in preds.items() if k not in gold and p.status != "error"
                 and roles.get(k) in (None, "calibration", "pending", "auto_accept", "audit", "human")
                 and not (roles.get(k) == "human" and k not in _decidable_human(job))]
@@ -193,8 +201,8 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
             raise RoutingError(f"{job.root} is already routed (step 2); drawing a new calibration slice would undo "
                                "it. Route again with more evidence (`kdh route JOB --target-...` after more gold "
                                "or calibration answers), or use a new job directory to start over")
-        task = get_task(job.task or "")
-        gold = {k for k, v in job.log("gold").latest_by("item_id").items() if v.get("answer") is not None}
+        task = job.task_type()
+        gold = set(job.gold())
         roles: dict[str, tuple[str, str]] = {}
         routable = []
         before = current_roles(job)
@@ -317,8 +325,7 @@ def drift_check(conf: np.ndarray, errs: np.ndarray, prior_conf: np.ndarray, prio
 
 def _decidable_human(job: Job) -> set[str]:
     """Items with role ``human`` that routing's threshold put there (step ``route``): they may move back."""
-    return {k for k, v in job.log("routing").latest_by("item_id").items()
-            if v.get("role") == "human" and v.get("step") == "route"}
+    return {k for k, r in job.roles().items() if r.role == "human" and r.step == "route"}
 
 
 def _unit_hash(*parts: object) -> float:
@@ -372,7 +379,7 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         raise ValueError(f"audit_rate must lie in [0, 1), got {audit_rate}")
     job = Job(Path(job_dir))
     with job:
-        task = get_task(job.task or "")
+        task = job.task_type()
         preds = job.current_predictions()
         roles = current_roles(job)
         cal_ids = sorted(k for k, r in roles.items() if r == "calibration")
@@ -436,7 +443,7 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         fixed_err = sum(k not in set(open_ids) and r in with_people for k, r in roles.items()) / max(1, n_total)
         batch_conf = np.array([preds[k].confidence or 0.0 for k in open_ids])
         # The slice was drawn from the items routable at step 1; some of them may have been answered since.
-        ever_pending = {r["item_id"] for r in job.log("routing") if r.get("role") == "pending"}
+        ever_pending = {r.item_id for r in job.role_history() if r.role == "pending"}
         kw = dict(batch_confidence=batch_conf, human_error_rate=measured.rate, human_error_upper=measured.upper,
                   people_delta=people_delta, budget=budget, fixed_human_share=fixed, delta=delta,
                   start_threshold=(1 - measured.rate) if task.confidence_is_probability else None,
@@ -604,7 +611,7 @@ def check_audit(job_dir: str | Path, *, strata: int = 5, delta: float = 0.05) ->
         target = (routing.get("details") or {}).get("target")
         if routing.get("step") not in ("route", "audit") or target is None:
             raise RoutingError("check-audit needs a job routed to a target (kdh route --target-...)")
-        task = get_task(job.task or "")
+        task = job.task_type()
         metric = _metric(task.name)
         preds = job.current_predictions()
         roles = current_roles(job)
