@@ -114,7 +114,8 @@ def same_answers(a: Path, b: Path) -> str:
 def real_models(cluster: LocalRayCluster, tmp: Path, n_texts: int) -> None:
     from kdh_ai.labels import load_labels
     from kdh_ai.samples import ljspeech_manifest
-    from kdh_ai.tasks.classification import Classifier, ClassifyOptions
+    from kdh_ai.active_learning import classifier_for_job
+    from kdh_ai.tasks.classification import ClassifyOptions
     from kdh_ai.tasks.transcription import Transcriber, TranscribeOptions
 
     labels_file = REPO / "tests" / "data" / "text" / "sms_spam" / "labels.yaml"
@@ -123,7 +124,7 @@ def real_models(cluster: LocalRayCluster, tmp: Path, n_texts: int) -> None:
     labels = load_labels(labels_file)
     topts = TranscribeOptions()
     cases = [
-        ("classification", src, "text", lambda job: Classifier.for_job(copts, job, labels=labels, source=src),
+        ("classification", src, "text", lambda job: classifier_for_job(copts, job, labels=labels, source=src),
          dataclasses.asdict(copts), "items"),
         ("transcription", ljspeech_manifest(), "audio", lambda job: Transcriber(topts), dataclasses.asdict(topts),
          "audio"),

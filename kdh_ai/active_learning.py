@@ -57,9 +57,13 @@ from pathlib import Path
 
 import numpy as np
 
+from kdh_ai.heads import Head, LogisticHead
 from kdh_ai.job import Job
+from kdh_ai.labels import LabelSet
+from kdh_ai.tasks.classification import ClassificationTask, Classifier, ClassifyOptions
 
-__all__ = ["HumanLabels", "RoundSelection", "read_human_labels", "select_next_round", "select_round", "uncertainty"]
+__all__ = ["HumanLabels", "RoundSelection", "classifier_for_job", "read_human_labels", "select_next_round",
+           "select_round", "uncertainty"]
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +203,6 @@ def read_human_labels(source: str | Path | Job) -> HumanLabels:
             path = path / "annotations.jsonl"
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         from kdh_ai.answers import gold_answers, human_answers
-        from kdh_ai.tasks.classification import ClassificationTask
 
         job = source if isinstance(source, Job) else Job(path.parent)
         if not path.exists() and not (job.root / "gold.jsonl").exists():
@@ -261,11 +264,7 @@ def select_next_round(job: Job | str | Path, n: int, *, random_share: float = 0.
     task = job.task
     if task != "classification":
         raise ValueError(f"{job.root} is a {task} job; select_next_round needs a classification job")
-    answered: set[str] = set()
-    if (job.root / "annotations.jsonl").exists():
-        for rec in job.log("annotations").latest_by("annotation_id").values():
-            if not rec.get("deleted") and not rec.get("skipped") and rec.get("answer") not in (None, ""):
-                answered.add(str(rec.get("item_id")))
+    answered = {a.item_id for a in job.annotations() if a.counts}
     skip = answered | set(exclude)
     scores: dict[str, float] = {}
     predicted: dict[str, str] = {}
@@ -330,3 +329,75 @@ def _for_missing(probabilities: Mapping[str, Mapping[str, float]], missing: list
                 chosen[ranked[label][depth]] = label
         depth += 1
     return chosen
+
+
+def classifier_for_job(options: ClassifyOptions, job_dir: str | Path, *, labels: LabelSet,
+                       source: str | Path | None = None, log_progress: bool = False) -> Classifier:
+    """The classifier of a job: embeddings cached in ``JOB_DIR/embeddings/``; the head trained on the human
+    labels (``options.train_labels``, else the job's ``annotations.jsonl``) unless ``options.head`` says
+    zero-shot. A trained head is saved to ``JOB_DIR/heads/<identity>.npz``.
+
+    Raises:
+        ValueError: ``head="trained"`` without human labels, or labels outside the label set.
+        FileNotFoundError: ``options.train_labels`` does not exist.
+    """
+    job = Job(Path(job_dir))
+    clf = Classifier(options, labels=labels, cache_dir=job.root / "embeddings",
+              source=str(Path(source).expanduser().resolve()) if source is not None else None)
+    if options.head == "zero_shot":
+        logger.info("Head: zero-shot from the %d label names%s", len(labels.labels),
+                    " and descriptions" if any(lab.description for lab in labels.labels) else "")
+        _record_head(job, clf.head)
+        return clf
+    labels_file: Path | None = Path(options.train_labels).expanduser() if options.train_labels else None
+    if labels_file is None and (job.root / "annotations.jsonl").exists():
+        labels_file = job.root / "annotations.jsonl"
+    human = read_human_labels(labels_file) if labels_file is not None else None
+    texts: list[str] = []
+    answers: list[str] = []
+    missing = 0
+    if human is not None:
+        items = job.current_items()
+        for item_id, label in sorted(human.labels.items()):
+            job_item = items.get(item_id) or {}
+            text = human.texts.get(item_id) or (None if job_item.get("error") else job_item.get("text"))
+            if not text or not text.strip():
+                missing += 1
+                continue
+            texts.append(text)
+            answers.append(label)
+        if missing:
+            logger.warning("%d human labels in %s are for items with no usable text in this job (and the file "
+                           "has no text column); they were left out", missing, labels_file)
+    if not answers:
+        if options.train_labels:
+            n = len(human.labels) if human is not None else 0
+            raise ValueError(f"--train-labels {labels_file}: no usable human label ("
+                             + (f"{n} label(s) read, none for an item of this job with text; add a 'text' "
+                                "column or use the job's item ids" if n else "the file holds no item_id,label "
+                                "row with both filled in")
+                             + "). Fix the file, or leave out --train-labels for a zero-shot run")
+        if options.head == "trained":
+            raise ValueError("head=trained needs human labels: give --train-labels (CSV item_id,label) or pull "
+                             "the job's annotations from Label Studio first")
+        logger.info("Head: zero-shot (no human labels yet)")
+        _record_head(job, clf.head)
+        return clf
+    head = clf.train(texts, answers, log_progress=log_progress)
+    cv = f", cross-validated accuracy {head.cv_accuracy_:.3f}" if isinstance(head, LogisticHead) and \
+        head.cv_accuracy_ is not None else ""
+    logger.info("Head: trained on %d human labels from %s%s", head.n_train, labels_file, cv)
+    head.save(job.root / "heads" / f"{head.identity}.npz")
+    if head.calibration_warning is None and head.missing_classes:
+        logger.warning("No human label yet for %d of %d classes (%s%s): the head predicts them from their "
+                       "label descriptions only; `kdh select` asks for them", len(head.missing_classes),
+                       len(head.classes), ", ".join(head.missing_classes[:10]),
+                       " ..." if len(head.missing_classes) > 10 else "")
+    _record_head(job, head)
+    return clf
+
+
+def _record_head(job: Job, head: Head) -> None:
+    """Write which head answers, and what is known to be wrong with it, into ``job.json`` (key ``head``)."""
+    if job.root.is_dir():  # in a run, the locked job directory (job.json may not exist yet: the run merges it)
+        job.update_manifest(head={k: v for k, v in head.info().items() if k not in ("classes", "identity_extra")})

@@ -33,7 +33,7 @@ from typing import Any
 from kdh_ai.answers import gold_answers, human_answers
 from kdh_ai.job import Job, write_json_atomic
 from kdh_ai.records import utc_now
-from kdh_ai.tasks import get_task
+from kdh_ai.routing import routing_result
 
 __all__ = ["DeliveryResult", "deliver", "delivered_records"]
 
@@ -59,15 +59,16 @@ def delivered_records(job: Job, *, model_weight: int | None = None) -> list[dict
     """The final record of every item of the job (see the module docstring), gold extras left out."""
     from kdh_ai.quality import DEFAULT_MODEL_WEIGHT
 
-    task = get_task(job.task or "")
+    task = job.task_type()
     preds = job.current_predictions()
     items = job.current_items()
-    roles = {k: v["role"] for k, v in job.log("routing").latest_by("item_id").items()}
+    roles = {k: r.role for k, r in job.roles().items()}
     model_texts = {k: p.text for k, p in preds.items() if p.status != "error"}
     humans = human_answers(job, task, model_answers=model_texts,
                            model_weight=DEFAULT_MODEL_WEIGHT if model_weight is None else model_weight)
     gold = gold_answers(job)
-    reviewed = bool(((job.read_manifest().get("routing") or {}).get("details") or {}).get("calibration_reviewed"))
+    routed = routing_result(job)
+    reviewed = bool(routed is not None and routed.details.get("calibration_reviewed"))
     out = []
     for item_id in sorted(set(items) | set(preds)):
         p = preds.get(item_id)
@@ -128,11 +129,12 @@ def deliver(job_dir: str | Path, out_dir: str | Path, *, model_weight: int | Non
     datasets.Dataset(table).save_to_disk(str(out / "hf"))
     counts = dict(Counter(r["provenance"] for r in records))
     manifest = job.read_manifest()
+    routed = routing_result(job)
     write_json_atomic(out / "delivery.json", {
         "job": str(job.root), "task": manifest.get("task"), "delivered_at": utc_now(), "items": len(records),
         "by_provenance": counts, "model": manifest.get("model"), "routing": {
-            k: (manifest.get("routing") or {}).get(k) for k in ("threshold", "human_share", "estimated_error",
-                                                                "error_upper", "message")}})
+            k: getattr(routed, k, None) for k in ("threshold", "human_share", "estimated_error", "error_upper",
+                                                  "message")}})
     files = [jsonl, out / "delivered.parquet", out / "hf", out / "delivery.json"]
     logger.info("Delivered %d items to %s (%s)", len(records), out, counts)
     return DeliveryResult(out, counts, files)

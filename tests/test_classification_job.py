@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from kdh_ai.active_learning import read_human_labels, select_next_round, select_round
+from kdh_ai.active_learning import classifier_for_job, read_human_labels, select_next_round, select_round
 from kdh_ai.cli import app
 from kdh_ai.config import ConfigError, load_pipeline
 from kdh_ai.job import Job
@@ -154,9 +154,9 @@ def test_interrupted_job_continues_and_labels_outside_the_set_are_refused(tmp_pa
     bad = tmp_path / "bad.csv"
     bad.write_text("item_id,label\nsms-0042,eggs\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"labels not in the label set: \['eggs'\]; valid labels: \['ham', 'spam'\]"):
-        Classifier.for_job(ClassifyOptions(train_labels=str(bad)), tmp_path / "job", labels=label_set)
+        classifier_for_job(ClassifyOptions(train_labels=str(bad)), tmp_path / "job", labels=label_set)
     with pytest.raises(ValueError, match="head=trained needs human labels"):
-        Classifier.for_job(ClassifyOptions(head="trained"), tmp_path / "job", labels=label_set)
+        classifier_for_job(ClassifyOptions(head="trained"), tmp_path / "job", labels=label_set)
 
 
 def test_training_from_pulled_annotations_and_choosing_the_next_round(tmp_path: Path) -> None:

@@ -215,12 +215,12 @@ def test_push_selects_by_confidence_and_by_routing(labelstudio_server: LabelStud
                                                  model={"name": "test-model", "version": "1"}, config_hash="cfg1",
                                                  source=None, sha256=None).to_dict()])
     routed.log("routing").append([{"item_id": f"clip-{i:04d}", "role": r} for i, r in
-                                  enumerate(["auto_accept", "human", "pending", "overlap", "control", "calibration"])])
+                                  enumerate(["auto_accept", "human", "pending", "audit", "calibration", "calibration"])])
     res = push(routed.root, PushOptions(project="routed", gold_rate=0, overlap_fraction=0, control_share=0),
                connection=labelstudio_server.connection)
     recs = routed.log("tasks").latest_by("item_id")
     assert {k: (v["role"], v["prelabeled"]) for k, v in recs.items()} == {
-        "clip-0001": ("human", True), "clip-0003": ("overlap", True), "clip-0004": ("control", False),
+        "clip-0001": ("human", True), "clip-0003": ("human", True), "clip-0004": ("human", True),
         "clip-0005": ("human", False)}  # routed to people although the model failed: no pre-annotation
     assert res.skipped == {"auto_accept": 1, "pending": 1, "not routed yet": 1}
 

@@ -167,6 +167,7 @@ def prelabel_classify(
     from kdh_ai.prelabel import run_prelabel
     from kdh_ai.ray_runner import ClusterError
     from kdh_ai.registry import ModelNotAvailableError
+    from kdh_ai.active_learning import classifier_for_job
     from kdh_ai.tasks.classification import Classifier
 
     overrides: dict[str, Any] = {k: v for k, v in {
@@ -192,7 +193,7 @@ def prelabel_classify(
 
     def make() -> Classifier:
         with timer.setup():
-            clf = Classifier.for_job(options, out, labels=label_set, source=input, log_progress=progress)
+            clf = classifier_for_job(options, out, labels=label_set, source=input, log_progress=progress)
         built.append(clf)
         return clf
 

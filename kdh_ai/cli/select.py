@@ -80,7 +80,7 @@ def select_command(
         raise fail(f"{job.root} has no predictions yet; run `kdh prelabel classify` first")
     had_routing = (job.root / "routing.jsonl").exists()
     roles = current_roles(job) if had_routing else {}
-    pushed = {k for k, v in job.log("tasks").latest_by("item_id").items() if not v.get("missing")}
+    pushed = {k for k, t in job.pushed_tasks().items() if not t.missing}
     gold = set(current_gold(job))
     with_people = {k for k, r in roles.items() if r in HUMAN_ROLES} | pushed | gold
     try:

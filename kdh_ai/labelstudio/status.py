@@ -23,13 +23,16 @@ Example:
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from kdh_ai.job import Job
-from kdh_ai.labelstudio.push import read_ls_state
+from kdh_ai.records import TaskRole
+from kdh_ai.routing import routing_result
+from kdh_ai.labelstudio.state import read_ls_state
 
 __all__ = ["AnnotatorStats", "JobStatus", "job_status", "next_step"]
 
@@ -141,19 +144,17 @@ def job_status(job_dir: str | Path, *, now: datetime | None = None, window_h: fl
     if pid is None:
         st.next_step = next_step(job, st)
         return st
-    tasks = {k: v for k, v in job.log("tasks").latest_by("item_id", where={"ls_project_id": pid}).items()
-             if not v.get("missing")}
-    anns = [a for a in job.log("annotations").latest_by("annotation_id", where={"ls_project_id": pid}).values()
-            if not a.get("deleted")]
+    tasks = {k: t for k, t in job.pushed_tasks(pid).items() if not t.missing}
+    anns = job.annotations(pid)
     st.tasks = len(tasks)
     for rec in tasks.values():
-        st.tasks_by_role[rec["role"]] = st.tasks_by_role.get(rec["role"], 0) + 1
+        st.tasks_by_role[rec.role] = st.tasks_by_role.get(rec.role, 0) + 1
     by_item: dict[str, set[Any]] = defaultdict(set)
     for a in anns:
-        if not a.get("skipped"):
-            by_item[a["item_id"]].add(a.get("annotator_id"))
+        if not a.skipped:
+            by_item[a.item_id].add(a.annotator_id)
     for item_id, rec in tasks.items():
-        need = int(rec.get("overlap_applied") or rec.get("overlap") or 1)
+        need = int(rec.overlap_applied or rec.overlap or 1)
         have = min(need, len(by_item.get(item_id, ())))
         st.annotations_needed += need
         st.annotations_done += have
@@ -165,30 +166,30 @@ def job_status(job_dir: str | Path, *, now: datetime | None = None, window_h: fl
     people: dict[Any, AnnotatorStats] = {}
     items_of: dict[Any, set[str]] = defaultdict(set)
     for a in anns:
-        created = _parse(a.get("created_at"))
+        created = _parse(a.created_at)
         if (since and created and created < since) or (until and created and created >= until):
             continue
-        key = a.get("annotator_id")
-        s = people.setdefault(key, AnnotatorStats(annotator_id=key, email=a.get("annotator_email")))
-        lead = float(a.get("lead_time_s") or 0.0)
+        key = a.annotator_id
+        s = people.setdefault(key, AnnotatorStats(annotator_id=key, email=a.annotator_email))
+        lead = float(a.lead_time_s or 0.0)
         s.hours += lead / 3600.0
         s.hours_capped += min(lead, lead_time_cap_s) / 3600.0
-        if a.get("skipped"):
+        if a.skipped:
             s.skipped += 1
         else:
             s.annotations += 1
-            items_of[key].add(a["item_id"])
-            s.gold += bool(a.get("gold"))
-            s.control += a.get("role") == "control"
-        if a.get("created_at") and (s.first_at is None or a["created_at"] < s.first_at):
-            s.first_at = a["created_at"]
-        if a.get("updated_at") and (s.last_at is None or a["updated_at"] > s.last_at):
-            s.last_at = a["updated_at"]
+            items_of[key].add(a.item_id)
+            s.gold += a.gold
+            s.control += a.role == TaskRole.CONTROL
+        if a.created_at and (s.first_at is None or a.created_at < s.first_at):
+            s.first_at = a.created_at
+        if a.updated_at and (s.last_at is None or a.updated_at > s.last_at):
+            s.last_at = a.updated_at
     for key, s in people.items():
         s.items = len(items_of[key])
     st.per_annotator = sorted(people.values(), key=lambda s: (-(s.annotations), str(s.email)))
 
-    created_times = sorted(t for t in (_parse(a.get("created_at")) for a in anns if not a.get("skipped")) if t)
+    created_times = sorted(t for t in (_parse(a.created_at) for a in anns if not a.skipped) if t)
     if created_times:
         start = max(now - timedelta(hours=window_h), created_times[0])
         recent = sum(1 for t in created_times if t >= start)
@@ -200,21 +201,21 @@ def job_status(job_dir: str | Path, *, now: datetime | None = None, window_h: fl
     return st
 
 
-def next_step(job: Job, st: JobStatus, *, tasks: dict[str, dict[str, Any]] | None = None) -> str:
+def next_step(job: Job, st: JobStatus, *, tasks: Mapping[str, Any] | None = None) -> str:
     """The next command of the loop for this job, in plain words (what ``kdh status`` prints last).
 
-    Reads the job's routing (``routing.jsonl``, ``job.json``) and the Label Studio state in ``st``: route step 1
+    Reads the job's routing (:meth:`Job.roles`, :func:`kdh_ai.routing.routing_result`) and the Label Studio
+    state in ``st``: route step 1
     when nothing is routed; push when items meant for people are not in Label Studio yet; wait for the answers
     still needed (and pull); route step 2 when the calibration slice is answered; the cheapest change when the
     target was not reachable; the audit check once the audit items are answered; deliver at the end.
     """
     root = job.root
-    manifest = job.read_manifest() if job.manifest_path.exists() else {}
-    routing = manifest.get("routing") or {}
+    result = routing_result(job) if job.manifest_path.exists() else None
+    routing = asdict(result) if result is not None else {}
     details = routing.get("details") or {}
-    roles = {k: v["role"] for k, v in job.log("routing").latest_by("item_id").items()} \
-        if job.log("routing").path.exists() else {}
-    task = manifest.get("task")
+    roles = {k: r.role for k, r in job.roles().items()}
+    task = job.task if job.manifest_path.exists() else None
     flag = "--target-wer" if task == "transcription" else "--target-accuracy"
     target = details.get("target") or (routing.get("evidence") or {}).get("target")
     shown = (target if task == "transcription" else 1 - target) if target is not None else None
@@ -222,7 +223,7 @@ def next_step(job: Job, st: JobStatus, *, tasks: dict[str, dict[str, Any]] | Non
     if not roles:
         return (f"route step 1: `kdh route {root} --calibration 0.2 --gold gold.csv {target_txt}` (or push "
                 f"everything without routing: `kdh push {root}`)")
-    for_people = {k for k, r in roles.items() if r in ("calibration", "gold", "human", "audit", "overlap", "control")}
+    for_people = {k for k, r in roles.items() if r.to_people}
     pushed = set(tasks or {})
     unpushed = for_people - pushed
     if st.project_id is None or unpushed:

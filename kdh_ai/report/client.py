@@ -18,9 +18,7 @@ simulated wherever they appear. The page holds no instructions for the lead (tho
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import logging
 import shutil
 import subprocess
@@ -35,37 +33,14 @@ import numpy as np
 from kdh_ai.answers import human_answers
 from kdh_ai.job import Job, write_json_atomic
 from kdh_ai.report.metrics import job_metrics
-from kdh_ai.tasks import get_task
+from kdh_ai.report.style import PAGE_CSS, figure_png
+from kdh_ai.routing import routing_result
 
 __all__ = ["ReportError", "find_chromium", "report_paths", "write_client_report", "write_pdf"]
 
 logger = logging.getLogger(__name__)
 
-_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;background:#f5f6f8;color:#1d2433}
-main{max-width:980px;margin:0 auto;padding:24px;box-sizing:border-box}
-h1{margin:0 0 4px 0;font-size:26px} h2{margin-top:32px;border-bottom:2px solid #d9dde5;padding-bottom:4px}
-.sub{color:#5b6475;margin-bottom:16px}
-.cards{display:flex;flex-wrap:wrap;gap:12px;margin-top:16px}
-.card{background:#fff;border-radius:8px;padding:14px 18px;box-shadow:0 1px 3px rgba(0,0,0,.08);min-width:170px;flex:1}
-.card .v{font-size:26px;font-weight:700} .card .l{color:#5b6475;font-size:13px}
-.ok{color:#167a3e} .bad{color:#b42318}
-table{border-collapse:collapse;background:#fff;width:100%;font-size:14px;margin:8px 0}
-th,td{border-bottom:1px solid #e3e6ec;padding:6px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:#eef0f4} td.n,th.n{text-align:right;white-space:nowrap} td.k{white-space:nowrap}
-img{max-width:100%;background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.08);margin:8px 0}
-.note{color:#5b6475;font-size:13px}
-.verdict{background:#fff;border-left:6px solid #167a3e;border-radius:8px;padding:14px 18px;margin-top:16px;
- box-shadow:0 1px 3px rgba(0,0,0,.08);font-size:17px;line-height:1.45}
-.verdict.miss{border-left-color:#b42318} .verdict.none{border-left-color:#8a93a6}
-.verdict .how{font-size:14px;color:#3d4557;margin-top:8px}
-.draft{background:#fff4e5;border:2px solid #c4320a;color:#7a2e0e;border-radius:8px;padding:12px 16px;margin-bottom:16px}
-.draft b{font-size:20px;letter-spacing:.08em}
-.warn{background:#fffbe6;border:1px solid #e0b400;border-radius:8px;padding:10px 16px;margin-top:12px}
-.sim{background:#eef4ff;border:1px solid #7a9be0;border-radius:8px;padding:10px 16px;margin-top:12px}
-footer{color:#5b6475;font-size:12px;margin-top:36px;border-top:1px solid #d9dde5;padding-top:8px}
-@media print{body{background:#fff} main{max-width:none;padding:0} .card,img,.verdict{box-shadow:none}}
-"""
+_CSS = PAGE_CSS
 
 _PROVENANCE = {
     "model": "the model's answer, auto-accepted (confidence above the threshold)",
@@ -170,29 +145,23 @@ class _Quality:
 
 
 # ---- plots -------------------------------------------------------------------------------------------------
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+_png = figure_png
 
 
 def _share_curve(job: Job, metrics: dict[str, Any], q: _Quality) -> tuple[Any, dict[str, Any]] | None:
     """Human share against delivered quality, with the same human share as the text (audit items included)."""
     import matplotlib.pyplot as plt
 
-    routing = job.read_manifest().get("routing") or {}
-    curve = (routing.get("details") or {}).get("curve")
+    routed = routing_result(job)
+    curve = routed.details.get("curve") if routed is not None else None
     d = metrics.get("delivered") or {}
     share = metrics.get("human_share")
     if not curve or share is None:
         return None
     # Roles as the routing step left them (a later audit re-route moves items from auto-accept to people).
-    at_route = job.log("routing").latest_by("item_id", where={"step": "route"})
-    n_audit = sum(v["role"] == "audit" for v in at_route.values())
-    n_auto = sum(v["role"] == "auto_accept" for v in at_route.values())
+    at_route = job.roles(step="route")
+    n_audit = sum(r.role == "audit" for r in at_route.values())
+    n_auto = sum(r.role == "auto_accept" for r in at_route.values())
     # The routing curve counts the items below each threshold; people also check a random share of the
     # items above it (the audit). Add that share, as drawn in this batch, so the curve's x-axis is the human
     # share the text reports (calibration, gold, routed and audit items).
@@ -240,7 +209,7 @@ def _confidence_plot(job: Job, metrics: dict[str, Any], q: _Quality) -> tuple[An
     """Transcription: the model's confidence against its WER on each clip people checked."""
     import matplotlib.pyplot as plt
 
-    task = get_task(job.task or "")
+    task = job.task_type()
     preds = job.current_predictions()
     humans = human_answers(job, task)
     ids = sorted(k for k in humans if k in preds and preds[k].status != "error")

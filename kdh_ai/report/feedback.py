@@ -25,9 +25,9 @@ import pandas as pd
 from kdh_ai import quality
 from kdh_ai.answers import annotations_table, gold_answers
 from kdh_ai.job import Job
-from kdh_ai.report.client import _CSS, _png
+from kdh_ai.report.style import PAGE_CSS as _CSS
+from kdh_ai.report.style import figure_png as _png
 from kdh_ai.report.snippets import DIFF_CSS, clip_wav_b64, diff_html, word_time
-from kdh_ai.tasks import get_task
 
 __all__ = ["FeedbackError", "PAID_WORK_ACCURACY", "PAID_WORK_WER", "write_feedback"]
 
@@ -109,7 +109,7 @@ def write_feedback(job_dir: str | Path, annotator: str, out: str | Path) -> Path
     import matplotlib.pyplot as plt
 
     job = Job(Path(job_dir))
-    task = get_task(job.task or "")
+    task = job.task_type()
     table = annotations_table(job)
     known = sorted(table["worker"].unique()) if not table.empty else []
     if annotator not in known:

@@ -12,13 +12,14 @@ annotator accounts are simulated (``simulated_annotators``), the time pre-labels
 the model's typical errors (``errors``: frequent substitutions, or a confusion matrix and reliability bins).
 
 One definition of the human share holds everywhere: the share of the batch's routed items that people touch
-(calibration, gold, human and audit items, :data:`kdh_ai.routing.plan.HUMAN_ROLES`).
+(calibration, gold, human and audit items, :data:`kdh_ai.records.HUMAN_ROLES`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,9 @@ import pandas as pd
 from kdh_ai import quality
 from kdh_ai.answers import annotations_table, gold_answers, human_answers
 from kdh_ai.job import Job
-from kdh_ai.tasks import get_task
+from kdh_ai.labelstudio.state import read_ls_state
+from kdh_ai.records import HUMAN_ROLES
+from kdh_ai.routing import routing_result
 
 __all__ = ["SMALL_SAMPLE", "annotator_table", "job_metrics"]
 
@@ -61,7 +64,7 @@ def annotator_table(job: Job) -> pd.DataFrame:
     (per answer for labels, per reference word for transcripts), and for labels ``gold_accuracy, gold_low,
     gold_high``.
     """
-    task = get_task(job.task or "")
+    task = job.task_type()
     table = annotations_table(job)
     if table.empty:
         return pd.DataFrame(columns=["annotator", "answers", "hours", "median_lead_time_s", "gold_answers",
@@ -116,11 +119,11 @@ def _model_vs(task: Any, preds: dict[str, Any], refs: dict[str, str]) -> dict[st
 
 def job_metrics(job: Job) -> dict[str, Any]:
     """All applicable metrics of a job (see the module docstring)."""
-    task = get_task(job.task or "")
+    task = job.task_type()
     manifest = job.read_manifest()
     preds = job.current_predictions()
     items = job.current_items()
-    roles = {k: v["role"] for k, v in job.log("routing").latest_by("item_id").items()}
+    roles = {k: r.role for k, r in job.roles().items()}
     reasons: dict[str, str] = {}
     metric = "wer" if task.item_kind == "audio" else "error_rate"
     from kdh_ai import __version__
@@ -144,7 +147,7 @@ def job_metrics(job: Job) -> dict[str, Any]:
         reasons["model_vs_people"] = "no item has a human answer yet (push, annotate, pull)"
 
     # Delivered quality: the routing promise, and what the audit found.
-    routing = manifest.get("routing") or {}
+    routing = asdict(result) if (result := routing_result(job)) is not None else {}
     out["delivered"] = {k: routing.get(k) for k in ("estimated_error", "error_upper", "human_share", "threshold",
                                                     "reachable", "message")} if routing else None
     if routing:
@@ -162,11 +165,7 @@ def job_metrics(job: Job) -> dict[str, Any]:
     else:
         reasons["delivered"] = "the job has not been routed (kdh route)"
     if roles:
-        from kdh_ai.routing.plan import HUMAN_ROLES
-
         out["human_share"] = sum(r in HUMAN_ROLES for r in roles.values()) / len(roles)
-    from kdh_ai.labelstudio.push import read_ls_state
-
     out["guidelines"] = read_ls_state(job).get("guidelines")  # {"file", "sha256"} of `kdh push --guidelines`
 
     # People: per annotator, agreement on overlap items, effort with and without pre-labels.
@@ -213,8 +212,7 @@ def job_metrics(job: Job) -> dict[str, Any]:
 def simulated_annotators(job: Job) -> set[str]:
     """The annotators whose accounts were created as simulated (``kdh pull`` records it with each annotation;
     see :func:`kdh_ai.labelstudio.server.add_annotator`)."""
-    return {str(r.get("annotator_email") or r.get("annotator_id")) for r in job.log("annotations")
-            if r.get("annotator_simulated")}
+    return {a.worker for a in job.annotations(include_deleted=True) if a.annotator_simulated}
 
 
 def _answered_calibration(roles: dict[str, str], humans: dict[str, Any]) -> int:
@@ -230,7 +228,6 @@ def _provenance(job: Job, roles: dict[str, str], calibration_reviewed: bool) -> 
     calibration slice labelled to gold quality), ``none`` (neither the model nor people answered).
     """
     from kdh_ai.deliver import delivered_records
-    from kdh_ai.routing.plan import HUMAN_ROLES
 
     counts = {k: 0 for k in ("model", "model_awaiting_people", "model_not_routed", "people", "aggregated", "gold",
                              "reviewed", "none")}

@@ -26,9 +26,9 @@ import pandas as pd
 from kdh_ai import quality
 from kdh_ai.answers import annotations_table, gold_answers
 from kdh_ai.job import Job
-from kdh_ai.report.client import _CSS, _png
+from kdh_ai.report.style import PAGE_CSS as _CSS
+from kdh_ai.report.style import figure_png as _png
 from kdh_ai.report.snippets import DIFF_CSS, clip_wav_b64, diff_html, word_time
-from kdh_ai.tasks import get_task
 
 __all__ = ["JobProgress", "MIN_GOLD", "TraineeError", "trainee_progress", "write_trainee_page"]
 
@@ -87,7 +87,7 @@ def _job_progress(job_dir: Path, email: str) -> JobProgress | None:
     import jiwer
 
     job = Job(job_dir)
-    task = get_task(job.task or "")
+    task = job.task_type()
     table = annotations_table(job)
     mine_all = table[table["worker"].str.lower() == email.lower()] if not table.empty else table
     if mine_all.empty:

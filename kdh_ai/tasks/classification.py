@@ -18,7 +18,8 @@ The configuration hash covers the embedding model, the label set, the options th
 head's identity (for a trained head: the labels it learned from), so retraining redoes the predictions and a
 re-run with the same labels does nothing. Human labels come from ``--train-labels`` (a CSV ``item_id,label``
 with an optional ``text`` column, or an ``annotations.jsonl``) or, by default, from the job's own
-``annotations.jsonl`` once annotations were pulled from Label Studio (see :mod:`kdh_ai.active_learning`).
+``annotations.jsonl`` once annotations were pulled from Label Studio: training a head for a job is the
+model-in-the-loop stage's (:func:`kdh_ai.active_learning.classifier_for_job`), not the task type's.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from kdh_ai.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
-from kdh_ai.heads import Head, LogisticHead, ZeroShotHead, label_prototypes, load_head, train_head
+from kdh_ai.heads import Head, ZeroShotHead, label_prototypes, load_head, train_head
 from kdh_ai.items import Item, sha256_text
 from kdh_ai.labels import Label, LabelSet
 from kdh_ai.records import Prediction
@@ -216,75 +217,6 @@ class Classifier(Prelabeler):
                                calibration_folds=o.calibration_folds, seed=o.seed, keys=hashes)
         return self.head
 
-    @classmethod
-    def for_job(cls, options: ClassifyOptions, job_dir: str | Path, *, labels: LabelSet,
-                source: str | Path | None = None, log_progress: bool = False) -> Classifier:
-        """The classifier of a job: embeddings cached in ``JOB_DIR/embeddings/``; the head trained on the human
-        labels (``options.train_labels``, else the job's ``annotations.jsonl``) unless ``options.head`` says
-        zero-shot. A trained head is saved to ``JOB_DIR/heads/<identity>.npz``.
-
-        Raises:
-            ValueError: ``head="trained"`` without human labels, or labels outside the label set.
-            FileNotFoundError: ``options.train_labels`` does not exist.
-        """
-        from kdh_ai.active_learning import read_human_labels
-        from kdh_ai.job import Job
-
-        job = Job(Path(job_dir))
-        clf = cls(options, labels=labels, cache_dir=job.root / "embeddings",
-                  source=str(Path(source).expanduser().resolve()) if source is not None else None)
-        if options.head == "zero_shot":
-            logger.info("Head: zero-shot from the %d label names%s", len(labels.labels),
-                        " and descriptions" if any(lab.description for lab in labels.labels) else "")
-            _record_head(job, clf.head)
-            return clf
-        labels_file: Path | None = Path(options.train_labels).expanduser() if options.train_labels else None
-        if labels_file is None and (job.root / "annotations.jsonl").exists():
-            labels_file = job.root / "annotations.jsonl"
-        human = read_human_labels(labels_file) if labels_file is not None else None
-        texts: list[str] = []
-        answers: list[str] = []
-        missing = 0
-        if human is not None:
-            items = job.current_items()
-            for item_id, label in sorted(human.labels.items()):
-                job_item = items.get(item_id) or {}
-                text = human.texts.get(item_id) or (None if job_item.get("error") else job_item.get("text"))
-                if not text or not text.strip():
-                    missing += 1
-                    continue
-                texts.append(text)
-                answers.append(label)
-            if missing:
-                logger.warning("%d human labels in %s are for items with no usable text in this job (and the file "
-                               "has no text column); they were left out", missing, labels_file)
-        if not answers:
-            if options.train_labels:
-                n = len(human.labels) if human is not None else 0
-                raise ValueError(f"--train-labels {labels_file}: no usable human label ("
-                                 + (f"{n} label(s) read, none for an item of this job with text; add a 'text' "
-                                    "column or use the job's item ids" if n else "the file holds no item_id,label "
-                                    "row with both filled in")
-                                 + "). Fix the file, or leave out --train-labels for a zero-shot run")
-            if options.head == "trained":
-                raise ValueError("head=trained needs human labels: give --train-labels (CSV item_id,label) or pull "
-                                 "the job's annotations from Label Studio first")
-            logger.info("Head: zero-shot (no human labels yet)")
-            _record_head(job, clf.head)
-            return clf
-        head = clf.train(texts, answers, log_progress=log_progress)
-        cv = f", cross-validated accuracy {head.cv_accuracy_:.3f}" if isinstance(head, LogisticHead) and \
-            head.cv_accuracy_ is not None else ""
-        logger.info("Head: trained on %d human labels from %s%s", head.n_train, labels_file, cv)
-        head.save(job.root / "heads" / f"{head.identity}.npz")
-        if head.calibration_warning is None and head.missing_classes:
-            logger.warning("No human label yet for %d of %d classes (%s%s): the head predicts them from their "
-                           "label descriptions only; `kdh select` asks for them", len(head.missing_classes),
-                           len(head.classes), ", ".join(head.missing_classes[:10]),
-                           " ..." if len(head.missing_classes) > 10 else "")
-        _record_head(job, head)
-        return clf
-
     # ---- prediction -------------------------------------------------------------------------------------------
     def _check(self, item: Item) -> str | None:
         """Why the item cannot be classified, or ``None``."""
@@ -352,11 +284,5 @@ class Classifier(Prelabeler):
 
 
 def load_job_head(job_dir: str | Path, identity: str) -> Head:
-    """A head saved by :meth:`Classifier.for_job` (``JOB_DIR/heads/<identity>.npz``)."""
+    """A head saved by :func:`kdh_ai.active_learning.classifier_for_job` (``JOB_DIR/heads/<identity>.npz``)."""
     return load_head(Path(job_dir) / "heads" / f"{identity}.npz")
-
-
-def _record_head(job: Any, head: Head) -> None:
-    """Write which head answers, and what is known to be wrong with it, into ``job.json`` (key ``head``)."""
-    if job.root.is_dir():  # in a run, the locked job directory (job.json may not exist yet: the run merges it)
-        job.update_manifest(head={k: v for k, v in head.info().items() if k not in ("classes", "identity_extra")})
