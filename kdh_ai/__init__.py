@@ -15,9 +15,10 @@ enforce_offline()  # before anything imports onnxruntime: no telemetry, no model
 
 from kdh_ai.items import Item, read_items
 from kdh_ai.job import Job
-from kdh_ai.records import Prediction
+from kdh_ai.records import Annotation, GoldAnswer, Prediction, PushedTask, Role, RoleRecord, TaskRole
 
-__all__ = ["Item", "Job", "Prediction", "__version__", "read_items"]
+__all__ = ["Annotation", "GoldAnswer", "Item", "Job", "Prediction", "PushedTask", "Role", "RoleRecord", "TaskRole",
+           "__version__", "read_items"]
 
 __version__ = "0.1.0"
 

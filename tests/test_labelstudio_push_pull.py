@@ -214,8 +214,8 @@ def test_push_selects_by_confidence_and_by_routing(labelstudio_server: LabelStud
     routed.predictions.append([Prediction.failed(item_id="clip-0005", task="transcription", error="corrupt audio",
                                                  model={"name": "test-model", "version": "1"}, config_hash="cfg1",
                                                  source=None, sha256=None).to_dict()])
-    routed.log("routing").append([{"item_id": f"clip-{i:04d}", "role": r} for i, r in
-                                  enumerate(["auto_accept", "human", "pending", "audit", "calibration", "calibration"])])
+    routed.log("routing").append([{"item_id": f"clip-{i:04d}", "role": r} for i, r in enumerate(
+        ["auto_accept", "human", "pending", "audit", "calibration", "calibration"])])
     res = push(routed.root, PushOptions(project="routed", gold_rate=0, overlap_fraction=0, control_share=0),
                connection=labelstudio_server.connection)
     recs = routed.log("tasks").latest_by("item_id")

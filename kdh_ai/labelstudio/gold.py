@@ -140,10 +140,9 @@ def gold_from_job(job_dir: str | Path, *, min_annotators: int = 1) -> list[GoldI
     items = prev.current_items()
     source = f"job:{prev.root}"
     out: dict[str, GoldItem] = {}
-    for item_id, rec in current_gold(prev).items():
+    for item_id, g in prev.gold().items():
         item = items.get(item_id, {})
-        out[item_id] = GoldItem(item_id, rec["answer"], source, rec.get("path") or item.get("path"),
-                                rec.get("text") or item.get("text"))
+        out[item_id] = GoldItem(item_id, str(g.answer), source, g.path or item.get("path"), g.text or item.get("text"))
     answers: dict[str, dict[Any, str]] = defaultdict(dict)
     for a in prev.annotations():
         if a.skipped or a.answer is None or a.gold:

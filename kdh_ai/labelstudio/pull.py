@@ -81,9 +81,9 @@ def annotations_frame(job_dir: str | Path, *, include_skipped: bool = False, inc
     """The job's current annotations in the crowd-kit contract for labels (``task, worker, label``).
 
     The same table as :func:`kdh_ai.answers.annotations_table`, with the answer in ``label`` and the lead time
-    in ``lead_time``; annotations with an empty answer are kept. Columns: ``task`` (the item_id), ``worker`` (annotator e-mail, or id when unknown), ``label`` (the answer),
-    then ``annotation_id, annotator_id, lead_time, created_at, updated_at, skipped, gold, prelabeled, role``.
-    Deleted annotations are left out.
+    in ``lead_time``; annotations with an empty answer are kept. Columns: ``task`` (the item_id), ``worker``
+    (annotator e-mail, or id when unknown), ``label`` (the answer), then ``annotation_id, annotator_id,
+    lead_time, created_at, updated_at, skipped, gold, prelabeled, role``. Deleted annotations are left out.
 
     Args:
         job_dir: A pulled job directory.

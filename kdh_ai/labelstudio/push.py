@@ -69,8 +69,8 @@ from kdh_ai.records import GoldAnswer, Prediction, PushedTask, Role, RoleRecord,
 from kdh_ai.routing import routing_result
 from kdh_ai.tasks import TaskType
 
-__all__ = ["PushOptions", "PushResult", "TaskRole", "assign_role", "gold_count", "gold_needed_items",
-           "job_task_type", "push", "read_ls_state"]
+__all__ = ["PushOptions", "PushResult", "TaskRole", "assign_role", "gold_count", "gold_needed_items", "push",
+           "read_ls_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -215,11 +215,6 @@ def gold_needed_items(evidence: dict[str, Any] | None, gold_overlap: int) -> int
     """
     needed = [int(v) for v in ((evidence or {}).get("gold_needed") or {}).values() if v is not None]
     return math.ceil(max(needed) / max(1, gold_overlap)) if needed else 0
-
-
-def job_task_type(job: Job) -> TaskType:
-    """The job's task type with its label list (:meth:`kdh_ai.job.Job.task_type` ``with_labels=True``)."""
-    return job.task_type(with_labels=True)
 
 
 def _job_key(job: Job) -> str:

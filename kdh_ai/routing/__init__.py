@@ -32,6 +32,6 @@ from kdh_ai.routing.threshold import (
     ratio_upper_bound,
 )
 
-__all__ = ["ROLES", "HumanError", "RoutingError", "RoutingResult", "ThresholdChoice", "betting_upper_bound", "check_audit",
-           "choose_threshold", "current_roles", "drift_check", "evidence_plan", "people_upper_bound",
-           "human_error_rate", "plan_calibration", "rate_and_se", "ratio_upper_bound", "route", "routing_result"]
+__all__ = ["ROLES", "HumanError", "RoutingError", "RoutingResult", "ThresholdChoice", "betting_upper_bound",
+           "check_audit", "choose_threshold", "current_roles", "drift_check", "evidence_plan", "human_error_rate",
+           "people_upper_bound", "plan_calibration", "rate_and_se", "ratio_upper_bound", "route", "routing_result"]
