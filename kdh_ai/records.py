@@ -339,7 +339,7 @@ class Annotation:
         updated_at: When it was last changed there.
         skipped: The annotator skipped the task.
         gold: The task was a gold task.
-        prelabeled: The task carried the model's pre-annotation.
+        prelabeled: The task carried the model's pre-annotation (``None`` when not known).
         role: The pushed task's :class:`TaskRole` value.
         deleted: Deleted in Label Studio since an earlier pull.
         fingerprint: Hash of what pull compares to find changed annotations.
@@ -366,7 +366,7 @@ class Annotation:
     updated_at: str | None = None
     skipped: bool = False
     gold: bool = False
-    prelabeled: bool = False
+    prelabeled: bool | None = None
     role: str | None = None
     deleted: bool = False
     fingerprint: str | None = None
