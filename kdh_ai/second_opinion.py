@@ -50,7 +50,7 @@ from kdh_ai.tasks.base import Prelabeler
 if TYPE_CHECKING:
     from kdh_ai.job import Job
 
-__all__ = ["RULE", "SecondOpinion", "SecondOpinionTranscriber", "disagreement", "job_second_opinion",
+__all__ = ["RULE", "SecondOpinion", "SecondOpinionTranscriber", "describe", "disagreement", "job_second_opinion",
            "prediction_score", "routing_score"]
 
 logger = logging.getLogger(__name__)
@@ -158,6 +158,20 @@ def job_second_opinion(job: Job) -> dict[str, Any] | None:
     config = job.read_manifest().get("config") or {}
     model = config.get("second_opinion")
     return {"model": str(model), "rule": RULE} if model else None
+
+
+def describe(second: dict[str, Any] | None) -> list[str]:
+    """One sentence for people (the client report's method list) when a second opinion was used, else none.
+
+    Example:
+        >>> describe({"model": "whisper-base", "rule": RULE})[0][:62]
+        'Second opinion: every clip was also transcribed by whisper-base'
+    """
+    if not second:
+        return []
+    return [f"Second opinion: every clip was also transcribed by {second['model']}, a second model. Where the two "
+            "transcripts disagree, the clip's routing score falls below its confidence (score = "
+            f"{second['rule']}), so it goes to people; the threshold, and its bound, are on that score."]
 
 
 class SecondOpinionTranscriber(Prelabeler):

@@ -35,6 +35,7 @@ import numpy as np
 from kdh_ai.answers import human_answers
 from kdh_ai.job import Job, write_json_atomic
 from kdh_ai.report.metrics import job_metrics
+from kdh_ai.second_opinion import describe as describe_second_opinion
 from kdh_ai.tasks import get_task
 
 __all__ = ["ReportError", "find_chromium", "report_paths", "write_client_report", "write_pdf"]
@@ -567,8 +568,9 @@ def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], plot_data: 
         ["source of the delivered answer", unit, "share"],
         [[_PROVENANCE[k], n, _pct(n / total)] for k, n in prov.items() if n], {1, 2})]
 
+    method = [*_method(metrics, q, is_audio), *describe_second_opinion(metrics.get("second_opinion"))]
     sections += ["<h2>How quality was measured</h2>",
-                 "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in _method(metrics, q, is_audio)) + "</ul>"]
+                 "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in method) + "</ul>"]
     if "human_share_vs_quality" in images:
         sections.append(f'<img alt="human share against delivered quality" src="{images["human_share_vs_quality"]}">')
         rerouted = (d.get("audit") or {}).get("rerouted")
