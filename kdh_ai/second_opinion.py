@@ -164,7 +164,7 @@ def describe(second: dict[str, Any] | None) -> list[str]:
     """One sentence for people (the client report's method list) when a second opinion was used, else none.
 
     Example:
-        >>> describe({"model": "whisper-base", "rule": RULE})[0][:62]
+        >>> describe({"model": "whisper-base", "rule": RULE})[0][:63]
         'Second opinion: every clip was also transcribed by whisper-base'
     """
     if not second:
