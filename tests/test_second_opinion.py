@@ -24,7 +24,7 @@ from kdh_ai.audio import load_audio
 from kdh_ai.config import ConfigError, load_pipeline
 from kdh_ai.job import Job
 from kdh_ai.records import Prediction
-from kdh_ai.routing import current_roles, plan_calibration, route
+from kdh_ai.routing import check_audit, current_roles, plan_calibration, route
 from kdh_ai.samples import ljspeech_dir
 from kdh_ai.second_opinion import SecondOpinion, disagreement, job_second_opinion, prediction_score, routing_score
 from kdh_ai.tasks.transcription import TranscriptionTask
@@ -189,6 +189,12 @@ def test_routing_on_second_opinions_meets_the_target(tmp_path: Path) -> None:
     assert any(preds[k].confidence >= result.threshold for k in confident_errors if roles[k] == "human")
     assert result.details["second_opinion"]["model"] == "sim-second" and "second opinion" in result.message
     assert "agreement with sim-second" in job.log("routing").latest_by("item_id")[auto[0]]["reason"]
+    # The audit (people check a random share of auto-accepted items) bands the same score, and confirms it.
+    annotate(job, {k: refs[k] for k, r in roles.items() if r == "audit"}, "trusted.reviewer@example.org", 20_000)
+    audit = check_audit(job.root)
+    assert audit.details["audit"]["status"] == "holds", audit.message
+    bands = audit.details["audit"]["bands"]
+    assert bands[0]["low"] == pytest.approx(min(prediction_score(preds[k]) for k in auto))
     # The same batch without the second opinion: confidence alone needs more people for the same target
     # (on this simulation 62% against 49%).
     job_alone, _, _, alone = routed(tmp_path / "without", with_second=False, target=target)

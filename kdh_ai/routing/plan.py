@@ -659,7 +659,7 @@ def check_audit(job_dir: str | Path, *, strata: int = 5, delta: float = 0.05) ->
         band = 0
         while estimate > target and band < strata:
             lo, hi = edges[band], edges[band + 1]
-            moved = [k for k in auto if lo <= (prediction_score(preds[k])) <= hi and roles[k] == "auto_accept"
+            moved = [k for k in auto if lo <= prediction_score(preds[k]) <= hi and roles[k] == "auto_accept"
                      and k not in rerouted]
             rerouted.extend(moved)
             keep = a_conf > hi
