@@ -211,6 +211,7 @@ def test_the_client_report_and_status_name_the_second_opinion(tmp_path: Path) ->
     write_client_report(job.root, tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "Second opinion: every clip was also transcribed by sim-second" in page
+    assert "auto-accept threshold (routing score 0." in page  # the threshold is named for what it is
     metrics = json.loads((tmp_path / "report.metrics.json").read_text())
     assert metrics["second_opinion"]["model"] == "sim-second"
     assert TranscriptionTask().name == job.task

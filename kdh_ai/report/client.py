@@ -375,7 +375,8 @@ def _method(metrics: dict[str, Any], q: _Quality, is_audio: bool) -> list[str]:
         f"Calibration slice: {roles.get('calibration', 0)} {unit} drawn at random and answered by people before "
         f"anything else ({d.get('calibration_answered') or 0} answered when the threshold was chosen). The model's "
         f"errors on them set the auto-accept threshold"
-        + (f" (confidence {thr:.3f}): {unit} below it go to people, {unit} above it keep the model's answer."
+        + (f" ({'routing score' if metrics.get('second_opinion') else 'confidence'} {thr:.3f}): {unit} below it go "
+           f"to people, {unit} above it keep the model's answer."
            if thr else f" so low that every other {unit[:-1]} could keep the model's answer." if thr is not None
            else "."),
         *(["The calibration slice was labelled to gold quality by trusted reviewers and is delivered as "
