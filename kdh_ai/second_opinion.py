@@ -49,6 +49,8 @@ from kdh_ai.tasks.base import Prelabeler
 
 if TYPE_CHECKING:
     from kdh_ai.job import Job
+    from kdh_ai.registry import ResolvedModel
+    from kdh_ai.tasks.transcription import TranscribeOptions
 
 __all__ = ["RULE", "SecondOpinion", "SecondOpinionTranscriber", "describe", "disagreement", "job_second_opinion",
            "prediction_score", "routing_score"]
@@ -194,7 +196,7 @@ class SecondOpinionTranscriber(Prelabeler):
 
     task: ClassVar[str] = "transcription"
 
-    def __init__(self, options: Any, *, model: Any = None) -> None:
+    def __init__(self, options: TranscribeOptions, *, model: ResolvedModel | None = None) -> None:
         from kdh_ai.tasks.transcription import make_transcriber
 
         if not options.second_opinion:
