@@ -210,6 +210,7 @@ class SecondOpinionTranscriber(Prelabeler):
                     "rule": _RULE_VERSION}
         self.config_hash = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         self._chunk = max(1, int(getattr(options, "batch_size", 8) or 8))
+        self.stats: dict[str, int] = {"checked": 0, "disagree": 0, "failed": 0}  # of the last run (logged)
 
     def predict_batches(self, items: Iterable[Item]) -> Iterator[list[Prediction]]:
         waiting: dict[str, Item] = {}
@@ -220,6 +221,7 @@ class SecondOpinionTranscriber(Prelabeler):
                 yield item
 
         ready: list[Prediction] = []
+        self.stats = {"checked": 0, "disagree": 0, "failed": 0}
         for batch in self.first.predict_batches(feed()):
             ready.extend(batch)
             if len(ready) >= self._chunk:
@@ -227,6 +229,8 @@ class SecondOpinionTranscriber(Prelabeler):
                 ready = []
         if ready:
             yield self._judge(ready, waiting)
+        logger.info("second opinion (%s): %d items checked, %d where the two models disagree, %d failed",
+                    self.options.second_opinion, self.stats["checked"], self.stats["disagree"], self.stats["failed"])
 
     def _judge(self, firsts: list[Prediction], waiting: dict[str, Item]) -> list[Prediction]:
         """The second model's transcript of every item of ``firsts`` the first model decoded, and the records."""
@@ -251,6 +255,9 @@ class SecondOpinionTranscriber(Prelabeler):
             else:
                 so = SecondOpinion(dict(self.second.model_info), s.text, s.status, s.confidence,
                                    round(disagreement(p.text, s.text), 6))
+            self.stats["checked"] += 1
+            self.stats["failed"] += so.disagreement is None
+            self.stats["disagree"] += bool(so.disagreement)
             out.append(dataclasses.replace(p, config_hash=self.config_hash,
                                            payload={**p.payload, SecondOpinion.key: so.to_dict()}))
         return out
