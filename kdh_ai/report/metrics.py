@@ -31,6 +31,7 @@ from kdh_ai.job import Job
 from kdh_ai.labelstudio.state import read_ls_state
 from kdh_ai.records import HUMAN_ROLES
 from kdh_ai.routing import routing_result
+from kdh_ai.second_opinion import job_second_opinion
 
 __all__ = ["SMALL_SAMPLE", "annotator_table", "job_metrics"]
 
@@ -131,7 +132,8 @@ def job_metrics(job: Job) -> dict[str, Any]:
     out: dict[str, Any] = {"task": task.name, "metric": metric, "items": len(items), "kdh_version": __version__,
                            "model": manifest.get("model"), "config_hash": manifest.get("config_hash"),
                            "statuses": manifest.get("counts"),
-                           "roles": {r: sum(v == r for v in roles.values()) for r in set(roles.values())}}
+                           "roles": {r: sum(v == r for v in roles.values()) for r in set(roles.values())},
+                           "second_opinion": job_second_opinion(job)}
     durations = _durations(job)
     if durations:
         out["audio_hours"] = sum(durations.values()) / 3600
