@@ -45,7 +45,7 @@ class TranscribeOptions:
         pack_short_clips: Transcribe several short clips in one Whisper window (off by default). Packing
             is faster, but a packed clip's answer depends on which clips share its window (Whisper's
             encoder attends across the whole window and its decoder reads the previous clip's words): on the
-            demo's own clips it turned "in being comparatively modern." into "the" at confidence 0.998.
+            demo's own clips it turned "in being comparatively modern." into "the" at a confidence near 1.
             Off: every clip (and every piece of a long file) is decoded in a window of its own, so an item's
             answer depends only on its own audio (windows of different items are still decoded together
             in a batch, which does not change their text).

@@ -345,7 +345,7 @@ class Transcriber(Prelabeler):
             feats.append(pad_or_trim(m.feature_extractor(np.pad(w, (0, n_samples - len(w))))[..., :-1]))
             frames.append(min(len(w) // m.feature_extractor.hop_length, n_frames))
         # The encoder gains nothing from batching on a CPU, and its attention scores for a batch of 8 take
-        # ~430 MB: encode one window at a time and batch the decoder, which gains 2x.
+        # hundreds of MB: encode one window at a time and batch the decoder, which does gain from it.
         import ctranslate2
 
         encoded = np.concatenate([np.asarray(m.encode(f)) for f in feats])
@@ -546,10 +546,10 @@ class Transcriber(Prelabeler):
         or VAD off and nothing to cut at). Runs in a decoding worker: two long files go at once."""
         item, sha, audio, speech_max, probs = job.item, job.sha256, job.audio, job.speech_max, job.probs
         # faster-whisper's own loop with the plain loop's settings: its VAD filter off (it joins the speech
-        # chunks into one stream) and each window conditioned on the previous one's text. On a 5-minute
-        # recording with noisy stretches and 0.6-2 s pauses, the VAD filter together with
-        # condition_on_previous_text=False (this path's settings before) deleted 75-83 words (WER 18.8%);
-        # each alone cost 3 points; neither: WER 9.3%, as the plain loop's 9.1% (benchmarks/README.md).
+        # chunks into one stream) and each window conditioned on the previous one's text. On a long recording
+        # with noisy stretches and short pauses, the VAD filter together with condition_on_previous_text=False
+        # (this path's settings before) deleted many words; with neither, this path matches the plain loop
+        # (the "long_mixed" row of benchmarks/README.md).
         # VAD has already found speech in the file (else it is no_speech).
         words, segments, info = self._loop(audio, 0.0, condition_on_previous_text=True)
         check: list[str] = []
@@ -643,7 +643,7 @@ class Transcriber(Prelabeler):
 
         # Pieces to transcribe again go first, each window's leftovers together and in order (the
         # model stopped early in that window: this is faster-whisper's "seek"), then the fresh pieces,
-        # longest first (first-fit decreasing fills windows to ~95%).
+        # longest first (first-fit decreasing fills windows nearly full).
         groups: dict[int, list[_Piece]] = {}
         for p in pieces:
             if p.group:
