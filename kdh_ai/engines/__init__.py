@@ -4,6 +4,7 @@
   decoding, a plausibility check that does not trust Whisper's probabilities, long-file handling.
 - :mod:`kdh_ai.engines.openai_whisper`: OpenAI's reference ``whisper`` package on the same weights, converted
   offline by :mod:`kdh_ai.engines.whisper_checkpoint`.
+- :mod:`kdh_ai.engines.alignment`: word timings for a long file decoded as the plain faster-whisper loop does.
 - :mod:`kdh_ai.engines.common`: what both share (the job's :class:`TranscribeOptions`, reading an item, voice
   activity, confidence and the record).
 
