@@ -54,8 +54,8 @@ class TranscribeOptions:
         pack_window_s: Length of a packed window (Whisper's window is 30 s).
         pack_gap_s: Silence between packed clips.
         long_audio: ``"whole"`` (default): audio with more speech than ``pack_max_clip_s`` is transcribed
-            whole, window after window, by faster-whisper with its VAD filter: as accurate as the plain loop,
-            and as fast. ``"packed"``: it is cut at VAD pauses and the pieces are decoded in windows of
+            whole, window after window, by faster-whisper's own loop with the plain loop's settings (its VAD
+            filter off: VAD has already found the speech), so its text is the plain loop's. ``"packed"``: it is cut at VAD pauses and the pieces are decoded in windows of
             their own (packed with other pieces when ``pack_short_clips``): faster on long files but words
             at the cuts are lost (measured in ``benchmarks/README.md``).
         batch_size: Windows decoded together in one model call (speed only; 1 = one at a time).
