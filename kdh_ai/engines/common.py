@@ -212,18 +212,18 @@ def error_record(item: Item, failure: UnreadableItem, *, task: str, model: dict[
                              payload=failure.payload)
 
 
-def transcription_record(item: Item, *, task: str, sha256: str, duration_s: float, words: list[dict[str, Any]],
-                         segments: list[dict[str, Any]], language: str | None, speech_max: float | None,
-                         model: dict[str, Any], config_hash: str, check: list[str] | None = None,
-                         failed_check_factor: float = 0.5) -> Prediction:
-    """The record of a transcribed item (``ok``, or ``no_speech`` when it has no words).
+def transcription_record(item: Item, *, task: str, sha256: str, duration_s: float, text: str,
+                         words: list[dict[str, Any]], segments: list[dict[str, Any]], language: str | None,
+                         speech_max: float | None, model: dict[str, Any], config_hash: str,
+                         check: list[str] | None = None, failed_check_factor: float = 0.5) -> Prediction:
+    """The record of a transcribed item: ``ok``, or ``no_speech`` when ``text`` (:func:`join_words` of
+    ``words``) is empty.
 
     ``confidence`` is :func:`word_confidence`, or :func:`empty_confidence` for an empty transcript. A
     non-empty ``check`` (the transcript failed the plausibility check even when decoded again on its own:
     Whisper's probabilities cannot see words that are missing) multiplies the confidence by
     ``failed_check_factor``, so routing sends the item to people, and the payload says why.
     """
-    text = join_words(words)
     payload: dict[str, Any] = {"duration_s": round(duration_s, 3), "language": language, "segments": segments}
     if speech_max is not None:
         payload["speech_prob_max"] = round(speech_max, 4)

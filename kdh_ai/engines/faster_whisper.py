@@ -211,11 +211,11 @@ class Transcriber(Prelabeler):
     # ------------------------------------------------------------------------------------------------------
     # Records
 
-    def _record(self, item: Item, sha: str, duration: float, words: list[dict[str, Any]],
+    def _record(self, item: Item, sha: str, duration: float, text: str, words: list[dict[str, Any]],
                 segments: list[dict[str, Any]], language: str | None, speech_max: float | None,
                 check: list[str] | None = None) -> Prediction:
-        return transcription_record(item, task=self.task, sha256=sha, duration_s=duration, words=words,
-                                    segments=segments, language=language, speech_max=speech_max,
+        return transcription_record(item, task=self.task, sha256=sha, duration_s=duration, text=text,
+                                    words=words, segments=segments, language=language, speech_max=speech_max,
                                     model=self.model_info, config_hash=self.config_hash, check=check,
                                     failed_check_factor=self.failed_check_factor)
 
@@ -224,7 +224,7 @@ class Transcriber(Prelabeler):
         words = [w for p in pieces for w in p.words]
         segments = [s for p in pieces for s in p.segments]
         check = [c for p in pieces for c in p.check]
-        return self._record(unit.item, unit.sha256, unit.duration_s, words, segments,
+        return self._record(unit.item, unit.sha256, unit.duration_s, join_words(words), words, segments,
                             unit.language or self.language, unit.speech_max, check)
 
     # ------------------------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ class Transcriber(Prelabeler):
         spans, probs = self._speech_spans(audio)
         speech_max = None if probs is None else float(probs.max(initial=0.0))
         if not spans:
-            return [self._record(item, sha, duration, [], [], self.language, speech_max)]
+            return [self._record(item, sha, duration, "", [], [], self.language, speech_max)]
         if len(spans) > 1 and opts.long_audio == "whole":
             return _WholeFile(item, sha, audio, speech_max, probs)
         unit = _Unit(item, sha, duration, speech_max=speech_max)
@@ -561,8 +561,8 @@ class Transcriber(Prelabeler):
             if check:
                 with self._lock:
                     self.stats["flagged"] += 1
-        return self._record(item, sha, len(audio) / SAMPLE_RATE, words, segments, info.language, speech_max,
-                            check)
+        return self._record(item, sha, len(audio) / SAMPLE_RATE, join_words(words), words, segments,
+                            info.language, speech_max, check)
 
     def _finish(self, piece: _Piece, finished: list[Prediction]) -> None:
         piece.audio, piece.speech = np.empty(0, np.float32), None  # let the audio go

@@ -38,9 +38,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kdh_ai.audio import SAMPLE_RATE
-from kdh_ai.engines.common import (TranscribeOptions, UnreadableItem, error_record, read_item_audio,
-                                   segment_record, speech_bounds, transcription_record, vad_probabilities,
-                                   word_record)
+from kdh_ai.engines.common import (TranscribeOptions, UnreadableItem, error_record, join_words,
+                                   read_item_audio, segment_record, speech_bounds, transcription_record,
+                                   vad_probabilities, word_record)
 from kdh_ai.engines.whisper_checkpoint import CONVERTER_VERSION, alignment_heads, openai_whisper_checkpoint
 from kdh_ai.items import Item
 from kdh_ai.records import Prediction
@@ -152,7 +152,7 @@ class OpenAIWhisperTranscriber(Prelabeler):
                                                    no_speech_prob=s["no_speech_prob"],
                                                    compression_ratio=s["compression_ratio"]))
         return transcription_record(item, task=self.task, sha256=sha, duration_s=len(audio) / SAMPLE_RATE,
-                                    words=words, segments=segments, language=language, speech_max=speech_max,
+                                    text=join_words(words), words=words, segments=segments, language=language, speech_max=speech_max,
                                     model=self.model_info, config_hash=self.config_hash)
 
     def predict_batches(self, items: Iterable[Item]) -> Iterator[list[Prediction]]:
