@@ -33,6 +33,10 @@ def make_transcriber(options: TranscribeOptions, *, model: ResolvedModel | None 
         options: The job's options.
         model: An already resolved model (default: resolve ``options.model``).
     """
+    if options.second_opinion:  # a second model too: kdh_ai.second_opinion
+        from kdh_ai.second_opinion import SecondOpinionTranscriber
+
+        return SecondOpinionTranscriber(options, model=model)
     if options.engine == "openai-whisper":
         from kdh_ai.engines.openai_whisper import OpenAIWhisperTranscriber
 
