@@ -164,7 +164,13 @@ def vad_probabilities(audio: np.ndarray) -> np.ndarray:
 def speech_bounds(probs: np.ndarray, n_samples: int, *, pad_s: float = 0.4) -> tuple[int, int] | None:
     """The sample span from the first to the last frame that VAD finds even weakly speech-like (>= 0.2),
     padded by ``pad_s`` (a strict VAD cuts off the quiet ends of band-limited speech); ``None`` when no frame
-    reaches 0.5 (no speech)."""
+    reaches 0.5 (no speech).
+
+    Example:
+        >>> probs = np.array([0.0, 0.3, 0.9, 0.9, 0.1, 0.0], dtype=np.float32)
+        >>> speech_bounds(probs, 6 * VAD_FRAME, pad_s=0.0), speech_bounds(probs * 0.5, 6 * VAD_FRAME)
+        ((512, 2048), None)
+    """
     if probs.size == 0 or float(probs.max()) < 0.5:
         return None
     pad = int(pad_s * SAMPLE_RATE)
@@ -177,7 +183,12 @@ def speech_bounds(probs: np.ndarray, n_samples: int, *, pad_s: float = 0.4) -> t
 
 
 def word_confidence(words: list[dict[str, Any]]) -> float:
-    """Geometric mean of word probabilities (0 when there are none)."""
+    """Geometric mean of word probabilities (0 when there are none).
+
+    Example:
+        >>> round(word_confidence([{"probability": 0.9}, {"probability": 0.4}]), 3)
+        0.6
+    """
     if not words:
         return 0.0
     logs = [math.log(max(float(w["probability"]), 1e-6)) for w in words]
@@ -189,12 +200,21 @@ def empty_confidence(speech_max: float | None) -> float:
 
     Silence gets about 1; speech that VAD barely missed (noisy or telephone-band audio) about 0.5; audio in
     which VAD found speech but Whisper wrote nothing at most 0.5. Without VAD there is no evidence: 0.
+
+    Example:
+        >>> empty_confidence(0.02), empty_confidence(None)
+        (0.98, 0.0)
     """
     return 0.0 if speech_max is None else float(min(1.0, max(0.0, 1.0 - speech_max)))
 
 
 def join_words(words: list[dict[str, Any]]) -> str:
-    """The text of a list of word records (Whisper's words carry their leading space)."""
+    """The text of a list of word records (Whisper's words carry their leading space).
+
+    Example:
+        >>> join_words([{"word": " Hello"}, {"word": ","}, {"word": " world."}])
+        'Hello, world.'
+    """
     return "".join(w["word"] for w in words).strip()
 
 
