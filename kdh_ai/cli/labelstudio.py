@@ -349,6 +349,19 @@ def pull_cmd(job_dir: Annotated[Path, typer.Argument(help="A pushed job director
     if res.unknown_items:
         err_console.print(f"[yellow]{res.unknown_items} annotated tasks carry no item_id (not pushed by kdh); "
                           "left out.[/]")
+    _print_qualification(job_dir, only_held=True)
+
+
+def _print_qualification(job_dir: Path, *, only_held: bool = False) -> None:
+    """Whether qualification is enforced and whose answers are kept apart (:mod:`kdh_ai.qualify`)."""
+    from kdh_ai.qualify import read_held
+
+    held = read_held(job_dir)
+    if only_held and not held.total:
+        return
+    style = "red" if held.total else ("yellow" if not held.enforced else "green")
+    for line in held.lines():
+        console.print(f"[{style}]{line}[/]")
 
 
 def _date(value: Optional[str]) -> Optional[datetime]:
@@ -377,6 +390,7 @@ def status_cmd(
 
     from kdh_ai.labelstudio.pull import pull
     from kdh_ai.labelstudio.status import job_status
+    from kdh_ai.qualify import read_held
 
     from kdh_ai.labelstudio.client import LabelStudioUnavailable
 
@@ -396,6 +410,7 @@ def status_cmd(
         d = dataclasses.asdict(st)
         d["eta"] = st.eta.isoformat() if st.eta else None
         d["remaining"] = st.remaining
+        d["qualification"] = dataclasses.asdict(read_held(job_dir))
         console.print_json(json.dumps(d, default=str))
         if down:
             raise typer.Exit(4)
@@ -421,6 +436,7 @@ def status_cmd(
         people.add_row(str(s.email or s.annotator_id), str(s.items), str(s.skipped), str(s.gold), f"{s.hours:.2f}",
                        f"{s.hours_capped:.2f}", (s.last_at or "")[:16].replace("T", " "))
     console.print(people)
+    _print_qualification(job_dir)
     console.print(f"[bold]Next:[/] {st.next_step}")
     if down:
         raise typer.Exit(4)

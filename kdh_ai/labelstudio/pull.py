@@ -35,6 +35,7 @@ from typing import Any
 from kdh_ai.job import Job
 from kdh_ai.labelstudio.client import Connection, LabelStudioClient, RetryPolicy
 from kdh_ai.labelstudio.push import _write_ls_state, read_ls_state
+from kdh_ai.qualify import hold_unqualified
 from kdh_ai.records import utc_now
 from kdh_ai.tasks import TaskType, get_task
 
@@ -56,6 +57,7 @@ class PullResult:
         deleted: Annotations deleted in Label Studio since the last pull.
         unchanged: Annotations already up to date (nothing written).
         unknown_items: Annotated tasks without a known ``item_id`` (not from this job; left out).
+        held: Answers kept apart: their annotators are not qualified (:func:`kdh_ai.qualify.hold_unqualified`).
         export_s: Seconds spent in Label Studio's export.
         wall_s: Seconds in all.
     """
@@ -68,6 +70,7 @@ class PullResult:
     deleted: int = 0
     unchanged: int = 0
     unknown_items: int = 0
+    held: int = 0
     export_s: float = 0.0
     wall_s: float = 0.0
 
@@ -204,6 +207,7 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
             if aid not in seen and not old.get("deleted"):
                 records.append({**old, "deleted": True, "pulled_at": now})
                 result.deleted += 1
+        records = hold_unqualified(job, records, task=task.name, result=result, previous=previous)  # kdh qualify
         job.log("annotations").append(records)
         state["last_pull_at"] = now
         _write_ls_state(job, state)
