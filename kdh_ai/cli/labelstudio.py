@@ -273,7 +273,9 @@ def push_cmd(
                                                           "and its items whose annotators agreed).")] = None,
     gold_rate: Annotated[float, typer.Option(help="Target share of gold in each annotator's stream.")] = 0.05,
     gold_overlap: Annotated[Optional[int], typer.Option(help="Annotators per gold item. [default: all]")] = None,
-    guidelines: Annotated[Optional[Path], typer.Option(help="Guidelines for annotators (.md or .html).")] = None,
+    guidelines: Annotated[Optional[Path], typer.Option(help="Guidelines for annotators (.md or .html), shown "
+                                                     "before labelling. [default: the task type's guideline, "
+                                                     "docs/guidelines/TASK.md]")] = None,
     labels: Annotated[Optional[str], typer.Option(help="Comma-separated labels (classification).")] = None,
     audio: Annotated[str, typer.Option(help="auto | local | upload: how audio reaches Label Studio.")] = "auto",
     limit: Annotated[Optional[int], typer.Option(help="Send at most N new items now.")] = None,
