@@ -25,6 +25,8 @@ work back (:func:`hold_unqualified`, called by ``kdh pull`` and so by ``kdh stat
   report never see them. They are listed in ``held_answers.json`` (rewritten by every pull: the answers
   held right now), which ``kdh status`` reads to say who, how many answers, and how to qualify them. Once
   the annotator passes, the next pull takes their answers in. Answers accepted before stay accepted.
+  Label Studio still counts a kept-apart answer toward its task's overlap (it stops serving the task), so
+  such tasks stay short of answers until the annotator qualifies or the lead deletes the answer there.
 
 Example:
     >>> import tempfile, pathlib
@@ -521,7 +523,8 @@ class HeldAnswers:
                 f"{who}.",
                 f"Qualify them: `kdh qualify EMAIL --task {self.task}`, they take the test, then "
                 f"`kdh qualify EMAIL --task {self.task} --score`; once they pass, the next `kdh pull` takes their "
-                "answers in."]
+                "answers in. Label Studio counts their tasks as answered: to have someone else answer them now, "
+                "delete those answers in Label Studio."]
 
 
 def read_held(job_dir: str | Path) -> HeldAnswers:
