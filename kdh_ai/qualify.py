@@ -473,7 +473,8 @@ def hold_unqualified(job: Job, records: list[Any], *, task: str, result: Any = N
         keep = list(records)
     if result is not None and held:
         old = previous or {}
-        changed = sum(1 for r in held if _field(r, "annotation_id") in old)
+        changed = sum(1 for r in held if _field(r, "annotation_id") in old
+                      and not _field(old[_field(r, "annotation_id")], "deleted"))
         result.new -= len(held) - changed
         result.changed -= changed
         if hasattr(result, "held"):
