@@ -131,7 +131,8 @@ def _qualify_simulated(email: str, client: object, task: str, *, env: dict[str, 
 
     _kdh("qualify", email, "--task", task, "--size", str(size), "--seed", str(seed), env=env)
     test = TraineeLedger(Path(env["KDH_HUB_DIR"]) / "trainees.jsonl").latest_test(email, task)
-    assert test is not None and test.project_id is not None
+    if test is None or test.project_id is None:
+        raise SystemExit(f"`kdh qualify {email}` recorded no {task} test in {env['KDH_HUB_DIR']}")
     task_type = get_task(task)
     for t in client.iter_tasks(test.project_id, fields="all"):  # type: ignore[attr-defined]
         known = test.items[t["data"]["kdh_item_id"]]
