@@ -369,7 +369,8 @@ def _check_choices(answer: Any, ex: Exercise) -> CheckResult:
     table = pd.DataFrame(rows)
     passed = right == len(rows)
     hint = None if passed else table[table["ok"] == "no"]["rule"].iloc[0]
-    return CheckResult(ex.id, passed, right / len(rows), f"{right} of {len(rows)} " + ("right." if ex.id.startswith("lead.") else "labelled as the guideline says."),
+    said = "right." if ex.id.startswith("lead.") else "labelled as the guideline says."
+    return CheckResult(ex.id, passed, right / len(rows), f"{right} of {len(rows)} {said}",
                        hint, None if passed else table)
 
 

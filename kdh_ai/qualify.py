@@ -10,7 +10,7 @@ event, append-only, the latest result per trainee and task type counts.
 
 Label Studio Community cannot assign tasks to chosen annotators, so the test project is open to everyone
 who can log in; only the named trainee's answers are scored. Qualification is enforced where kdh reads
-work back (:func:`hold_unqualified`, called by ``kdh pull`` and so by ``kdh status``):
+work back (:func:`hold_unqualified` and :func:`write_held`, called by ``kdh pull`` and so by ``kdh status``):
 
 * **Which ledger.** One hub, one ledger: ``trainees.jsonl`` in the hub's folder (``KDH_HUB_DIR``; see
   :func:`kdh_ai.labelstudio.hub.default_hub_dir`), whichever client's instance the job lives on. A trainee
@@ -55,9 +55,9 @@ import numpy as np
 from kdh_ai.job import Job, JsonlLog, write_json_atomic
 from kdh_ai.records import utc_now
 
-__all__ = ["HELD_FILE", "HeldAnswers", "QualificationGate", "QualificationRecord", "QualificationResult",
-           "TraineeLedger", "default_ledger_path", "hold_unqualified", "is_qualified", "qualification_gate",
-           "read_held", "score_qualification", "start_qualification"]
+__all__ = ["HELD_FILE", "HeldAnswers", "HeldBatch", "QualificationGate", "QualificationRecord",
+           "QualificationResult", "TraineeLedger", "default_ledger_path", "hold_unqualified", "is_qualified",
+           "qualification_gate", "read_held", "score_qualification", "start_qualification", "write_held"]
 
 logger = logging.getLogger(__name__)
 
@@ -439,14 +439,31 @@ def _as_dict(rec: Any) -> dict[str, Any]:
     return dict(getattr(rec, "to_dict")())
 
 
-def hold_unqualified(job: Job, records: list[Any], *, task: str, result: Any = None,
-                     previous: dict[Any, Any] | None = None, gate: QualificationGate | None = None) -> list[Any]:
-    """The pull's new annotation records less those of annotators not qualified for ``task``.
+@dataclass
+class HeldBatch:
+    """The answers one pull keeps apart (what :func:`write_held` records once the pull's append succeeded).
 
-    Called by :func:`kdh_ai.labelstudio.pull.pull` (inside its job lock) before it appends. Writes
-    ``held_answers.json`` with the records kept apart (every pull re-reads them from Label Studio, as they never
-    reach ``annotations.jsonl``), and takes them out of ``result``'s ``new``/``changed`` counts (``held``: how
-    many). Deletion records always pass.
+    Attributes:
+        gate: Whether qualification was enforced, and why.
+        task: The job's task type.
+        records: The annotation records kept apart.
+    """
+
+    gate: QualificationGate
+    task: str
+    records: list[Any] = field(default_factory=list)
+
+
+def hold_unqualified(job: Job, records: list[Any], *, task: str, result: Any = None,
+                     previous: dict[Any, Any] | None = None, gate: QualificationGate | None = None
+                     ) -> tuple[list[Any], HeldBatch]:
+    """Split a pull's new annotation records: those to keep, and those of annotators not qualified for ``task``.
+
+    Called by :func:`kdh_ai.labelstudio.pull.pull` (inside its job lock) before it appends; the pull then
+    appends the kept records and calls :func:`write_held` with the rest, so a pull that fails half-way writes
+    nothing. Held records never reach ``annotations.jsonl``, so every pull reads them from Label Studio again.
+    They are taken out of ``result``'s ``new``/``changed`` counts (``held``: how many). Deletion records
+    always pass.
 
     Args:
         job: The job being pulled.
@@ -479,14 +496,19 @@ def hold_unqualified(job: Job, records: list[Any], *, task: str, result: Any = N
         result.changed -= changed
         if hasattr(result, "held"):
             result.held = len(held)
-    write_json_atomic(job.root / HELD_FILE, {
-        "at": utc_now(), "task": task, "enforced": gate.enforced, "mode": gate.mode, "ledger": str(gate.ledger),
-        "reason": gate.reason, "annotations": [_as_dict(r) for r in held]})
     if held:
         who = sorted({str(_field(r, "annotator_email") or _field(r, "annotator_id")) for r in held})
         logger.warning("Kept apart %d answers of annotators not qualified for %s: %s", len(held), task,
                        ", ".join(who))
-    return keep
+    return keep, HeldBatch(gate=gate, task=task, records=held)
+
+
+def write_held(job: Job, batch: HeldBatch) -> None:
+    """Record what the pull kept apart in ``held_answers.json`` (replaced: the answers held right now)."""
+    write_json_atomic(job.root / HELD_FILE, {
+        "at": utc_now(), "task": batch.task, "enforced": batch.gate.enforced, "mode": batch.gate.mode,
+        "ledger": str(batch.gate.ledger), "reason": batch.gate.reason,
+        "annotations": [_as_dict(r) for r in batch.records]})
 
 
 @dataclass

@@ -138,8 +138,8 @@ def _qualify_simulated(email: str, client: object, task: str, *, env: dict[str, 
         known = test.items[t["data"]["kdh_item_id"]]
         answer = (("ham" if known == "spam" else "spam") if task == "classification" else "no idea") if wrong \
             else known
-        client.request("POST", f"api/tasks/{t['id']}/annotations/", what="answer a test item",  # type: ignore[attr-defined]
-                       json_body={"result": task_type.answer_to_result(answer), "lead_time": 20.0})
+        client.request("POST", f"api/tasks/{t['id']}/annotations/",  # type: ignore[attr-defined]
+                       what="answer a test item", json_body={"result": task_type.answer_to_result(answer), "lead_time": 20.0})
     console.print(f"[yellow]SIMULATED trainee {email} answered the {task} test "
                   f"({'deliberately wrong' if wrong else 'with the known answers'}).[/]")
     _kdh("qualify", email, "--task", task, "--score", env=env, ok=(1,) if wrong else (0,))

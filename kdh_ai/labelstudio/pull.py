@@ -35,7 +35,7 @@ from typing import Any
 from kdh_ai.job import Job
 from kdh_ai.labelstudio.client import Connection, LabelStudioClient, RetryPolicy
 from kdh_ai.labelstudio.push import _write_ls_state, read_ls_state
-from kdh_ai.qualify import hold_unqualified
+from kdh_ai.qualify import hold_unqualified, write_held
 from kdh_ai.records import utc_now
 from kdh_ai.tasks import TaskType, get_task
 
@@ -207,8 +207,9 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
             if aid not in seen and not old.get("deleted"):
                 records.append({**old, "deleted": True, "pulled_at": now})
                 result.deleted += 1
-        records = hold_unqualified(job, records, task=task.name, result=result, previous=previous)  # kdh qualify
+        records, held = hold_unqualified(job, records, task=task.name, result=result, previous=previous)
         job.log("annotations").append(records)
+        write_held(job, held)  # answers of annotators not qualified for the task type: kdh_ai.qualify
         state["last_pull_at"] = now
         _write_ls_state(job, state)
         ls_manifest = dict(job.read_manifest().get("labelstudio") or {})
