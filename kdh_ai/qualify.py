@@ -410,6 +410,10 @@ def qualification_gate(*, mode: str | None = None, ledger_path: str | Path | Non
         False
         >>> qualification_gate(mode="required", ledger_path=missing).enforced
         True
+        >>> qualification_gate(mode="sometimes")
+        Traceback (most recent call last):
+        ...
+        ValueError: KDH_QUALIFICATION must be one of ('auto', 'required', 'off'), got 'sometimes'
     """
     mode = (mode or os.environ.get("KDH_QUALIFICATION") or "auto").strip().lower()
     if mode not in _MODES:
