@@ -96,17 +96,6 @@ def _hints(task_kind: str, errors: pd.DataFrame | None, rate: float | None, spee
     return hints
 
 
-def _guideline_note(job: Job) -> str:
-    """The guideline the job's people worked to (recorded by ``kdh push``), as a sentence of the page."""
-    from kdh_ai.labelstudio.push import read_ls_state
-
-    g = read_ls_state(job).get("guidelines") or {}
-    if not g:
-        return "No guideline was shown in the labelling tool for this job."
-    name = g.get("label") or g.get("file")
-    return f"Measured against the guideline shown in the labelling tool: {html.escape(str(name))}."
-
-
 def write_feedback(job_dir: str | Path, annotator: str, out: str | Path) -> Path:
     """Write one annotator's feedback page (HTML).
 
@@ -219,3 +208,14 @@ against the team median</div></div></div>
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     return out
+
+
+def _guideline_note(job: Job) -> str:
+    """The guideline the job's people worked to (recorded by ``kdh push``), as a sentence of the page."""
+    from kdh_ai.labelstudio.push import read_ls_state
+
+    g = read_ls_state(job).get("guidelines") or {}
+    if not g:
+        return "No guideline was shown in the labelling tool for this job."
+    name = g.get("label") or g.get("file")
+    return f"Measured against the guideline shown in the labelling tool: {html.escape(str(name))}."
