@@ -314,7 +314,6 @@ def score_qualification(email: str, *, task: str, pass_mark: float | None = None
     import pandas as pd
 
     from kdh_ai.labelstudio.client import LabelStudioClient
-    from kdh_ai.labelstudio.pull import export_project
     from kdh_ai.labelstudio.server import resolve_connection
     from kdh_ai.quality import wilson_interval
     from kdh_ai.tasks import get_task
@@ -335,7 +334,11 @@ def score_qualification(email: str, *, task: str, pass_mark: float | None = None
     uid = int(user["id"]) if user else None
     task_type = get_task(task)
     answers: dict[str, str] = {}
-    for t in export_project(client, int(test.project_id or 0)):
+    # Label Studio's own JSON export of the test's annotated tasks (as kdh_ai.labelstudio.pull reads a job's;
+    # not imported from there, as pull imports this module to keep unqualified answers apart)
+    exported = client.get_json(f"api/projects/{int(test.project_id or 0)}/export", what="export the test",
+                               params={"exportType": "JSON", "download_all_tasks": "false"})
+    for t in exported:
         item_id = (t.get("data") or {}).get("kdh_item_id")
         mine = [a for a in t.get("annotations") or []
                 if (a.get("completed_by") if not isinstance(a.get("completed_by"), dict)
