@@ -145,7 +145,7 @@ class ServerOptions:
         database: ``"sqlite"`` (in the data directory) or ``"postgresql"`` (``POSTGRE_*`` environment variables).
         postgres: The database to use when ``database="postgresql"`` (the hub gives each client its own); when
             ``None``, Label Studio reads the ``POSTGRE_*`` environment variables.
-        start_timeout_s: How long to wait for the server to answer (the first start runs migrations: ~30 s).
+        start_timeout_s: How long to wait for the server to answer (the first start runs the database migrations).
         task_lock_ttl_s: How long a task opened by an annotator stays reserved for them (LS default: 24 h).
         admin_email: The admin account's e-mail (its password and token are random, in the secrets file).
     """
