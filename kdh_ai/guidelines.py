@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from kdh_ai.errors import InvalidInputError
+
 __all__ = ["GUIDELINES_DIR", "Guideline", "guideline_for_file", "load_guideline"]
 
 GUIDELINES_DIR = Path(__file__).resolve().parent.parent / "docs" / "guidelines"
@@ -63,7 +65,7 @@ def guideline_for_file(path: str | Path) -> Guideline:
     try:
         raw = p.read_bytes()
     except OSError as exc:
-        raise ValueError(f"cannot read the guideline {p}: {exc.strerror or exc}; give a Markdown file") from None
+        raise InvalidInputError(f"cannot read the guideline {p}: {exc.strerror or exc}; give a Markdown file") from None
     text = raw.decode("utf-8", errors="replace")
     meta: dict = {}
     if text.startswith("---\n"):
@@ -72,7 +74,7 @@ def guideline_for_file(path: str | Path) -> Guideline:
             try:
                 loaded = yaml.safe_load(head)
             except yaml.YAMLError as exc:
-                raise ValueError(f"{p}: the front matter is not valid YAML ({exc}); fix it") from None
+                raise InvalidInputError(f"{p}: the front matter is not valid YAML ({exc}); fix it") from None
             meta = loaded if isinstance(loaded, dict) else {}
             text = body.lstrip("\n")
     version = meta.get("version")
@@ -89,5 +91,5 @@ def load_guideline(task: str) -> Guideline:
     path = GUIDELINES_DIR / f"{task}.md"
     if not path.is_file():
         have = sorted(p.stem for p in GUIDELINES_DIR.glob("*.md"))
-        raise ValueError(f"no guideline for task type {task!r}; available: {have}")
+        raise InvalidInputError(f"no guideline for task type {task!r}; available: {have}")
     return guideline_for_file(path)

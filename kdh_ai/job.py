@@ -27,15 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kdh_ai.errors import JobLockedError
 from kdh_ai.records import Prediction, utc_now
 
 __all__ = ["Job", "JobLockedError", "JsonlLog", "write_json_atomic"]
 
 logger = logging.getLogger(__name__)
-
-
-class JobLockedError(RuntimeError):
-    """Another process is already writing to this job directory."""
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.items import IngestIssue, Item, read_items, sha256_file, sha256_text
 from kdh_ai.job import Job
 from kdh_ai.tasks.base import Prelabeler
@@ -145,7 +146,7 @@ def run_prelabel(
     with job:
         manifest = job.read_manifest()
         if manifest.get("task") not in (None, task):
-            raise ValueError(f"{job.root} is a {manifest['task']} job; use a new job directory for {task}")
+            raise InvalidInputError(f"{job.root} is a {manifest['task']} job; use a new job directory for {task}")
         items, found = read_items(source, kind=item_kind, allow_roots=allow_roots)
         issues = [i for i in found if not i.skipped]
         skipped_files = [str(i) for i in found if i.skipped]

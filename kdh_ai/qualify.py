@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from kdh_ai.errors import InvalidInputError, LabelStudioError
 from kdh_ai.job import JsonlLog
 from kdh_ai.records import utc_now
 
@@ -215,10 +216,10 @@ def start_qualification(email: str, *, task: str, size: int = 10, seed: int | No
     from kdh_ai.tasks import get_task
 
     if task not in _TASKS:
-        raise ValueError(f"task must be one of {_TASKS}, got {task!r}")
+        raise InvalidInputError(f"task must be one of {_TASKS}, got {task!r}")
     pool = _gold_pool(task)
     if not 1 <= size <= len(pool):
-        raise ValueError(f"size must lie in 1..{len(pool)} for {task} (bundled items with known answers), "
+        raise InvalidInputError(f"size must lie in 1..{len(pool)} for {task} (bundled items with known answers), "
                          f"got {size}")
     rng = np.random.default_rng(seed)
     chosen = [pool[i] for i in sorted(rng.choice(len(pool), size=size, replace=False))]
@@ -269,7 +270,7 @@ def _upload(client: Any, project_id: int, files: list[tuple[str, str]]) -> dict[
                 out[item_id] = f"/data/{stored}"
     missing = [i for i, _ in files if i not in out]
     if missing:
-        raise RuntimeError(f"the server did not keep the uploaded clips {missing}; start the test again")
+        raise LabelStudioError(f"the server did not keep the uploaded clips {missing}; start the test again")
     return out
 
 
@@ -301,15 +302,15 @@ def score_qualification(email: str, *, task: str, pass_mark: float | None = None
     from kdh_ai.tasks import get_task
 
     if task not in _TASKS:
-        raise ValueError(f"task must be one of {_TASKS}, got {task!r}")
+        raise InvalidInputError(f"task must be one of {_TASKS}, got {task!r}")
     metric = "wer" if task == "transcription" else "accuracy"
     pass_mark = pass_mark if pass_mark is not None else (0.10 if metric == "wer" else 0.90)
     if not 0 < pass_mark < 1:
-        raise ValueError(f"the pass mark must lie in (0, 1) (0.1 means 10%), got {pass_mark}")
+        raise InvalidInputError(f"the pass mark must lie in (0, 1) (0.1 means 10%), got {pass_mark}")
     ledger = ledger or TraineeLedger()
     test = ledger.latest_test(email, task)
     if test is None:
-        raise ValueError(f"no {task} qualification test was started for {email}; start one with "
+        raise InvalidInputError(f"no {task} qualification test was started for {email}; start one with "
                          f"`kdh qualify {email} --task {task}`")
     client = LabelStudioClient(connection or resolve_connection())
     user = next((u for u in client.users() if str(u.get("email", "")).lower() == email.lower()), None)

@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import httpx
 
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import write_json_atomic
 from kdh_ai.labelstudio.client import (
     Connection,
@@ -161,11 +162,11 @@ class ServerOptions:
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
-            raise ValueError(f"port must lie in 1..65535, got {self.port}")
+            raise InvalidInputError(f"port must lie in 1..65535, got {self.port}")
         if self.database not in ("sqlite", "postgresql"):
-            raise ValueError(f"database must be 'sqlite' or 'postgresql', got {self.database!r}")
+            raise InvalidInputError(f"database must be 'sqlite' or 'postgresql', got {self.database!r}")
         if self.start_timeout_s <= 0 or self.task_lock_ttl_s <= 0:
-            raise ValueError("start_timeout_s and task_lock_ttl_s must be > 0")
+            raise InvalidInputError("start_timeout_s and task_lock_ttl_s must be > 0")
 
     @property
     def bind_host(self) -> str:
@@ -734,9 +735,9 @@ def add_annotator(connection: Connection, email: str, *, password: str | None = 
         LabelStudioError: The account exists already, or the server refused it (the message says why).
     """
     if not _EMAIL.match(email):
-        raise ValueError(f"{email!r} is not an e-mail address; give one like amina@hub.example")
+        raise InvalidInputError(f"{email!r} is not an e-mail address; give one like amina@hub.example")
     if password is not None and len(password) < 8:
-        raise ValueError("the password needs at least 8 characters")
+        raise InvalidInputError("the password needs at least 8 characters")
     password = password or secrets.token_urlsafe(9)
     client = LabelStudioClient(connection)
     if any(u.get("email", "").lower() == email.lower() for u in client.users()):

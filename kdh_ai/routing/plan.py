@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from kdh_ai.answers import HumanError, human_answers, human_error_rate
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job
 from kdh_ai.records import Prediction, utc_now
 from kdh_ai.routing.threshold import ThresholdChoice, betting_upper_bound, choose_threshold, item_error_ratio
@@ -46,7 +47,7 @@ ROLES = ("calibration", "gold", "human", "audit", "auto_accept", "pending")
 HUMAN_ROLES = ("calibration", "gold", "human", "audit")
 
 
-class RoutingError(ValueError):
+class RoutingError(InvalidInputError):
     """Routing cannot proceed yet (the message says what is missing and what to do)."""
 
 
@@ -365,11 +366,11 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
     from kdh_ai.routing.threshold import people_upper_bound, split_delta
 
     if (target is None) == (budget is None):
-        raise ValueError("give exactly one of target (e.g. --target-wer 0.05) or budget (e.g. --budget 0.3)")
+        raise InvalidInputError("give exactly one of target (e.g. --target-wer 0.05) or budget (e.g. --budget 0.3)")
     if target is not None and not 0 < target < 1:
-        raise ValueError(f"the target error rate must lie in (0, 1), got {target}")
+        raise InvalidInputError(f"the target error rate must lie in (0, 1), got {target}")
     if not 0 <= audit_rate < 1:
-        raise ValueError(f"audit_rate must lie in [0, 1), got {audit_rate}")
+        raise InvalidInputError(f"audit_rate must lie in [0, 1), got {audit_rate}")
     job = Job(Path(job_dir))
     with job:
         task = get_task(job.task or "")

@@ -35,6 +35,7 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from kdh_ai.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.heads import Head, LogisticHead, ZeroShotHead, label_prototypes, load_head, train_head
 from kdh_ai.items import Item, sha256_text
 from kdh_ai.labels import Label, LabelSet
@@ -127,7 +128,7 @@ class ClassificationTask(TaskType):
         elif self.labels is not None:
             items = list(self.labels.labels)
         else:
-            raise ValueError("the classification template needs the label list; give labels=[...] "
+            raise InvalidInputError("the classification template needs the label list; give labels=[...] "
                              "(from labels.yaml)")
         lines = ['<View>', f'  <Text name="{self.to_name}" value="$text"/>']
         if len(items) > self.filter_above:
@@ -186,7 +187,7 @@ class Classifier(Prelabeler):
                                                temperature=options.zero_shot_temperature,
                                                identity_extra=f"{self.embedder.model_key}:{labels.identity()}")
         if self.head.classes != labels.names:
-            raise ValueError(f"the head's classes {self.head.classes[:5]}... differ from the label set's "
+            raise InvalidInputError(f"the head's classes {self.head.classes[:5]}... differ from the label set's "
                              f"{labels.names[:5]}...; train the head on this label set")
 
     # ---- identity --------------------------------------------------------------------------------------------
@@ -261,13 +262,13 @@ class Classifier(Prelabeler):
         if not answers:
             if options.train_labels:
                 n = len(human.labels) if human is not None else 0
-                raise ValueError(f"--train-labels {labels_file}: no usable human label ("
+                raise InvalidInputError(f"--train-labels {labels_file}: no usable human label ("
                                  + (f"{n} label(s) read, none for an item of this job with text; add a 'text' "
                                     "column or use the job's item ids" if n else "the file holds no item_id,label "
                                     "row with both filled in")
                                  + "). Fix the file, or leave out --train-labels for a zero-shot run")
             if options.head == "trained":
-                raise ValueError("head=trained needs human labels: give --train-labels (CSV item_id,label) or pull "
+                raise InvalidInputError("head=trained needs human labels: give --train-labels (CSV item_id,label) or pull "
                                  "the job's annotations from Label Studio first")
             logger.info("Head: zero-shot (no human labels yet)")
             _record_head(job, clf.head)
