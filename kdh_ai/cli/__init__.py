@@ -18,6 +18,7 @@ from typing import Annotated
 import click
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from kdh_ai.cli import deliver, labelstudio, models, prelabel, qualify, route, select
 from kdh_ai.cli._common import handle_error, setup_logging
@@ -27,6 +28,12 @@ __all__ = ["WORKFLOW", "app", "main"]
 WORKFLOW = ("prelabel", "route", "labelstudio", "push", "pull", "select", "status", "quality", "deliver", "report",
             "feedback", "trainee", "qualify", "models")
 """The commands in the order a lead uses them (``kdh --help`` lists them so); any other command follows."""
+
+
+_PASS_THROUGH = (typer.Exit, typer.Abort, TyperException, click.exceptions.ClickException, click.exceptions.Exit,
+                 click.exceptions.Abort)
+"""What commands raise to end with a chosen exit code or a usage error: typer's own (it carries its own copy of
+click) and click's."""
 
 
 class _WorkflowGroup(TyperGroup):
@@ -43,7 +50,7 @@ class _WorkflowGroup(TyperGroup):
         """
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except _PASS_THROUGH:
             raise
         except Exception as exc:  # noqa: BLE001 - the one place that turns any exception into an exit code
             handle_error(exc, verbose=bool(ctx.params.get("verbose")))
