@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -36,7 +35,6 @@ import re
 import shutil
 import sqlite3
 import tarfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -46,6 +44,7 @@ from typing import Any, Literal
 from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job, write_json_atomic
 from kdh_ai.labelstudio.client import Connection, LabelStudioClient, LabelStudioError
+from kdh_ai.labelstudio.locks import exclusive_lock
 from kdh_ai.labelstudio.postgres import LocalPostgres, PgAdmin, PgDatabase, PostgresError, new_password
 from kdh_ai.labelstudio.server import (
     LS_VERSION,
@@ -207,20 +206,9 @@ class Hub:
     @contextlib.contextmanager
     def _locked(self, timeout_s: float = 600.0) -> Iterator[None]:
         self._ensure_root()
-        fd = os.open(self.root / ".hub.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + timeout_s
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise ServerError(f"another kdh holds the hub lock in {self.root}; wait and retry") from None
-                    time.sleep(0.3)
+        with exclusive_lock(self.root / ".hub.lock", timeout_s=timeout_s,
+                            error=ServerError(f"another kdh holds the hub lock in {self.root}; wait and retry")):
             yield
-        finally:
-            os.close(fd)
 
     def clients(self) -> dict[str, dict[str, Any]]:
         """The registered clients: ``{name: {port, database, created_at}}``."""
