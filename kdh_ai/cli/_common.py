@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import traceback
 from typing import NoReturn
 
@@ -41,6 +42,9 @@ BUG_EXIT_CODE = 5
 
 ISSUES_URL = "the issue tracker of the kdh_ai repository (or tell your lead)"
 """Where a bug is reported; shown in the bug message."""
+
+_SECRET_VARIABLES = ("KDH_LS_TOKEN", "KDH_HUB_PG_URL", "POSTGRE_PASSWORD")
+"""Environment variables whose values a bug's traceback must not show."""
 
 _CODES: tuple[tuple[type[BaseException], int], ...] = (
     (JobLockedError, 3),
@@ -83,7 +87,8 @@ def handle_error(exc: Exception, *, verbose: bool = False) -> NoReturn:
     kdh's own errors print their message (it says what to do; it never holds a secret). A full disk says
     what to free. Anything else is a bug: a short message with the exception's type, where to report it and
     ``-v`` for the traceback. The exception's own text is not printed then, since it may come from a
-    library that put a secret in it; with ``-v`` the whole traceback is printed.
+    library that put a secret in it; with ``-v`` the traceback is printed, with the values of the secret
+    environment variables and any ``Token``/``Bearer`` header value replaced by ``***``.
     """
     code = exit_code_for(exc)
     if code != BUG_EXIT_CODE:
@@ -91,9 +96,11 @@ def handle_error(exc: Exception, *, verbose: bool = False) -> NoReturn:
             raise fail(f"no space left on the device of {exc.filename or 'the job directory'}: free some space, "
                        "then run the same command again (nothing was half-written; it resumes)", code) from None
         raise fail(str(exc), code) from None
-    logging.getLogger("kdh_ai").debug("unexpected error", exc_info=exc)
     if verbose:
-        err_console.print(escape("".join(traceback.format_exception(exc))), highlight=False)
+        from kdh_ai.labelstudio.client import redact
+
+        text = "".join(traceback.format_exception(exc))
+        err_console.print(escape(redact(text, *(os.environ.get(k) for k in _SECRET_VARIABLES))), highlight=False)
     err_console.print(f"[bold red]error:[/] this is a bug in kdh ({type(exc).__name__} in {_where(exc)}), not "
                       f"something you did wrong. Please report it to {ISSUES_URL} with the command you ran"
                       + ("." if verbose else " and the output of the same command with `kdh -v ...` (it shows "
