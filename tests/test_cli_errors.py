@@ -75,6 +75,9 @@ def test_every_kdh_error_is_a_kdh_error_and_keeps_its_old_base() -> None:
     assert exit_code_for(NoServerError("x")) == exit_code_for(LabelStudioAuthError("x")) == 4
     assert exit_code_for(PortBusyError("x")) == 2
     assert exit_code_for(ValueError("x")) == exit_code_for(KeyError("x")) == 5
+    from kdh_ai.quality import InsufficientDataError  # kdh_ai.quality stands alone: a ValueError, mapped as kdh's
+
+    assert not issubclass(InsufficientDataError, errors.KdhError) and exit_code_for(InsufficientDataError("x")) == 2
 
 
 def test_exit_0_and_2_from_real_commands(tmp_path: Path) -> None:
