@@ -8,12 +8,14 @@ This script measures it on a pool of real and synthetic speech with exact refere
 * the first model: ``kdh prelabel transcribe`` with default options (whisper-tiny.en); the second opinion:
   the same job with ``--second`` (default whisper-base, multilingual, int8), run side by side;
 * per item: the first model's confidence and word errors, and the disagreement (word edits between the two
-  transcripts over the second's words, after Whisper's English normalization).
+  transcripts over the second's words, after Whisper's English normalization:
+  :func:`kdh_ai.second_opinion.disagreement`, the function ``kdh prelabel transcribe --second-opinion`` uses).
 
 It prints: how many *confident errors* (item WER >= 0.5 at confidence >= 0.8) there are and how many of
 them disagreement flags; the Spearman correlation of each signal with item WER; the human share that
 ``kdh_ai.routing.choose_threshold`` needs for a delivered-WER target with confidence alone and with the
-combined signal ``confidence * (1 - min(1, disagreement))``; and the compute cost of the second model.
+combined signal ``confidence * (1 - min(1, disagreement))`` (:func:`kdh_ai.second_opinion.routing_score`, the
+score ``kdh route`` thresholds on a job with a second opinion); and the compute cost of the second model.
 Calibration uses the whole pool (in-sample, the same for both signals): this compares signals, it does not
 promise a delivered WER.
 
@@ -42,6 +44,7 @@ from kdh_ai.job import Job  # noqa: E402
 from kdh_ai.prelabel import run_prelabel  # noqa: E402
 from kdh_ai.routing.threshold import choose_threshold  # noqa: E402
 from kdh_ai.samples import ljspeech_manifest  # noqa: E402
+from kdh_ai.second_opinion import disagreement, routing_score  # noqa: E402
 from kdh_ai.tasks.transcription import TranscribeOptions, TranscriptionTask, make_transcriber  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".cache" / "second_opinion"
@@ -141,15 +144,15 @@ def main() -> int:
         refs = [items[k]["reference"] for k in ids]
         e1 = task.item_errors([first[k].text for k in ids], refs)
         e2 = task.item_errors([second[k].text for k in ids], refs)
-        dis = task.item_errors([first[k].text for k in ids], [second[k].text for k in ids])
         for j, k in enumerate(ids):
             rows.append({"item_id": f"{i}:{k}", "confidence": first[k].confidence or 0.0, "errors": e1[j, 0],
                          "words": e1[j, 1], "errors_second": e2[j, 0],
-                         "disagreement": dis[j, 0] / max(dis[j, 1], 1.0) if (dis[j, 1] or dis[j, 0]) else 0.0})
+                         "disagreement": disagreement(first[k].text, second[k].text)})
     pool = pd.DataFrame(rows)
     pool = pool[pool["words"] > 0].reset_index(drop=True)
     pool["wer"] = pool["errors"] / pool["words"]
-    pool["combined"] = pool["confidence"] * (1 - pool["disagreement"].clip(upper=1.0))
+    # The product's rule (kdh prelabel transcribe --second-opinion; kdh route thresholds this score).
+    pool["combined"] = [routing_score(c, d) for c, d in zip(pool["confidence"], pool["disagreement"])]
     report(pool, args)
     worst = pool["errors"].idxmax()
     print(f"\nthe same without the item with the most word errors ({pool.at[worst, 'item_id']}: "

@@ -295,6 +295,8 @@ def transcription_options(config: str | Path | None = None, overrides: dict[str,
         options = validate_options("transcription", overrides, where="flags")
         roots = [str(r) for r in allow_roots]
     check_language(options.model, options.language)
+    if options.second_opinion:
+        check_language(options.second_opinion, options.language)
     return options, roots
 
 

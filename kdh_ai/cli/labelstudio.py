@@ -380,6 +380,8 @@ def status_cmd(
     head.add_row("recent rate", rate)
     head.add_row("estimated finish", st.eta.strftime("%Y-%m-%d %H:%M UTC") if st.eta else "unknown (no recent work)")
     head.add_row("last pull", str(st.last_pull_at))
+    if st.second_opinion:
+        head.add_row("second opinion", f"{st.second_opinion} (routing scores: confidence x agreement with it)")
     console.print(head)
     period = f" from {since or 'start'} to {until or 'now'}" if since or until else ""
     people = Table(title=f"per annotator{period}")

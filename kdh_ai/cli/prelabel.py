@@ -48,6 +48,11 @@ def prelabel_transcribe(
     engine: Annotated[Optional[str], typer.Option(help="faster-whisper | openai-whisper (OpenAI's reference "
                                                   "implementation on the same weights; slower). "
                                                   "[default: faster-whisper]")] = None,
+    second_opinion: Annotated[Optional[str], typer.Option(
+        "--second-opinion", metavar="MODEL", help="A second model (registry name or local directory, as --model) "
+        "that transcribes every item too; where the two disagree the item's routing score drops, so `kdh route` "
+        "sends it to people. Costs the second model's time (whisper-base after tiny.en: about 2.6x); see "
+        "benchmarks/README.md. [default: none]")] = None,
     allow_root: Annotated[Optional[list[Path]], typer.Option(
         "--allow-root", help="A folder outside the manifest's own whose audio files the manifest may name "
         "(repeatable). Without it, a path that leads out of the batch folder ('..', an absolute path, a "
@@ -67,7 +72,8 @@ def prelabel_transcribe(
 
     overrides: dict[str, Any] = {k: v for k, v in {
         "model": model, "beam_size": beam_size, "compute_type": compute_type, "language": language, "vad": vad,
-        "pack_short_clips": pack, "max_duration_s": max_duration, "engine": engine}.items() if v is not None}
+        "pack_short_clips": pack, "max_duration_s": max_duration, "engine": engine,
+        "second_opinion": second_opinion}.items() if v is not None}
     options, roots = transcription_options(config, overrides, allow_root or [])
     with _interrupted():
         summary = prelabel_transcription(input, out, options=options, allow_roots=roots,

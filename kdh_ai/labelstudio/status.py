@@ -31,6 +31,7 @@ from typing import Any
 from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job
 from kdh_ai.labelstudio.push import read_ls_state
+from kdh_ai.second_opinion import job_second_opinion
 
 __all__ = ["AnnotatorStats", "JobStatus", "job_status", "next_step"]
 
@@ -85,6 +86,8 @@ class JobStatus:
         last_pull_at: When annotations were last pulled.
         period: ``(since, until)`` that the per-annotator rows cover.
         next_step: What the lead does next, with the command (:func:`next_step`).
+        second_opinion: The second model whose disagreement lowers routing scores (``kdh prelabel transcribe
+            --second-opinion``), or ``None``.
     """
 
     project_id: int | None
@@ -101,6 +104,7 @@ class JobStatus:
     last_pull_at: str | None = None
     period: tuple[str | None, str | None] = (None, None)
     next_step: str = ""
+    second_opinion: str | None = None
 
     @property
     def remaining(self) -> int:
@@ -138,7 +142,8 @@ def job_status(job_dir: str | Path, *, now: datetime | None = None, window_h: fl
     pid = state.get("project_id")
     now = now or datetime.now(timezone.utc)
     st = JobStatus(project_id=pid, url=state.get("url"), last_pull_at=state.get("last_pull_at"),
-                   period=(since.isoformat() if since else None, until.isoformat() if until else None))
+                   period=(since.isoformat() if since else None, until.isoformat() if until else None),
+                   second_opinion=(job_second_opinion(job) or {}).get("model"))
     if pid is None:
         st.next_step = next_step(job, st)
         return st

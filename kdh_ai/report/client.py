@@ -36,6 +36,7 @@ from kdh_ai.answers import human_answers
 from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job, write_json_atomic
 from kdh_ai.report.metrics import job_metrics
+from kdh_ai.second_opinion import describe as describe_second_opinion
 from kdh_ai.tasks import get_task
 
 __all__ = ["ReportError", "find_chromium", "report_paths", "write_client_report", "write_pdf"]
@@ -375,7 +376,8 @@ def _method(metrics: dict[str, Any], q: _Quality, is_audio: bool) -> list[str]:
         f"Calibration slice: {roles.get('calibration', 0)} {unit} drawn at random and answered by people before "
         f"anything else ({d.get('calibration_answered') or 0} answered when the threshold was chosen). The model's "
         f"errors on them set the auto-accept threshold"
-        + (f" (confidence {thr:.3f}): {unit} below it go to people, {unit} above it keep the model's answer."
+        + (f" ({'routing score' if metrics.get('second_opinion') else 'confidence'} {thr:.3f}): {unit} below it go "
+           f"to people, {unit} above it keep the model's answer."
            if thr else f" so low that every other {unit[:-1]} could keep the model's answer." if thr is not None
            else "."),
         *(["The calibration slice was labelled to gold quality by trusted reviewers and is delivered as "
@@ -568,8 +570,9 @@ def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], plot_data: 
         ["source of the delivered answer", unit, "share"],
         [[_PROVENANCE[k], n, _pct(n / total)] for k, n in prov.items() if n], {1, 2})]
 
+    method = [*_method(metrics, q, is_audio), *describe_second_opinion(metrics.get("second_opinion"))]
     sections += ["<h2>How quality was measured</h2>",
-                 "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in _method(metrics, q, is_audio)) + "</ul>"]
+                 "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in method) + "</ul>"]
     if "human_share_vs_quality" in images:
         sections.append(f'<img alt="human share against delivered quality" src="{images["human_share_vs_quality"]}">')
         rerouted = (d.get("audit") or {}).get("rerouted")

@@ -27,6 +27,7 @@ import pandas as pd
 from kdh_ai import quality
 from kdh_ai.answers import annotations_table, gold_answers, human_answers
 from kdh_ai.job import Job
+from kdh_ai.second_opinion import job_second_opinion
 from kdh_ai.tasks import get_task
 
 __all__ = ["SMALL_SAMPLE", "annotator_table", "job_metrics"]
@@ -128,7 +129,8 @@ def job_metrics(job: Job) -> dict[str, Any]:
     out: dict[str, Any] = {"task": task.name, "metric": metric, "items": len(items), "kdh_version": __version__,
                            "model": manifest.get("model"), "config_hash": manifest.get("config_hash"),
                            "statuses": manifest.get("counts"),
-                           "roles": {r: sum(v == r for v in roles.values()) for r in set(roles.values())}}
+                           "roles": {r: sum(v == r for v in roles.values()) for r in set(roles.values())},
+                           "second_opinion": job_second_opinion(job)}
     durations = _durations(job)
     if durations:
         out["audio_hours"] = sum(durations.values()) / 3600

@@ -36,6 +36,7 @@ from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job
 from kdh_ai.records import Prediction, utc_now
 from kdh_ai.routing.threshold import ThresholdChoice, betting_upper_bound, choose_threshold, item_error_ratio
+from kdh_ai.second_opinion import job_second_opinion, prediction_score
 from kdh_ai.tasks import get_task
 
 __all__ = ["HUMAN_ROLES", "ROLES", "RoutingError", "RoutingResult", "check_audit", "current_roles", "drift_check",
@@ -162,7 +163,7 @@ def evidence_plan(job_dir: str | Path, *, target: float, delta: float = 0.05, se
     gold_have, _ = _gold_have(job, task, delta)
     fixed = len(preds) - len(routable)
     return evidence_plan_from_arrays(
-        target=target, batch_confidence=np.array([preds[k].confidence or 0.0 for k in routable]),
+        target=target, batch_confidence=np.array([prediction_score(preds[k]) for k in routable]),
         units_per_item=_units_per_item(job, task, routable), calibration_have=have_cal, gold_have=gold_have,
         fixed_items=fixed, reviewed=calibration_reviewed, delta=delta, seed=seed)
 
@@ -217,7 +218,7 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
         if target is not None:
             gold_have, _ = _gold_have(job, task, delta)
             plan = evidence_plan_from_arrays(
-                target=target, batch_confidence=np.array([preds[k].confidence or 0.0 for k in routable]),
+                target=target, batch_confidence=np.array([prediction_score(preds[k]) for k in routable]),
                 units_per_item=_units_per_item(job, task, routable), calibration_have=0, gold_have=gold_have,
                 fixed_items=len(preds) - len(routable), delta=delta, seed=seed)
             n = max(n, int(plan["calibration_needed"]))
@@ -253,7 +254,7 @@ def _calibration_errors(job: Job, task: Any, cal_ids: list[str], preds: dict[str
     if not answered:
         return np.zeros(0), np.zeros((0, 2)), []
     errs = task.item_errors([preds[k].text for k in answered], [answers[k].answer for k in answered])
-    conf = np.array([preds[k].confidence or 0.0 for k in answered])
+    conf = np.array([prediction_score(preds[k]) for k in answered])
     return conf, np.asarray(errs, dtype=float), answered
 
 
@@ -435,7 +436,7 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         # quality ones); the others with the people's.
         with_people = ("human", "audit") if calibration_reviewed else ("calibration", "human", "audit")
         fixed_err = sum(k not in set(open_ids) and r in with_people for k, r in roles.items()) / max(1, n_total)
-        batch_conf = np.array([preds[k].confidence or 0.0 for k in open_ids])
+        batch_conf = np.array([prediction_score(preds[k]) for k in open_ids])
         # The slice was drawn from the items routable at step 1; some of them may have been answered since.
         ever_pending = {r["item_id"] for r in job.log("routing") if r.get("role") == "pending"}
         kw = dict(batch_confidence=batch_conf, human_error_rate=measured.rate, human_error_upper=measured.upper,
@@ -444,20 +445,26 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
                   slice_in_batch=not pooled.get("used"), population=len(answered) + len(ever_pending))
         choice = choose_threshold(conf, errs[:, 0], errs[:, 1], target=target, fixed_error_share=fixed_err, **kw)
         new: dict[str, tuple[str, str]] = {}
+        second = job_second_opinion(job)  # the score is confidence x agreement with a second model
+        score_name = f"score (confidence x agreement with {second['model']})" if second else "confidence"
         for k in open_ids:
-            c = preds[k].confidence or 0.0
+            c = prediction_score(preds[k])
             if preds[k].payload.get("uncalibrated"):  # a head that saw too few classes (kdh_ai.heads)
                 new[k] = ("human", "the model's confidence is uncalibrated (its labels cover too few classes)")
             elif c < choice.threshold:
-                new[k] = ("human", f"confidence {c:.3f} below threshold {choice.threshold:.3f}")
+                new[k] = ("human", f"{score_name} {c:.3f} below threshold {choice.threshold:.3f}")
             elif _unit_hash(seed, "audit", k) < audit_rate:
                 new[k] = ("audit", f"random audit of auto-accepted items ({audit_rate:.0%})")
             else:
-                new[k] = ("auto_accept", f"confidence {c:.3f} at or above threshold {choice.threshold:.3f}")
+                new[k] = ("auto_accept", f"{score_name} {c:.3f} at or above threshold {choice.threshold:.3f}")
         mark_roles(job, new, "route")
         now = current_roles(job)
         result = _result_from_choice(choice, now, measured, task.name, len(answered), audit_rate, target, budget)
         result.details.update(details_base)
+        if second:
+            result.details["second_opinion"] = second
+            result.message += (f" Scores combine the model's confidence with a second opinion ({second['model']}): "
+                               f"{second['rule']}.")
         result.details["rerouted"] = sum(roles.get(k) in ("auto_accept", "audit", "human") for k in open_ids)
         result.evidence = evidence
         if not choice.reachable and target is not None:
@@ -628,10 +635,10 @@ def check_audit(job_dir: str | Path, *, strata: int = 5, delta: float = 0.05) ->
             raise RoutingError(f"0 of {len(audit_ids)} audit items answered yet; {remaining} remain. Let people "
                                "answer them, run `kdh pull`, then check the audit again")
         auto = [k for k, r in roles.items() if r in ("auto_accept", "audit")]
-        conf_auto = np.array([preds[k].confidence or 0.0 for k in auto])
+        conf_auto = np.array([prediction_score(preds[k]) for k in auto])
         edges = np.quantile(conf_auto, np.linspace(0, 1, strata + 1)) if len(auto) else np.array([0.0, 1.0])
         errs = task.item_errors([preds[k].text for k in answered], [answers[k].answer for k in answered])
-        a_conf = np.array([preds[k].confidence or 0.0 for k in answered])
+        a_conf = np.array([prediction_score(preds[k]) for k in answered])
         h = float((routing.get("human_error") or {}).get("rate", 0.0))
         n_all = len(roles)
         bands = []
@@ -653,7 +660,7 @@ def check_audit(job_dir: str | Path, *, strata: int = 5, delta: float = 0.05) ->
         band = 0
         while estimate > target and band < strata:
             lo, hi = edges[band], edges[band + 1]
-            moved = [k for k in auto if lo <= (preds[k].confidence or 0.0) <= hi and roles[k] == "auto_accept"
+            moved = [k for k in auto if lo <= prediction_score(preds[k]) <= hi and roles[k] == "auto_accept"
                      and k not in rerouted]
             rerouted.extend(moved)
             keep = a_conf > hi

@@ -106,6 +106,9 @@ class TranscribeOptions:
         cpu_threads: Threads per decoding worker (0 = the machine's cores divided by ``workers``).
         engine: ``"faster-whisper"`` (default) or ``"openai-whisper"`` (OpenAI's reference implementation on the
             same weights; see :mod:`kdh_ai.engines.openai_whisper` for the options that apply to it).
+        second_opinion: A second model (registry name or local directory, as ``model``) that transcribes every
+            decoded item too; their disagreement lowers the item's routing score (:mod:`kdh_ai.second_opinion`).
+            ``None`` (default): routing uses the confidence alone.
     """
 
     model: str = DEFAULT_TRANSCRIPTION_MODEL
@@ -124,6 +127,12 @@ class TranscribeOptions:
     max_duration_s: float = Field(4 * 3600.0, gt=0)
     cpu_threads: int = Field(0, ge=0)
     engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    second_opinion: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.second_opinion is not None and self.second_opinion == self.model:
+            raise ValueError(f"second_opinion must name another model than model ({self.model!r}): the same "
+                             "model agrees with itself; try whisper-base for whisper-tiny.en, or the reverse")
 
     def decode_signature(self) -> dict[str, Any]:
         """The options that change the model's answers (they go into the config hash)."""
@@ -943,6 +952,10 @@ def make_transcriber(options: TranscribeOptions, *, model: ResolvedModel | None 
         options: The job's options.
         model: An already resolved model (default: resolve ``options.model``).
     """
+    if options.second_opinion:  # a second model too: kdh_ai.second_opinion
+        from kdh_ai.second_opinion import SecondOpinionTranscriber
+
+        return SecondOpinionTranscriber(options, model=model)
     if options.engine == "openai-whisper":
         from kdh_ai.engines.openai_whisper import OpenAIWhisperTranscriber
 
