@@ -31,7 +31,7 @@ from rich.markup import escape
 
 from kdh_ai.errors import JobLockedError, KdhError, LabelStudioAuthError, LabelStudioUnavailable
 
-__all__ = ["BUG_EXIT_CODE", "ISSUES_URL", "console", "err_console", "exit_code_for", "fail", "handle_error",
+__all__ = ["BUG_EXIT_CODE", "REPORT_BUGS_TO", "console", "err_console", "exit_code_for", "fail", "handle_error",
            "setup_logging"]
 
 console = Console()
@@ -40,7 +40,7 @@ err_console = Console(stderr=True)
 BUG_EXIT_CODE = 5
 """The exit code of an exception kdh did not raise on purpose (a bug)."""
 
-ISSUES_URL = "the issue tracker of the kdh_ai repository (or tell your lead)"
+REPORT_BUGS_TO = "the issue tracker of the kdh_ai repository (or tell your lead)"
 """Where a bug is reported; shown in the bug message."""
 
 _SECRET_VARIABLES = ("KDH_LS_TOKEN", "KDH_HUB_PG_URL", "POSTGRE_PASSWORD")
@@ -95,14 +95,14 @@ def handle_error(exc: Exception, *, verbose: bool = False) -> NoReturn:
         if isinstance(exc, OSError) and not isinstance(exc, KdhError):
             raise fail(f"no space left on the device of {exc.filename or 'the job directory'}: free some space, "
                        "then run the same command again (nothing was half-written; it resumes)", code) from None
-        raise fail(str(exc), code) from None
+        raise fail(escape(str(exc)), code) from None  # a message is text, not rich markup
     if verbose:
         from kdh_ai.labelstudio.client import redact
 
         text = "".join(traceback.format_exception(exc))
         err_console.print(escape(redact(text, *(os.environ.get(k) for k in _SECRET_VARIABLES))), highlight=False)
     err_console.print(f"[bold red]error:[/] this is a bug in kdh ({type(exc).__name__} in {_where(exc)}), not "
-                      f"something you did wrong. Please report it to {ISSUES_URL} with the command you ran"
+                      f"something you did wrong. Please report it to {REPORT_BUGS_TO} with the command you ran"
                       + ("." if verbose else " and the output of the same command with `kdh -v ...` (it shows "
                          "the traceback)."))
     raise typer.Exit(BUG_EXIT_CODE) from None
