@@ -17,8 +17,8 @@ top probability, is the other choice), and the uncertain picks are **balanced ov
 (the most uncertain item of each predicted label first, then the second, ...), so one confusable pair of
 labels cannot take the whole round. While the job's predictions still come from the zero-shot head, the
 first round is drawn **at random**: the zero-shot model's uncertainty says little about what it would learn
-(on BANKING77 a first round of 154 least-confident items left the trained head at 0.56 accuracy, below
-zero-shot's 0.62; a random one gave 0.65). See ``benchmarks/classification.py``, which prints the curve.
+(on BANKING77 a least-confident first round left the trained head below the zero-shot one, a random round
+above it: figures in ``benchmarks/README.md``). ``benchmarks/classification.py`` prints the curve.
 
 **Classes nobody has labelled yet.** When the trained head has no human label for some classes (its labels were
 all "ham", say), uncertainty cannot find them: such a head is sure of everything. The round then first asks

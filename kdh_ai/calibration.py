@@ -1,7 +1,7 @@
 """Probability calibration: temperature scaling, and the expected calibration error that checks it.
 
 A classifier's raw probabilities are rarely honest: logistic regression trained on ten examples per class says
-0.3 where it is right 86% of the time. Routing needs the opposite: an item whose top probability is 0.9 should
+0.3 where it is right most of the time (``benchmarks/README.md``). Routing needs the opposite: an item whose top probability is 0.9 should
 be right about 90% of the time, so a threshold on confidence means what it says. Temperature scaling divides
 all logits by one number ``T`` fitted to minimise the negative log-likelihood of held-out labels. It never
 changes the predicted label, only how sure the model claims to be.

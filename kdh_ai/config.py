@@ -75,7 +75,7 @@ def _format(exc: ValidationError, where: str, valid: list[str]) -> str:
 
 def _options_class(task: str) -> type:
     if task == "transcription":
-        from kdh_ai.tasks.transcription import TranscribeOptions
+        from kdh_ai.engines import TranscribeOptions
 
         return TranscribeOptions
     if task == "classification":

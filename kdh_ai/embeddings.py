@@ -156,7 +156,7 @@ class EmbeddingCache:
 class Embedder:
     """Sentence embeddings from a sentence-transformers model, offline, with an optional content-hash cache.
 
-    The model loads in the constructor (about 1 s).
+    The model loads in the constructor.
 
     Args:
         model: A registry name (``minilm-l6-v2``), a local sentence-transformers folder, or a resolved model.

@@ -8,8 +8,8 @@ probability is the item's confidence for routing.
   similarities divided by a temperature. It needs no human label, so it pre-labels the first round.
 * :class:`LogisticHead` is a multinomial logistic regression trained on the human labels that came back,
   with each label's prototype added as one more training example (so a label nobody has used yet can still be
-  predicted, and the first few human labels already help: on BANKING77 with one label per class, 0.71 accuracy
-  instead of 0.56 without prototypes). Its probabilities are calibrated by temperature scaling fitted on
+  predicted, and the first few human labels already help: with one label per class they raise accuracy
+  clearly, see ``benchmarks/README.md``). Its probabilities are calibrated by temperature scaling fitted on
   out-of-fold logits (:mod:`kdh_ai.calibration`), which also gives a cross-validated accuracy estimate. The
   texts it was trained on are answered with their out-of-fold logits (cross-fitting), so a human-labelled
   calibration slice that also trained the head still measures it as on unseen texts.
@@ -189,7 +189,7 @@ class ZeroShotHead(Head):
         prototypes: ``(k, d)`` label prototypes (:func:`label_prototypes`).
         classes: The ``k`` label names.
         temperature: Softmax temperature of the cosine similarities. Without human labels it cannot be
-            fitted; 0.05 is about right for all-MiniLM-L6-v2 (0.061 fits BANKING77 best). Fit it with
+            fitted; the default suits all-MiniLM-L6-v2 (what fits BANKING77: ``benchmarks/README.md``). Fit it with
             :meth:`calibrate` once some human labels exist.
         identity_extra: Anything else that decided the prototypes (the embedding model and label texts).
     """
@@ -336,7 +336,7 @@ def _fit_lr(x: np.ndarray, y: np.ndarray, weights: np.ndarray, k: int, *, c: flo
     if len(present) == 1:  # one class only: it always wins
         intercept[present[0]] = 0.0
         return coef, intercept
-    # BLAS threads slow these small products down (measured: 13x on 2 busy cores), so use one.
+    # BLAS threads slow these small products down on busy cores (benchmarks/README.md), so use one.
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*max_iter.*")
         clf = LogisticRegression(C=c, max_iter=max_iter).fit(x, y, sample_weight=weights)

@@ -300,6 +300,23 @@ def _rows_from_manifest(path: Path, *, kind: str) -> Iterator[tuple[str, dict[st
                          "or give a directory of audio files")
 
 
+def _set_audio_path(item: Item, where: str, p: Any, base: Path, roots: list[Path]) -> None:
+    """Give ``item`` the manifest's audio path ``p`` (relative to the manifest's folder), or the error that
+    says what is wrong with it."""
+    if not p:
+        item.error = f"{where}: no 'path' given; add the audio file's path to the manifest"
+    elif not isinstance(p, str) or "\x00" in p:
+        item.error = f"{where}: 'path' is not a file path ({str(p)[:60]!r}); give the audio file's path"
+    else:
+        path = Path(p).expanduser()
+        path = path if path.is_absolute() else base / path
+        real, problem = check_audio_path(path, roots)
+        if problem:
+            item.path, item.error = str(path), _path_problem(where, p, problem, base)
+        else:
+            item.path = real
+
+
 def read_items(source: str | Path, *, kind: str, allow_roots: Sequence[str | Path] = ()
                ) -> tuple[list[Item], list[IngestIssue]]:
     """Read a batch from a directory or a manifest.
@@ -326,48 +343,58 @@ def read_items(source: str | Path, *, kind: str, allow_roots: Sequence[str | Pat
         if not Path(root).expanduser().is_dir():
             raise InputError(f"allowed root {root} is not a folder; give an existing folder to --allow-root")
     extra_roots = [Path(r).expanduser() for r in allow_roots]
-    items: list[Item] = []
-    issues: list[IngestIssue] = []
-    seen: dict[str, str] = {}
-
     if src.is_dir():
         if kind != "audio":
             raise InputError(f"{src} is a directory; text batches come as a CSV or JSONL manifest")
-        roots = [src, *extra_roots]
-        for f in sorted(p for p in src.rglob("*") if p.is_symlink() or not p.is_dir()):
-            rel = f.relative_to(src)
-            if f.suffix.lower() not in AUDIO_EXTENSIONS:
-                if not f.name.startswith("."):
-                    issues.append(IngestIssue(str(rel), None, f"skipped: not an audio file extension "
-                                              f"(accepted: {', '.join(AUDIO_EXTENSIONS)})", skipped=True))
-                continue
-            item_id = rel.with_suffix("").as_posix()
-            if note := _undecodable(item_id):  # a file name that is not UTF-8 cannot be stored as an id
-                item_id = _repaired(item_id)
-                if item_id not in seen:
-                    seen[item_id] = str(rel)
-                    items.append(Item(item_id=item_id, path=_repaired(str(f.absolute())),
-                                      error=f"{_repaired(str(rel))}: the file name is not valid UTF-8 ({note}); "
-                                            "rename the file (letters, digits, '-' and '_' are safe)"))
-                continue
-            if item_id in seen:
-                issues.append(IngestIssue(str(rel), item_id, f"duplicate item_id (also {seen[item_id]}); "
-                                          "rename one of the files"))
-                continue
-            seen[item_id] = str(rel)
-            real, problem = check_audio_path(f, roots)
-            if problem:
-                items.append(Item(item_id=item_id, path=str(f.absolute()),
-                                  error=_path_problem(str(rel), str(rel), problem, src)))
-            else:
-                items.append(Item(item_id=item_id, path=real))
-        if not items:
-            found = [i.where for i in issues]
-            raise InputError(f"{src} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})"
-                             + (f"; found only {', '.join(found[:5])}" + (" ..." if len(found) > 5 else "")
-                                if found else " (it is empty)") + "; give the folder that holds the clips")
-        return items, issues
+        return _items_from_directory(src, [src, *extra_roots])
+    return _items_from_manifest(src, kind, extra_roots)
 
+
+def _items_from_directory(src: Path, roots: list[Path]) -> tuple[list[Item], list[IngestIssue]]:
+    """Every audio file below ``src`` is an item named by its relative path without extension."""
+    items: list[Item] = []
+    issues: list[IngestIssue] = []
+    seen: dict[str, str] = {}
+    for f in sorted(p for p in src.rglob("*") if p.is_symlink() or not p.is_dir()):
+        rel = f.relative_to(src)
+        if f.suffix.lower() not in AUDIO_EXTENSIONS:
+            if not f.name.startswith("."):
+                issues.append(IngestIssue(str(rel), None, f"skipped: not an audio file extension "
+                                          f"(accepted: {', '.join(AUDIO_EXTENSIONS)})", skipped=True))
+            continue
+        item_id = rel.with_suffix("").as_posix()
+        if note := _undecodable(item_id):  # a file name that is not UTF-8 cannot be stored as an id
+            item_id = _repaired(item_id)
+            if item_id not in seen:
+                seen[item_id] = str(rel)
+                items.append(Item(item_id=item_id, path=_repaired(str(f.absolute())),
+                                  error=f"{_repaired(str(rel))}: the file name is not valid UTF-8 ({note}); "
+                                        "rename the file (letters, digits, '-' and '_' are safe)"))
+            continue
+        if item_id in seen:
+            issues.append(IngestIssue(str(rel), item_id, f"duplicate item_id (also {seen[item_id]}); "
+                                      "rename one of the files"))
+            continue
+        seen[item_id] = str(rel)
+        real, problem = check_audio_path(f, roots)
+        if problem:
+            items.append(Item(item_id=item_id, path=str(f.absolute()),
+                              error=_path_problem(str(rel), str(rel), problem, src)))
+        else:
+            items.append(Item(item_id=item_id, path=real))
+    if not items:
+        found = [i.where for i in issues]
+        raise InputError(f"{src} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})"
+                         + (f"; found only {', '.join(found[:5])}" + (" ..." if len(found) > 5 else "")
+                            if found else " (it is empty)") + "; give the folder that holds the clips")
+    return items, issues
+
+
+def _items_from_manifest(src: Path, kind: str, extra_roots: list[Path]) -> tuple[list[Item], list[IngestIssue]]:
+    """One item per row of a CSV/TSV/JSONL manifest; rows without a usable id become issues."""
+    items: list[Item] = []
+    issues: list[IngestIssue] = []
+    seen: dict[str, str] = {}
     base = src.resolve().parent
     roots = [base, *extra_roots]
     saw_path = False
@@ -398,19 +425,7 @@ def read_items(source: str | Path, *, kind: str, allow_roots: Sequence[str | Pat
         reference = None if reference in (None, "") else str(reference)
         item = Item(item_id=item_id, reference=reference, metadata=metadata)
         if kind == "audio":
-            p = row.get("path")
-            if not p:
-                item.error = f"{where}: no 'path' given; add the audio file's path to the manifest"
-            elif not isinstance(p, str) or "\x00" in p:
-                item.error = f"{where}: 'path' is not a file path ({str(p)[:60]!r}); give the audio file's path"
-            else:
-                path = Path(p).expanduser()
-                path = path if path.is_absolute() else base / path
-                real, problem = check_audio_path(path, roots)
-                if problem:
-                    item.path, item.error = str(path), _path_problem(where, p, problem, base)
-                else:
-                    item.path = real
+            _set_audio_path(item, where, row.get("path"), base, roots)
         else:
             text = row.get("text")
             item.text = text if isinstance(text, str) else (None if text is None else str(text))

@@ -356,7 +356,7 @@ def prelabel_transcription(source: str | Path, job_dir: str | Path, *, options: 
     Returns:
         The run's summary, with ``setup_s`` (loading the model) and ``total_s`` filled in.
     """
-    from kdh_ai.tasks.transcription import make_transcriber
+    from kdh_ai.engines import make_transcriber
 
     setup = _Stopwatch()
 

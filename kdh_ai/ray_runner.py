@@ -262,7 +262,7 @@ def _worker_factory(prelabeler: Prelabeler) -> Callable[[], Prelabeler]:
     if callable(custom):
         return custom()
     from kdh_ai.tasks.classification import Classifier
-    from kdh_ai.tasks.transcription import TranscribeOptions, make_transcriber
+    from kdh_ai.engines import TranscribeOptions, make_transcriber
 
     if prelabeler.task == "transcription" and isinstance(getattr(prelabeler, "options", None), TranscribeOptions):
         return functools.partial(make_transcriber, prelabeler.options)  # the same engine as the driver's

@@ -2,10 +2,10 @@
 lowers the item's routing score.
 
 Where two models disagree on an item, the item is more likely wrong, even when the first model is confident
-(``benchmarks/second_opinion.py``; results in ``benchmarks/README.md``: a tiny.en repetition loop at
-confidence 0.86 that whisper-base contradicts; at a 5 % delivered-WER target the human share fell from 60 %
-to 49 % for +158 % compute). Used with ``kdh prelabel transcribe --second-opinion MODEL`` (or the pipeline
-YAML's ``second_opinion:`` option):
+(``benchmarks/second_opinion.py``; results in ``benchmarks/README.md``: a confident tiny.en repetition loop
+that whisper-base contradicts, and a smaller human share at a tight target, for the second model's compute).
+Used with ``kdh prelabel transcribe --second-opinion MODEL`` (or the pipeline YAML's ``second_opinion:``
+option):
 
 1. The first model transcribes the batch as usual; its answer is the item's answer (``text``,
    ``confidence``, ``status`` are the first model's).

@@ -32,19 +32,20 @@ import gzip
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 
-from kdh_ai.audio import SAMPLE_RATE, AudioError, load_audio, probe_duration
+from kdh_ai.audio import SAMPLE_RATE
+from kdh_ai.engines.common import (TranscribeOptions, UnreadableItem, error_record, join_words,
+                                   read_item_audio, segment_record, speech_bounds, transcription_record,
+                                   vad_probabilities, word_record)
 from kdh_ai.engines.whisper_checkpoint import CONVERTER_VERSION, alignment_heads, openai_whisper_checkpoint
-from kdh_ai.items import Item, sha256_file
+from kdh_ai.items import Item
 from kdh_ai.records import Prediction
 from kdh_ai.registry import ModelNotAvailableError, ResolvedModel, resolve_model
 from kdh_ai.tasks.base import Prelabeler
-from kdh_ai.tasks.transcription import TranscribeOptions
 
 __all__ = ["ENGINE", "OPENAI_WHISPER_INSTALL", "OpenAIWhisperTranscriber"]
 
@@ -56,16 +57,6 @@ ENGINE = "openai-whisper"
 OPENAI_WHISPER_INSTALL = "pip install --no-deps openai-whisper==20250625"
 """How ``make install`` installs the package (its real runtime dependencies are pinned in pyproject.toml)."""
 
-_VAD_FRAME = 512  # samples per Silero VAD probability (32 ms)
-_TRIM_PAD_S = 0.4
-
-
-def _confidence(words: list[dict[str, Any]]) -> float:
-    """Geometric mean of word probabilities (the default engine's confidence)."""
-    if not words:
-        return 0.0
-    logs = [math.log(max(float(w["probability"]), 1e-6)) for w in words]
-    return float(min(1.0, max(0.0, math.exp(sum(logs) / len(logs)))))
 
 
 class OpenAIWhisperTranscriber(Prelabeler):
@@ -129,92 +120,40 @@ class OpenAIWhisperTranscriber(Prelabeler):
 
     # ------------------------------------------------------------------------------------------------------
 
-    def _error(self, item: Item, message: str, sha: str | None, payload: dict[str, Any] | None = None
-               ) -> Prediction:
-        return Prediction.failed(item_id=item.item_id, task=self.task, error=message, model=self.model_info,
-                                 config_hash=self.config_hash, source=item.path, sha256=sha, payload=payload)
-
-    def _read(self, item: Item) -> Prediction | tuple[str, np.ndarray]:
-        """The item's SHA-256 and decoded audio, or its error record (the default engine's rules)."""
-        if item.error:
-            return self._error(item, item.error, None)
-        if not item.path:
-            return self._error(item, "item has no audio path; add it to the manifest", None)
-        try:
-            sha = sha256_file(item.path)
-        except FileNotFoundError:
-            return self._error(item, f"file not found: {item.path}; check the path in the manifest or restore "
-                                     "the file", None)
-        except IsADirectoryError:
-            return self._error(item, f"not a regular file: {item.path}; give the path of an audio file", None)
-        except OSError as exc:
-            return self._error(item, f"cannot read {item.path}: {exc.strerror}; fix the file's permissions or "
-                                     "copy it again", None)
-        try:
-            duration = probe_duration(item.path)
-            if duration > self.options.max_duration_s:
-                return self._error(item, f"audio is {duration:.0f} s long, over max_duration_s="
-                                         f"{self.options.max_duration_s:.0f}; split the file or raise the limit",
-                                   sha, {"duration_s": round(duration, 3)})
-            return sha, load_audio(item.path)
-        except AudioError as exc:
-            return self._error(item, str(exc), sha)
-
     def _speech(self, audio: np.ndarray) -> tuple[tuple[int, int] | None, float | None]:
         """The stretch of audio to transcribe (``None``: no speech) and the highest VAD speech probability."""
         if not self.options.vad:
             return (0, len(audio)), None
-        from faster_whisper.vad import get_vad_model
-
-        padded = np.pad(audio, (0, _VAD_FRAME - len(audio) % _VAD_FRAME))
-        probs = np.asarray(get_vad_model()(padded), dtype=np.float32).reshape(-1)
-        speech_max = float(probs.max(initial=0.0))
-        if probs.size == 0 or speech_max < 0.5:
-            return None, speech_max
-        weak = np.flatnonzero(probs >= 0.2)
-        pad = int(_TRIM_PAD_S * SAMPLE_RATE)
-        start = max(0, int(weak[0]) * _VAD_FRAME - pad)
-        end = min(len(audio), (int(weak[-1]) + 1) * _VAD_FRAME + pad)
-        return (start, end), speech_max
+        probs = vad_probabilities(audio)
+        return speech_bounds(probs, len(audio)), float(probs.max(initial=0.0))
 
     def _transcribe(self, item: Item) -> Prediction:
-        read = self._read(item)
-        if isinstance(read, Prediction):
-            return read
+        read = read_item_audio(item, max_duration_s=self.options.max_duration_s)
+        if isinstance(read, UnreadableItem):
+            return error_record(item, read, task=self.task, model=self.model_info, config_hash=self.config_hash)
         sha, audio = read
-        duration = len(audio) / SAMPLE_RATE
         span, speech_max = self._speech(audio)
-        payload: dict[str, Any] = {"duration_s": round(duration, 3), "language": self.language, "segments": []}
-        if speech_max is not None:
-            payload["speech_prob_max"] = round(speech_max, 4)
+        language = self.language
         words: list[dict[str, Any]] = []
+        segments: list[dict[str, Any]] = []
         if span is not None:
             start, end = span
             offset = start / SAMPLE_RATE
             result = self._whisper.transcribe(
                 self.model, audio[start:end], language=self.language, beam_size=self.options.beam_size,
                 word_timestamps=True, condition_on_previous_text=False, fp16=False, verbose=None)
-            payload["language"] = result.get("language") or self.language
+            language = result.get("language") or self.language
             for s in result["segments"]:
-                sw = [{"word": w["word"], "start": round(float(w["start"]) + offset, 3),
-                       "end": round(float(w["end"]) + offset, 3), "probability": round(float(w["probability"]), 4)}
+                sw = [word_record(w["word"], w["start"], w["end"], w["probability"], offset_s=offset)
                       for w in s.get("words") or []]
-                if not sw:
-                    continue
-                words.extend(sw)
-                payload["segments"].append({
-                    "start": sw[0]["start"], "end": sw[-1]["end"], "text": "".join(w["word"] for w in sw).strip(),
-                    "avg_logprob": round(float(s["avg_logprob"]), 4),
-                    "no_speech_prob": round(float(s["no_speech_prob"]), 4),
-                    "compression_ratio": round(float(s["compression_ratio"]), 4), "words": sw})
-        text = "".join(w["word"] for w in words).strip()
-        if text:
-            confidence = _confidence(words)
-        else:  # the default engine's rule for an empty transcript (see kdh_ai.tasks.transcription)
-            confidence = 0.0 if speech_max is None else float(min(1.0, max(0.0, 1.0 - speech_max)))
-        return Prediction(item_id=item.item_id, task=self.task, text=text, confidence=confidence,
-                          status="ok" if text else "no_speech", model=self.model_info,
-                          config_hash=self.config_hash, source=item.path, sha256=sha, payload=payload)
+                if sw:
+                    words.extend(sw)
+                    segments.append(segment_record(sw, avg_logprob=s["avg_logprob"],
+                                                   no_speech_prob=s["no_speech_prob"],
+                                                   compression_ratio=s["compression_ratio"]))
+        return transcription_record(item, task=self.task, sha256=sha, duration_s=len(audio) / SAMPLE_RATE,
+                                    text=join_words(words), words=words, segments=segments, language=language, speech_max=speech_max,
+                                    model=self.model_info, config_hash=self.config_hash)
 
     def predict_batches(self, items: Iterable[Item]) -> Iterator[list[Prediction]]:
         """Lazily transcribe items, one record per item (errors included), in input order."""

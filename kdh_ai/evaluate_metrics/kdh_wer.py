@@ -14,42 +14,23 @@ items and divided by the reference words (corpus-level WER, Morris et al., 2004)
 
 from __future__ import annotations
 
-import datasets
+from typing import ClassVar
+
 import evaluate
 
-from kdh_ai.quality import DEFAULT_NORMALIZER, wer
+from kdh_ai.evaluate_metrics.error_rate import CITATION, ErrorRateMetric, kwargs_description
+from kdh_ai.quality import wer
 
 _DESCRIPTION = "Word error rate after Whisper's text normalization (kdh_ai.quality.wer)."
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions: The hypotheses (model or annotator transcripts), one string per item.
-    references: The reference transcripts, one string per item.
-    normalizer: "english" (default, Whisper's English normalizer), "basic" (any language) or "none".
-Returns:
-    {"wer": corpus-level word error rate as a fraction (0.05 = 5 %)}
-Example:
-    >>> import evaluate
-    >>> from kdh_ai.evaluate_metrics import metric_path
-    >>> evaluate.load(metric_path("kdh_wer")).compute(predictions=["hello word"], references=["Hello, world!"])
-    {'wer': 0.5}
-"""
-_CITATION = """@inproceedings{morris2004,
-  title={From WER and RIL to MER and WIL: improved evaluation measures for connected speech recognition},
-  author={Morris, Andrew Cameron and Maier, Viktoria and Green, Phil},
-  booktitle={Interspeech}, year={2004}}"""
+_KWARGS_DESCRIPTION = kwargs_description("wer", "word error rate", "{'wer': 0.5}")
+_CITATION = CITATION
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class KdhWer(evaluate.Metric):
+class KdhWer(ErrorRateMetric):
     """Word error rate (``kdh_ai.quality.wer``)."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("string"),
-                                        "references": datasets.Value("string")}),
-            reference_urls=["https://github.com/jitsi/jiwer"])
-
-    def _compute(self, predictions: list[str], references: list[str], normalizer: str = DEFAULT_NORMALIZER
-                 ) -> dict[str, float]:
-        return {"wer": wer(list(references), list(predictions), normalizer=normalizer)}  # type: ignore[arg-type]
+    key: ClassVar[str] = "wer"
+    score = staticmethod(wer)
+    description: ClassVar[str] = _DESCRIPTION
+    inputs_description: ClassVar[str] = _KWARGS_DESCRIPTION

@@ -17,8 +17,8 @@ Design in short
   rewrites every task's overlap), sequential sampling, skipped tasks re-queued for others. Annotators work
   only through **Label All Tasks**.
 * **Overlap**: a share of items (``overlap_fraction``) is set to ``overlap_k >= 2`` annotators per task with a
-  per-task ``PATCH`` right after the bulk import (Label Studio ignores ``overlap`` at bulk import; 60-150 ms
-  per task, done with a few parallel requests). Label Studio guarantees k *distinct* annotators per task through
+  per-task ``PATCH`` right after the bulk import (Label Studio ignores ``overlap`` at bulk import; done with a
+  few parallel requests, its cost measured in ``docs/labelstudio.md``). Label Studio guarantees k *distinct* annotators per task through
   its queue, not which ones, and not balance.
 * **Control**: a share of the other items (``control_share``) goes out without a pre-annotation, so the
   quality stage can measure the human time pre-labels save from ``lead_time``.

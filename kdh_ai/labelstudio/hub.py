@@ -293,7 +293,7 @@ class Hub:
             port: Its port (default: the one it had, else the first free one from 8101).
             database: ``"postgresql"`` (default for a new client) or ``"sqlite"``; fixed after the first start.
             lan: Listen on every interface (the hub's LAN) instead of 127.0.0.1.
-            start_timeout_s: How long to wait for it (a first start on PostgreSQL runs migrations: 30-120 s).
+            start_timeout_s: How long to wait for it (a first start on PostgreSQL runs the database migrations).
 
         Raises:
             ValueError: Bad name, a port of another client, or a different database than before.

@@ -12,7 +12,7 @@ skipped annotations included), and compares it with what the job already holds:
 
 All new records are appended in one write, after the whole export was read and checked, so a pull that fails
 half-way leaves the job directory as it was. The cost is that of the export plus one call listing users (for
-e-mails), about 1.0-1.1x the export alone (see ``benchmarks/labelstudio_bulk.py``).
+e-mails), close to the export alone (measured by ``benchmarks/labelstudio_bulk.py``, in ``docs/labelstudio.md``).
 
 Example:
     >>> a = {"result": [], "updated_at": "t1", "was_cancelled": False, "lead_time": 1.0, "completed_by": 2}

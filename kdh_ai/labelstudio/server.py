@@ -149,7 +149,7 @@ class ServerOptions:
         database: ``"sqlite"`` (in the data directory) or ``"postgresql"`` (``POSTGRE_*`` environment variables).
         postgres: The database to use when ``database="postgresql"`` (the hub gives each client its own); when
             ``None``, Label Studio reads the ``POSTGRE_*`` environment variables.
-        start_timeout_s: How long to wait for the server to answer (the first start runs migrations: ~30 s).
+        start_timeout_s: How long to wait for the server to answer (the first start runs the database migrations).
         task_lock_ttl_s: How long a task opened by an annotator stays reserved for them (LS default: 24 h).
         admin_email: The admin account's e-mail (its password and token are random, in the secrets file).
     """
@@ -336,6 +336,12 @@ def _log_tail(path: Path, secrets_: list[str], lines: int = 25) -> str:
     return redact("\n".join(text), *secrets_)
 
 
+def _start_lock(data_dir: Path, timeout_s: float) -> contextlib.AbstractContextManager[None]:
+    """Held while a server of ``data_dir`` starts, so two kdh runs never start two servers on one data dir."""
+    return exclusive_lock(data_dir / ".kdh-start.lock", timeout_s=timeout_s,
+                          error=ServerError(f"another kdh is starting the server in {data_dir}; wait and retry"))
+
+
 # ---- start / stop / status --------------------------------------------------------------------------------
 def _running_info(data_dir: Path) -> ServerInfo | None:
     state = _read_json(data_dir / _STATE)
@@ -373,8 +379,7 @@ def start_server(options: ServerOptions | None = None) -> ServerInfo:
     os.chmod(data_dir, 0o700)
     files_root = data_dir / "files"
     files_root.mkdir(exist_ok=True)
-    with exclusive_lock(data_dir / ".kdh-start.lock", timeout_s=opts.start_timeout_s,
-                        error=ServerError(f"another kdh is starting the server in {data_dir}; wait and retry")):
+    with _start_lock(data_dir, opts.start_timeout_s):
         running = _running_info(data_dir)
         if running is not None:
             if _healthy(running.url):

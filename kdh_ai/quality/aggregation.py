@@ -16,14 +16,10 @@ majority vote and ROVER a copy is one vote; Dawid-Skene-style methods treat each
 copy as a worker whose reliability is learned from the data). The default weight
 is :data:`DEFAULT_MODEL_WEIGHT` = 1: the model counts as one more annotator, so it
 breaks ties among the crowd and fills in where the crowd is thin, but a human
-majority of two or more votes is never overturned. On CrowdSpeech test-clean (first
-1,000 utterances; stand-in models, as there is no audio: the authors' T5 output and
-references with simulated 5-20 % word errors) one copy lowered ROVER's WER for
-every crowd of 2 to 7 workers and every stand-in (e.g. 2 workers 15.8 % -> 9.3 %
-with a 20 %-WER model, 7 workers 6.4 % -> 4.9 %). More copies helped further with
-5-7 workers but hurt thin crowds (2 workers with the 20 % model: 15.7 % at weight
-2, 19.6 % at weight 3), which is where pre-labels matter most. See
-``notebooks/03_measuring_quality.ipynb``.
+majority of two or more votes is never overturned. On CrowdSpeech, one copy lowered
+ROVER's WER for every crowd size and every stand-in model tried; more copies helped
+large crowds but hurt thin ones, which is where pre-labels matter most (figures in
+``benchmarks/README.md``; see ``notebooks/03_measuring_quality.ipynb``).
 
 Example:
     >>> votes = pd.DataFrame({"task": ["t1", "t1", "t1", "t2", "t2"],

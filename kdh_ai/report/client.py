@@ -509,6 +509,48 @@ def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], plot_data: 
     is_audio = metrics["metric"] == "wer"
     q = _Quality(is_audio)
     d = metrics.get("delivered") or {}
+    unit = "clips" if is_audio else "items"
+    draft = metrics.get("draft") or {}
+    sim = metrics.get("simulated_annotators") or []
+    sections = _banner(job, metrics, q, client)
+    sections.append(_cards(metrics, q))
+
+    prov = metrics.get("provenance") or {}
+    total = sum(prov.values()) or 1
+    sections += ["<h2>Who produced what you receive</h2>", _table(
+        ["source of the delivered answer", unit, "share"],
+        [[_PROVENANCE[k], n, _pct(n / total)] for k, n in prov.items() if n], {1, 2})]
+
+    method = [*_method(metrics, q, is_audio), *describe_second_opinion(metrics.get("second_opinion"))]
+    sections += ["<h2>How quality was measured</h2>",
+                 "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in method) + "</ul>"]
+    if "human_share_vs_quality" in images:
+        sections += _curve_section(images, plot_data, d, is_audio, unit)
+    sections += _model_section(metrics, images, q, unit)
+    people, sim_rows = _people_section(metrics, q, bool(sim))
+    sections += people
+
+    t = metrics.get("turnaround")
+    sections.append("<h2>Turnaround</h2>")
+    sections.append(f"<p>{_e(_duration(t.get('hours', t['days'] * 24)))} from the start of the job "
+                    f"({_e(_when(t['job_created']))}) to the last answer from people ({_e(_when(t['last_annotation']))})."
+                    "</p>" if t else "<p>No answers from people yet.</p>")
+    sections.append(_not_measured(metrics))
+    sections.append(
+        f"<footer>Report made {_e(generated)} · kdh_ai {_e(metrics.get('kdh_version'))} · job configuration "
+        f"{_e(metrics.get('config_hash') or 'n/a')} · every figure in {_e(paths['metrics'].name)}, the plotted "
+        f"numbers in {_e(paths['plots'].name)} (next to this file)."
+        + (" Annotators marked SIMULATED are scripts." if sim or sim_rows else "") + "</footer>")
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>Quality report{' — DRAFT' if draft.get('is_draft') else ''}</title>"
+            f"<style>{_CSS}</style></head><body><main>{''.join(s for s in sections if s)}</main></body></html>")
+
+
+def _banner(job: Job, metrics: dict[str, Any], q: _Quality, client: str | None) -> list[str]:
+    """The top of the page: the DRAFT mark, the title, the verdict, and the small-sample and simulated-people
+    warnings."""
+    is_audio = q.is_audio
     model = metrics.get("model") or {}
     unit = "clips" if is_audio else "items"
     draft = metrics.get("draft") or {}
@@ -550,6 +592,13 @@ def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], plot_data: 
                         + _e(f"{len(sim)} of the annotator accounts in this batch are SIMULATED: a script, not a "
                              "person, answered as them (a demonstration). Figures about people marked SIMULATED "
                              "show how the report works, not how the team performs.") + "</div>")
+    return sections
+
+
+def _cards(metrics: dict[str, Any], q: _Quality) -> str:
+    """The four headline figures: items, delivered error (or the audit's), its bound, the human share."""
+    d = metrics.get("delivered") or {}
+    unit = "clips" if q.is_audio else "items"
     est, up = d.get("estimated_error"), d.get("error_upper")
     audit = d.get("audit") or {}
     cards = [_card(str(metrics["items"]), f"{unit} in the batch"),
@@ -562,37 +611,37 @@ def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], plot_data: 
              _card(_pct(metrics.get("human_share"), 0),
                    "of the batch touched by people (calibration, gold, routed and audit items)"
                    if d.get("step") in ("route", "audit") else "of the batch planned for people so far")]
-    sections.append(f'<div class="cards">{"".join(cards)}</div>')
+    return f'<div class="cards">{"".join(cards)}</div>'
 
-    prov = metrics.get("provenance") or {}
-    total = sum(prov.values()) or 1
-    sections += ["<h2>Who produced what you receive</h2>", _table(
-        ["source of the delivered answer", unit, "share"],
-        [[_PROVENANCE[k], n, _pct(n / total)] for k, n in prov.items() if n], {1, 2})]
 
-    method = [*_method(metrics, q, is_audio), *describe_second_opinion(metrics.get("second_opinion"))]
-    sections += ["<h2>How quality was measured</h2>",
-                 "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in method) + "</ul>"]
-    if "human_share_vs_quality" in images:
-        sections.append(f'<img alt="human share against delivered quality" src="{images["human_share_vs_quality"]}">')
-        rerouted = (d.get("audit") or {}).get("rerouted")
-        curve = plot_data.get("human_share_vs_quality") or {}
-        xs, est_curve = curve.get("x_human_share") or [], curve.get("estimate") or []
-        worse = False
-        if len(xs) > 1:  # is the estimate worse with everything to people than with the fewest items to people?
-            most, least = est_curve[int(np.argmax(xs))], est_curve[int(np.argmin(xs))]
-            worse = most > least + 1e-9 if is_audio else most < least - 1e-9
-        sections.append('<p class="note">The curves are the promise at each possible threshold: left, people '
-                        "check few items and the model answers the rest; right, people check everything. The "
-                        "green marks are this batch. The bound, not the estimate, is what is promised."
-                        + (" Here the people's measured error rate is higher than the model's on its confident "
-                           f"{unit}, so sending more {unit} to people would not raise quality." if worse else "")
-                        + ((f" The curves were drawn when the threshold was chosen; the audit then sent {rerouted} "
-                            f"more {unit} to people and re-measured the bound, so the green mark sits off them."
-                            if rerouted else " The curves were drawn when the threshold was chosen; the audit "
-                            "then re-measured the bound with its own answers (the green mark).")
-                           if d.get("step") == "audit" else "") + "</p>")
+def _curve_section(images: dict[str, str], plot_data: dict[str, Any], d: dict[str, Any], is_audio: bool,
+                   unit: str) -> list[str]:
+    """The human share against delivered quality plot, with what to read in it."""
+    sections: list[str] = []
+    sections.append(f'<img alt="human share against delivered quality" src="{images["human_share_vs_quality"]}">')
+    rerouted = (d.get("audit") or {}).get("rerouted")
+    curve = plot_data.get("human_share_vs_quality") or {}
+    xs, est_curve = curve.get("x_human_share") or [], curve.get("estimate") or []
+    worse = False
+    if len(xs) > 1:  # is the estimate worse with everything to people than with the fewest items to people?
+        most, least = est_curve[int(np.argmax(xs))], est_curve[int(np.argmin(xs))]
+        worse = most > least + 1e-9 if is_audio else most < least - 1e-9
+    sections.append('<p class="note">The curves are the promise at each possible threshold: left, people '
+                    "check few items and the model answers the rest; right, people check everything. The "
+                    "green marks are this batch. The bound, not the estimate, is what is promised."
+                    + (" Here the people's measured error rate is higher than the model's on its confident "
+                       f"{unit}, so sending more {unit} to people would not raise quality." if worse else "")
+                    + ((f" The curves were drawn when the threshold was chosen; the audit then sent {rerouted} "
+                        f"more {unit} to people and re-measured the bound, so the green mark sits off them."
+                        if rerouted else " The curves were drawn when the threshold was chosen; the audit "
+                        "then re-measured the bound with its own answers (the green mark).")
+                       if d.get("step") == "audit" else "") + "</p>")
+    return sections
 
+
+def _model_section(metrics: dict[str, Any], images: dict[str, str], q: _Quality, unit: str) -> list[str]:
+    """The model against the client's references and the people's answers, its plots and its errors."""
+    sections: list[str] = []
     sections.append("<h2>The model</h2>")
     ref = metrics.get("model_vs_client_reference")
     mv = metrics.get("model_vs_people")
@@ -618,7 +667,14 @@ def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], plot_data: 
         sections.append(f'<p class="note">Bars on the dashed line mean the model is right as often as it says. '
                         f"Average gap: {_pct(ce)} (expected calibration error).</p>")
     sections += ["<h2>Errors the model makes</h2>", _errors_section(metrics, q)]
+    return sections
 
+
+def _people_section(metrics: dict[str, Any], q: _Quality, sim: bool) -> tuple[list[str], bool]:
+    """The people: their scores on gold, their agreement and the time the pre-labels saved; and whether a
+    row of the table is a simulated annotator."""
+    is_audio = q.is_audio
+    sections: list[str] = []
     table_html, sim_rows = _annotators(metrics, q)
     sections += ["<h2>The people</h2>", table_html]
     agr = metrics.get("agreement") or {}
@@ -634,23 +690,8 @@ def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], plot_data: 
     sections += ["<h3>Agreement between annotators</h3>", _table(["", "value"], agr_rows, {1}),
                  "" if is_audio else '<p class="note">Kappa and alpha: 1 is perfect agreement, 0 is what chance '
                  "alone would give.</p>",
-                 "<h3>Time saved by the model's pre-labels</h3>", _people_time(metrics, bool(sim))]
-
-    t = metrics.get("turnaround")
-    sections.append("<h2>Turnaround</h2>")
-    sections.append(f"<p>{_e(_duration(t.get('hours', t['days'] * 24)))} from the start of the job "
-                    f"({_e(_when(t['job_created']))}) to the last answer from people ({_e(_when(t['last_annotation']))})."
-                    "</p>" if t else "<p>No answers from people yet.</p>")
-    sections.append(_not_measured(metrics))
-    sections.append(
-        f"<footer>Report made {_e(generated)} · kdh_ai {_e(metrics.get('kdh_version'))} · job configuration "
-        f"{_e(metrics.get('config_hash') or 'n/a')} · every figure in {_e(paths['metrics'].name)}, the plotted "
-        f"numbers in {_e(paths['plots'].name)} (next to this file)."
-        + (" Annotators marked SIMULATED are scripts." if sim or sim_rows else "") + "</footer>")
-    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>Quality report{' — DRAFT' if draft.get('is_draft') else ''}</title>"
-            f"<style>{_CSS}</style></head><body><main>{''.join(s for s in sections if s)}</main></body></html>")
+                 "<h3>Time saved by the model's pre-labels</h3>", _people_time(metrics, sim)]
+    return sections, sim_rows
 
 
 def write_client_report(job_dir: str | Path, out: str | Path, *, client: str | None = None,

@@ -97,18 +97,76 @@ def _hints(task_kind: str, errors: pd.DataFrame | None, rate: float | None, spee
     return hints
 
 
-def write_feedback(job_dir: str | Path, annotator: str, out: str | Path) -> Path:
-    """Write one annotator's feedback page (HTML).
-
-    Raises:
-        FeedbackError: Unknown annotator (the message lists the known ones), or no gold answers from them.
-    """
+def _over_time_plot(errs: np.ndarray, audio: bool, metric: str) -> str:
+    """The annotator's cumulative error rate (accuracy for labels) on gold, in time order, as a PNG data URL."""
     import matplotlib
     import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    cum = np.cumsum(errs[:, 0]) / np.maximum(np.cumsum(errs[:, 1]), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    shown_curve = cum if audio else 1 - cum
+    ax.plot(range(1, len(cum) + 1), shown_curve, marker="o")
+    bar = PAID_WORK_WER if audio else PAID_WORK_ACCURACY
+    ax.axhline(bar, color="tab:red", linestyle="--", linewidth=1)
+    ax.annotate(f"paid work: {'at most' if audio else 'at least'} {bar:.0%}", (1, bar), color="tab:red", fontsize=8,
+                va="bottom")
+    # the axis starts at zero and never goes below it, so a flat result does not look like a steep change
+    ax.set_ylim(0, max(float(np.max(shown_curve)) * 1.15, bar * 1.5) if audio else 1.05)
+    ax.set_xlim(0.5, max(len(cum), 2) + 0.5)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.set_xlabel("gold items answered (in time order)")
+    ax.set_ylabel(f"{metric} so far")
+    ax.set_title(f"{metric} on gold over time")
+    return _png(fig)
+
+
+def _label_errors(mine: pd.DataFrame, gold: dict[str, Any], items: dict[str, Any]
+                  ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """A labeller's most frequent confusions on gold, and every wrong answer as an example."""
+    wrong = mine[[a != gold[t] for t, a in zip(mine["task"], mine["answer"])]]
+    counts = Counter(zip([gold[t] for t in wrong["task"]], wrong["answer"]))
+    top = pd.DataFrame([{"kind": "confusion", "reference": a, "hypothesis": b, "count": c}
+                        for (a, b), c in counts.most_common(8)], columns=["kind", "reference", "hypothesis", "count"])
+    examples = [{"item": t, "kind": "confusion", "said": gold[t], "typed": a,
+                 "text": (items.get(t, {}).get("text") or "")[:200]} for t, a in zip(wrong["task"], wrong["answer"])]
+    return top, examples
+
+
+def _speed(table: pd.DataFrame, annotator: str) -> tuple[Any, float | None]:
+    """The annotator's median time per item and the team's median of medians (``None`` without timings)."""
+    lead = pd.to_numeric(table["lead_time_s"], errors="coerce")
+    team = table.assign(lead=lead).groupby("worker")["lead"].median()
+    return team.get(annotator), float(team.median()) if team.notna().any() else None
+
+
+def _example_rows(examples: list[dict[str, Any]], audio: bool, items: dict[str, Any], gold: dict[str, Any],
+                  answers: dict[str, Any]) -> str:
+    """Table rows of the first 15 examples; for audio, where in the clip, the sentence's diff and the audio."""
+
+    def where(e: dict[str, Any], k: int) -> str:
+        if not audio:
+            return html.escape(e.get("text", "") or "")
+        at = f"{e['at_s']:.1f} s" if e.get("at_s") is not None else ""
+        b64 = clip_wav_b64(items.get(e["item"], {}).get("path"), 0.0, e.get("at_s")) if k < 6 else None
+        player = f'<br><audio controls preload="none" src="data:audio/wav;base64,{b64}"></audio>' if b64 else ""
+        sentence = diff_html(quality.normalize_text(gold[e["item"]]), quality.normalize_text(answers[e["item"]] or ""))
+        return f"{at}<br><span class=diff>{sentence}</span>{player}"
+
+    return "".join(
+        f"<tr><td>{html.escape(str(e['item']))}</td><td>{e['kind']}</td><td>{html.escape(e['said'])}</td>"
+        f"<td>{html.escape(e['typed'] or '(nothing)')}</td><td>{where(e, k)}</td></tr>"
+        for k, e in enumerate(examples[:15]))
+
+
+def write_feedback(job_dir: str | Path, annotator: str, out: str | Path) -> Path:
+    """Write one annotator's feedback page (HTML).
+
+    Raises:
+        FeedbackError: Unknown annotator (the message lists the known ones), or no gold answers from them.
+    """
     job = Job(Path(job_dir))
     task = get_task(job.task or "")
     table = annotations_table(job)
@@ -127,57 +185,16 @@ def write_feedback(job_dir: str | Path, annotator: str, out: str | Path) -> Path
     audio = task.item_kind == "audio"
     metric = "WER" if audio else "accuracy"
     shown = (lambda e: f"{100 * e:.1f}%") if audio else (lambda e: f"{100 * (1 - e):.1f}%")
-    # Over time: cumulative error rate on gold.
-    cum = np.cumsum(errs[:, 0]) / np.maximum(np.cumsum(errs[:, 1]), 1)
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
-    shown_curve = cum if audio else 1 - cum
-    ax.plot(range(1, len(cum) + 1), shown_curve, marker="o")
-    bar = PAID_WORK_WER if audio else PAID_WORK_ACCURACY
-    ax.axhline(bar, color="tab:red", linestyle="--", linewidth=1)
-    ax.annotate(f"paid work: {'at most' if audio else 'at least'} {bar:.0%}", (1, bar), color="tab:red", fontsize=8,
-                va="bottom")
-    # the axis starts at zero and never goes below it, so a flat result does not look like a steep change
-    ax.set_ylim(0, max(float(np.max(shown_curve)) * 1.15, bar * 1.5) if audio else 1.05)
-    ax.set_xlim(0.5, max(len(cum), 2) + 0.5)
-    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.set_xlabel("gold items answered (in time order)")
-    ax.set_ylabel(f"{metric} so far")
-    ax.set_title(f"{metric} on gold over time")
-    over_time = _png(fig)
+    over_time = _over_time_plot(errs, audio, metric)
     preds = job.current_predictions()
-    examples: list[dict[str, Any]] = []
     if audio:
         top, examples = _transcription_errors(mine, gold, preds)
     else:
-        wrong = mine[[a != gold[t] for t, a in zip(mine["task"], mine["answer"])]]
-        counts = Counter(zip([gold[t] for t in wrong["task"]], wrong["answer"]))
-        top = pd.DataFrame([{"kind": "confusion", "reference": a, "hypothesis": b, "count": c}
-                            for (a, b), c in counts.most_common(8)], columns=["kind", "reference", "hypothesis", "count"])
-        items = job.current_items()
-        examples = [{"item": t, "kind": "confusion", "said": gold[t], "typed": a,
-                     "text": (items.get(t, {}).get("text") or "")[:200]} for t, a in zip(wrong["task"], wrong["answer"])]
-    # Speed against the team.
-    lead = pd.to_numeric(table["lead_time_s"], errors="coerce")
-    team = table.assign(lead=lead).groupby("worker")["lead"].median()
-    my_speed, team_median = team.get(annotator), float(team.median()) if team.notna().any() else None
+        top, examples = _label_errors(mine, gold, job.current_items())
+    my_speed, team_median = _speed(table, annotator)
     ratio = float(my_speed / team_median) if my_speed and team_median else None
     hints = _hints(task.item_kind, top, rate, ratio)
-    items = job.current_items()
-    answers = dict(zip(mine["task"], mine["answer"]))
-
-    def where(e: dict[str, Any], k: int) -> str:
-        if not audio:
-            return html.escape(e.get("text", "") or "")
-        at = f"{e['at_s']:.1f} s" if e.get("at_s") is not None else ""
-        b64 = clip_wav_b64(items.get(e["item"], {}).get("path"), 0.0, e.get("at_s")) if k < 6 else None
-        player = f'<br><audio controls preload="none" src="data:audio/wav;base64,{b64}"></audio>' if b64 else ""
-        sentence = diff_html(quality.normalize_text(gold[e["item"]]), quality.normalize_text(answers[e["item"]] or ""))
-        return f"{at}<br><span class=diff>{sentence}</span>{player}"
-
-    ex_rows = "".join(
-        f"<tr><td>{html.escape(str(e['item']))}</td><td>{e['kind']}</td><td>{html.escape(e['said'])}</td>"
-        f"<td>{html.escape(e['typed'] or '(nothing)')}</td><td>{where(e, k)}</td></tr>"
-        for k, e in enumerate(examples[:15]))
+    ex_rows = _example_rows(examples, audio, job.current_items(), gold, dict(zip(mine["task"], mine["answer"])))
     top_rows = "".join(f"<tr><td>{r.kind}</td><td>{html.escape(str(r.reference))}</td>"
                        f"<td>{html.escape(str(r.hypothesis))}</td><td>{r.count}</td></tr>" for r in top.itertuples())
     speed = (f"Your median time per item is {my_speed:.0f} s; the team's median is {team_median:.0f} s."

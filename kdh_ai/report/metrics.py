@@ -115,6 +115,39 @@ def _model_vs(task: Any, preds: dict[str, Any], refs: dict[str, str]) -> dict[st
     return out
 
 
+def _delivered(routing: dict[str, Any]) -> dict[str, Any] | None:
+    """The routing promise as the report shows it (``None``: the job has not been routed)."""
+    if not routing:
+        return None
+    details = routing.get("details") or {}
+    out = {k: routing.get(k) for k in ("estimated_error", "error_upper", "human_share", "threshold", "reachable",
+                                       "message")}
+    out.update(audit=details.get("audit"), target=details.get("target"), delta=details.get("delta"),
+               human_error=routing.get("human_error"), pooled_calibration=details.get("pooled_calibration"),
+               calibration_reviewed=bool(details.get("calibration_reviewed")), step=routing.get("step"),
+               audit_rate=details.get("audit_rate"), calibration_answered=details.get("calibration_answered"),
+               mode=details.get("mode"), budget=details.get("budget"))
+    return out
+
+
+def _effort(out: dict[str, Any], item_kind: str, table: pd.DataFrame, durations: dict[str, float],
+            reasons: dict[str, str]) -> None:
+    """The real-time factor of people's work with and without pre-labels (``out["effort"]``), or why not."""
+    if not durations:
+        reasons["effort"] = ("the real-time factor of human work needs audio durations; this job has none"
+                             if item_kind == "audio" else "the real-time factor applies to audio jobs")
+    elif table.empty:
+        reasons["effort"] = "no annotations pulled yet"
+    else:
+        eff = table.assign(lead_time=pd.to_numeric(table["lead_time_s"], errors="coerce"),
+                           prelabeled=table["prelabeled"].fillna(True).astype(bool))
+        comp = _try(reasons, "effort", lambda: quality.compare_prelabel_effort(
+            eff[["task", "lead_time", "prelabeled"]], durations=durations))
+        out["effort"] = None if comp is None else {
+            "rtf_with_prelabels": comp.with_prelabels.rtf, "rtf_without_prelabels": comp.without_prelabels.rtf,
+            "speedup": comp.speedup, "p_value": comp.p_value}
+
+
 def job_metrics(job: Job) -> dict[str, Any]:
     """All applicable metrics of a job (see the module docstring)."""
     task = get_task(job.task or "")
@@ -147,21 +180,8 @@ def job_metrics(job: Job) -> dict[str, Any]:
 
     # Delivered quality: the routing promise, and what the audit found.
     routing = manifest.get("routing") or {}
-    out["delivered"] = {k: routing.get(k) for k in ("estimated_error", "error_upper", "human_share", "threshold",
-                                                    "reachable", "message")} if routing else None
-    if routing:
-        out["delivered"]["audit"] = (routing.get("details") or {}).get("audit")
-        out["delivered"]["target"] = (routing.get("details") or {}).get("target")
-        out["delivered"]["delta"] = (routing.get("details") or {}).get("delta")
-        out["delivered"]["human_error"] = routing.get("human_error")
-        out["delivered"]["pooled_calibration"] = (routing.get("details") or {}).get("pooled_calibration")
-        out["delivered"]["calibration_reviewed"] = bool((routing.get("details") or {}).get("calibration_reviewed"))
-        out["delivered"]["step"] = routing.get("step")
-        out["delivered"]["audit_rate"] = (routing.get("details") or {}).get("audit_rate")
-        out["delivered"]["calibration_answered"] = (routing.get("details") or {}).get("calibration_answered")
-        out["delivered"]["mode"] = (routing.get("details") or {}).get("mode")
-        out["delivered"]["budget"] = (routing.get("details") or {}).get("budget")
-    else:
+    out["delivered"] = _delivered(routing)
+    if not routing:
         reasons["delivered"] = "the job has not been routed (kdh route)"
     if roles:
         from kdh_ai.routing.plan import HUMAN_ROLES
@@ -184,19 +204,7 @@ def job_metrics(job: Job) -> dict[str, Any]:
         reasons.update({f"agreement.{k}": v for k, v in summary.reasons.items()})
     else:
         out["agreement"] = _transcript_agreement(ordinary, reasons)
-    if not durations:
-        reasons["effort"] = ("the real-time factor of human work needs audio durations; this job has none"
-                             if task.item_kind == "audio" else "the real-time factor applies to audio jobs")
-    elif table.empty:
-        reasons["effort"] = "no annotations pulled yet"
-    else:
-        eff = table.assign(lead_time=pd.to_numeric(table["lead_time_s"], errors="coerce"),
-                           prelabeled=table["prelabeled"].fillna(True).astype(bool))
-        comp = _try(reasons, "effort", lambda: quality.compare_prelabel_effort(
-            eff[["task", "lead_time", "prelabeled"]], durations=durations))
-        out["effort"] = None if comp is None else {
-            "rtf_with_prelabels": comp.with_prelabels.rtf, "rtf_without_prelabels": comp.without_prelabels.rtf,
-            "speedup": comp.speedup, "p_value": comp.p_value}
+    _effort(out, task.item_kind, table, durations, reasons)
     out["turnaround"] = _turnaround(manifest, table)
     out["time_saved"] = _time_saved(table, durations if task.item_kind == "audio" else {}, reasons)
     out["simulated_annotators"] = sorted(simulated_annotators(job))

@@ -364,14 +364,7 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         RoutingError: No calibration slice, too few answers, no measure of the people's error rate, or a
             prior job that is not comparable (another task, model or options; no answered calibration).
     """
-    from kdh_ai.routing.threshold import people_upper_bound, split_delta
-
-    if (target is None) == (budget is None):
-        raise InvalidInputError("give exactly one of target (e.g. --target-wer 0.05) or budget (e.g. --budget 0.3)")
-    if target is not None and not 0 < target < 1:
-        raise InvalidInputError(f"the target error rate must lie in (0, 1), got {target}")
-    if not 0 <= audit_rate < 1:
-        raise InvalidInputError(f"audit_rate must lie in [0, 1), got {audit_rate}")
+    _check_route_options(target, budget, audit_rate)
     job = Job(Path(job_dir))
     with job:
         task = get_task(job.task or "")
@@ -385,28 +378,10 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         if len(answered) < max(2, math.ceil(min_calibrated * len(cal_ids))):
             raise RoutingError(f"only {len(answered)} of {len(cal_ids)} calibration items have answers; wait for "
                                f"people to finish (at least {min_calibrated:.0%}), run `kdh pull`, then route again")
-        measured = human_error_rate(job, task, delta=delta)
-        if measured is None and human_error is None:
-            raise RoutingError("the people's error rate is unknown: no gold item has been answered. Add gold "
-                               "items (`kdh push --gold ...`) and pull their answers, or pass --human-wer / "
-                               "--human-error as an explicit assumption")
-        if measured is None:
-            measured = HumanError(float(human_error), float(human_error), 0, source="assumed")
-        people_delta, _ = split_delta(delta, people_measured=measured.source == "gold")
-        if measured.source == "gold":
-            measured.upper = people_upper_bound(measured.errors, measured.units, delta=people_delta)
+        measured, people_delta = _people_error(human_error_rate(job, task, delta=delta), human_error, delta)
         pooled: dict[str, Any] = {}
         if prior:
-            p_conf, p_errs, names = _prior_calibration(job, task, prior)
-            drift = drift_check(conf, errs, p_conf, p_errs, delta=delta)
-            pooled = {"prior_jobs": names, "prior_items": int(len(p_conf)), "drift": drift,
-                      "used": not drift["drift"]}
-            if drift["drift"]:
-                logger.warning("calibration drift: this slice's model error %.2f%% vs %.2f%% expected from "
-                               "earlier batches (p=%.3f); earlier slices not used", 100 * drift["observed"],
-                               100 * drift["expected"], drift["p_value"])
-            else:
-                conf, errs = np.concatenate([conf, p_conf]), np.concatenate([errs, p_errs])
+            conf, errs, pooled = _pool_prior(job, task, prior, conf, errs, delta)
         answered_any = set(human_answers(job, task))
         movable = _decidable_human(job)
         open_ids = sorted(k for k, r in roles.items() if k not in answered_any and (
@@ -419,15 +394,7 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
                         "audit_rate": audit_rate, "calibration_reviewed": calibration_reviewed,
                         "people_delta": people_delta}
         if not open_ids:
-            auto_n = sum(r == "auto_accept" for r in roles.values())
-            msg = ("Every item is already with people (calibration, gold or failed items): nothing left to route; "
-                   "the delivered quality is the people's." if not auto_n else
-                   f"Nothing left to decide: {auto_n} items are auto-accepted and answered, the rest answered by "
-                   "people.")
-            result = RoutingResult("route", _counts(roles), _human_share(roles), estimated_error=measured.rate,
-                                   error_upper=measured.upper, reachable=target is None or measured.upper <= target,
-                                   human_error=asdict(measured), message=msg, details=details_base,
-                                   evidence=evidence)
+            result = _nothing_to_route(roles, measured, target, details_base, evidence)
             job.update_manifest(routing=asdict(result))
             return result
         n_total = len(roles)
@@ -444,20 +411,10 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
                   start_threshold=(1 - measured.rate) if task.confidence_is_probability else None,
                   slice_in_batch=not pooled.get("used"), population=len(answered) + len(ever_pending))
         choice = choose_threshold(conf, errs[:, 0], errs[:, 1], target=target, fixed_error_share=fixed_err, **kw)
-        new: dict[str, tuple[str, str]] = {}
         second = job_second_opinion(job)  # the score is confidence x agreement with a second model
         score_name = f"score (confidence x agreement with {second['model']})" if second else "confidence"
-        for k in open_ids:
-            c = prediction_score(preds[k])
-            if preds[k].payload.get("uncalibrated"):  # a head that saw too few classes (kdh_ai.heads)
-                new[k] = ("human", "the model's confidence is uncalibrated (its labels cover too few classes)")
-            elif c < choice.threshold:
-                new[k] = ("human", f"{score_name} {c:.3f} below threshold {choice.threshold:.3f}")
-            elif _unit_hash(seed, "audit", k) < audit_rate:
-                new[k] = ("audit", f"random audit of auto-accepted items ({audit_rate:.0%})")
-            else:
-                new[k] = ("auto_accept", f"{score_name} {c:.3f} at or above threshold {choice.threshold:.3f}")
-        mark_roles(job, new, "route")
+        mark_roles(job, _decide(open_ids, preds, choice.threshold, seed=seed, audit_rate=audit_rate,
+                                score_name=score_name), "route")
         now = current_roles(job)
         result = _result_from_choice(choice, now, measured, task.name, len(answered), audit_rate, target, budget)
         result.details.update(details_base)
@@ -474,14 +431,90 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
                               f"{result.advice['command']}"
         if pooled:
             result.details["pooled_calibration"] = pooled
-            result.message += (
-                f" Calibration pooled with {pooled['prior_items']} answered items of earlier batches "
-                f"({', '.join(pooled['prior_jobs'])})." if pooled["used"] else
-                f" Earlier batches' calibration NOT used: this batch's slice shows more model errors than they "
-                f"predict ({pooled['drift']['observed']:.2%} vs {pooled['drift']['expected']:.2%}, "
-                f"p={pooled['drift']['p_value']:.3f}); this slice alone decided.")
+            result.message += _pooled_message(pooled)
         job.update_manifest(routing=asdict(result))
     return result
+
+
+def _check_route_options(target: float | None, budget: float | None, audit_rate: float) -> None:
+    if (target is None) == (budget is None):
+        raise InvalidInputError("give exactly one of target (e.g. --target-wer 0.05) or budget (e.g. --budget 0.3)")
+    if target is not None and not 0 < target < 1:
+        raise InvalidInputError(f"the target error rate must lie in (0, 1), got {target}")
+    if not 0 <= audit_rate < 1:
+        raise InvalidInputError(f"audit_rate must lie in [0, 1), got {audit_rate}")
+
+
+def _people_error(measured: HumanError | None, human_error: float | None, delta: float
+                  ) -> tuple[HumanError, float]:
+    """The people's error rate (measured on gold, else the assumed ``human_error``) with its upper bound, and
+    the error level spent on that bound."""
+    from kdh_ai.routing.threshold import people_upper_bound, split_delta
+
+    if measured is None and human_error is None:
+        raise RoutingError("the people's error rate is unknown: no gold item has been answered. Add gold "
+                           "items (`kdh push --gold ...`) and pull their answers, or pass --human-wer / "
+                           "--human-error as an explicit assumption")
+    if measured is None:
+        measured = HumanError(float(human_error), float(human_error), 0, source="assumed")
+    people_delta, _ = split_delta(delta, people_measured=measured.source == "gold")
+    if measured.source == "gold":
+        measured.upper = people_upper_bound(measured.errors, measured.units, delta=people_delta)
+    return measured, people_delta
+
+
+def _pool_prior(job: Job, task: Any, prior: Sequence[str | Path], conf: np.ndarray, errs: np.ndarray,
+                delta: float) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """This slice joined with earlier jobs' answered slices, unless it drifted from them; what was pooled."""
+    p_conf, p_errs, names = _prior_calibration(job, task, prior)
+    drift = drift_check(conf, errs, p_conf, p_errs, delta=delta)
+    pooled = {"prior_jobs": names, "prior_items": int(len(p_conf)), "drift": drift, "used": not drift["drift"]}
+    if drift["drift"]:
+        logger.warning("calibration drift: this slice's model error %.2f%% vs %.2f%% expected from "
+                       "earlier batches (p=%.3f); earlier slices not used", 100 * drift["observed"],
+                       100 * drift["expected"], drift["p_value"])
+        return conf, errs, pooled
+    return np.concatenate([conf, p_conf]), np.concatenate([errs, p_errs]), pooled
+
+
+def _pooled_message(pooled: dict[str, Any]) -> str:
+    if pooled["used"]:
+        return (f" Calibration pooled with {pooled['prior_items']} answered items of earlier batches "
+                f"({', '.join(pooled['prior_jobs'])}).")
+    return (f" Earlier batches' calibration NOT used: this batch's slice shows more model errors than they "
+            f"predict ({pooled['drift']['observed']:.2%} vs {pooled['drift']['expected']:.2%}, "
+            f"p={pooled['drift']['p_value']:.3f}); this slice alone decided.")
+
+
+def _nothing_to_route(roles: dict[str, str], measured: HumanError, target: float | None,
+                      details: dict[str, Any], evidence: dict[str, Any] | None) -> RoutingResult:
+    """The result when every item is answered or with people: the delivered quality is the people's."""
+    auto_n = sum(r == "auto_accept" for r in roles.values())
+    msg = ("Every item is already with people (calibration, gold or failed items): nothing left to route; "
+           "the delivered quality is the people's." if not auto_n else
+           f"Nothing left to decide: {auto_n} items are auto-accepted and answered, the rest answered by "
+           "people.")
+    return RoutingResult("route", _counts(roles), _human_share(roles), estimated_error=measured.rate,
+                         error_upper=measured.upper, reachable=target is None or measured.upper <= target,
+                         human_error=asdict(measured), message=msg, details=details, evidence=evidence)
+
+
+def _decide(open_ids: list[str], preds: dict[str, Any], threshold: float, *, seed: int, audit_rate: float,
+            score_name: str = "confidence") -> dict[str, tuple[str, str]]:
+    """Each open item's role and reason at ``threshold`` on its routing score (``score_name`` in the reason),
+    with the random audit of auto-accepted items."""
+    new: dict[str, tuple[str, str]] = {}
+    for k in open_ids:
+        c = prediction_score(preds[k])
+        if preds[k].payload.get("uncalibrated"):  # a head that saw too few classes (kdh_ai.heads)
+            new[k] = ("human", "the model's confidence is uncalibrated (its labels cover too few classes)")
+        elif c < threshold:
+            new[k] = ("human", f"{score_name} {c:.3f} below threshold {threshold:.3f}")
+        elif _unit_hash(seed, "audit", k) < audit_rate:
+            new[k] = ("audit", f"random audit of auto-accepted items ({audit_rate:.0%})")
+        else:
+            new[k] = ("auto_accept", f"{score_name} {c:.3f} at or above threshold {threshold:.3f}")
+    return new
 
 
 def _carry_evidence(job: Job, task: Any, manifest: dict[str, Any], target: float | None, delta: float, seed: int,
@@ -591,6 +624,45 @@ def _result_from_choice(choice: ThresholdChoice, roles: dict[str, str], measured
                               "curve": curve})
 
 
+def _audit_bands(edges: np.ndarray, a_conf: np.ndarray, errs: np.ndarray) -> list[dict[str, Any]]:
+    """The model's error rate on the audited items of each confidence band (``None`` where none was audited)."""
+    strata = len(edges) - 1
+    bands = []
+    for b in range(strata):
+        lo, hi = edges[b], edges[b + 1]
+        in_band = (a_conf >= lo) & ((a_conf < hi) if b < strata - 1 else (a_conf <= hi))
+        rate = float(errs[in_band, 0].sum() / max(errs[in_band, 1].sum(), 1e-9)) if in_band.any() else None
+        bands.append({"low": float(lo), "high": float(hi), "audited": int(in_band.sum()), "model_error": rate})
+    return bands
+
+
+def _reroute_low_bands(auto: list[str], preds: dict[str, Any], roles: dict[str, str], edges: np.ndarray,
+                       a_conf: np.ndarray, errs: np.ndarray, *, target: float, human_rate: float,
+                       overall: float) -> tuple[list[str], int, float]:
+    """While the delivered error estimate exceeds ``target``, send the lowest-confidence band still
+    auto-accepted to people: the items moved, the number of bands moved, and the estimate after."""
+    strata = len(edges) - 1
+    n_all = len(roles)
+
+    def delivered(model_rate: float, n_auto: int) -> float:
+        share_auto = n_auto / max(1, n_all)
+        return share_auto * model_rate + (1 - share_auto) * human_rate
+
+    estimate = delivered(overall, len(auto))
+    rerouted: list[str] = []
+    band = 0
+    while estimate > target and band < strata:
+        lo, hi = edges[band], edges[band + 1]
+        moved = [k for k in auto if lo <= prediction_score(preds[k]) <= hi and roles[k] == "auto_accept"
+                 and k not in rerouted]
+        rerouted.extend(moved)
+        keep = a_conf > hi
+        rate = float(errs[keep, 0].sum() / max(errs[keep, 1].sum(), 1e-9)) if keep.any() else overall
+        estimate = delivered(rate, len(auto) - len(rerouted))
+        band += 1
+    return rerouted, band, estimate
+
+
 def check_audit(job_dir: str | Path, *, strata: int = 5, delta: float = 0.05) -> RoutingResult:
     """Compare the answered audit items with the promise; re-route strata that missed it.
 
@@ -640,33 +712,12 @@ def check_audit(job_dir: str | Path, *, strata: int = 5, delta: float = 0.05) ->
         errs = task.item_errors([preds[k].text for k in answered], [answers[k].answer for k in answered])
         a_conf = np.array([prediction_score(preds[k]) for k in answered])
         h = float((routing.get("human_error") or {}).get("rate", 0.0))
-        n_all = len(roles)
-        bands = []
-        for b in range(strata):
-            lo, hi = edges[b], edges[b + 1]
-            in_band = (a_conf >= lo) & ((a_conf < hi) if b < strata - 1 else (a_conf <= hi))
-            rate = float(errs[in_band, 0].sum() / max(errs[in_band, 1].sum(), 1e-9)) if in_band.any() else None
-            bands.append({"low": float(lo), "high": float(hi), "audited": int(in_band.sum()), "model_error": rate})
+        bands = _audit_bands(edges, a_conf, errs)
         overall = float(errs[:, 0].sum() / max(errs[:, 1].sum(), 1e-9))
         overall_up = float(betting_upper_bound(item_error_ratio(errs[:, 0], errs[:, 1])[None, :],
                                                delta=delta)[0])
-
-        def delivered(model_rate: float, n_auto: int) -> float:
-            share_auto = n_auto / max(1, n_all)
-            return share_auto * model_rate + (1 - share_auto) * h
-
-        estimate = delivered(overall, len(auto))
-        rerouted: list[str] = []
-        band = 0
-        while estimate > target and band < strata:
-            lo, hi = edges[band], edges[band + 1]
-            moved = [k for k in auto if lo <= prediction_score(preds[k]) <= hi and roles[k] == "auto_accept"
-                     and k not in rerouted]
-            rerouted.extend(moved)
-            keep = a_conf > hi
-            rate = float(errs[keep, 0].sum() / max(errs[keep, 1].sum(), 1e-9)) if keep.any() else overall
-            estimate = delivered(rate, len(auto) - len(rerouted))
-            band += 1
+        rerouted, band, estimate = _reroute_low_bands(auto, preds, roles, edges, a_conf, errs, target=target,
+                                                      human_rate=h, overall=overall)
         mark_roles(job, {k: ("human", "audit re-route: the audit showed the target was missed in this "
                                "confidence band") for k in rerouted}, "audit")
         now = current_roles(job)

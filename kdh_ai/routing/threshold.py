@@ -378,11 +378,50 @@ def choose_threshold(
         ValueError: Neither or both of ``target`` and ``budget``; inputs of different lengths; values
             outside their range.
     """
-    if (target is None) == (budget is None):
-        raise ValueError("give exactly one of target= (least human share) or budget= (best quality)")
     conf = np.asarray(confidence, dtype=float)
     err = np.asarray(errors, dtype=float)
     n = np.asarray(units, dtype=float)
+    _check_choice_inputs(conf, err, n, target=target, budget=budget, delta=delta, people_delta=people_delta,
+                         fixed_human_share=fixed_human_share, human_error_rate=human_error_rate)
+    h = float(human_error_rate)
+    h_up = _people_upper(h, human_error_upper, human_error_se, people_delta)
+    f = fixed_human_share
+    g = f if fixed_error_share is None else float(fixed_error_share)
+    if not 0 <= g <= f + 1e-12:
+        raise ValueError(f"fixed_error_share must lie in [0, fixed_human_share={f}], got {fixed_error_share}")
+    batch = np.sort(np.asarray(batch_confidence, dtype=float))
+    started = start_threshold is not None and start_threshold < float("inf")
+    cands = _candidates(batch, n_candidates, start_threshold if started else None)
+    test = _SliceTest.build(conf, item_error_ratio(err, n), cands, batch, delta_model=delta - people_delta,
+                            slice_in_batch=slice_in_batch, population=population, h_up=h_up)
+
+    rows = []
+    for j, t in enumerate(cands):
+        share_routed = 1 - test.n_auto[j] / test.n_batch if test.n_batch else 0.0
+        # Point estimate: the word-weighted ratio (model errors where auto-accepted, people's rate elsewhere).
+        losses = risk_at_threshold(conf, err, n, t, human_error_rate=h)
+        rows.append({"threshold": t, "human_share": f + (1 - f) * share_routed,
+                     "risk": (1 - f) * float(losses.sum() / float(n.sum())) + g * h})
+    curve = pd.DataFrame(rows)
+    if curve_bounds or target is None:
+        m_up = test.batch_upper(np.arange(len(cands))) if test.n_batch else np.zeros(len(cands))
+        curve["risk_upper"] = np.maximum(curve["risk"], (1 - f) * m_up + g * h_up)
+    else:
+        curve["risk_upper"] = np.nan
+    if target is not None:
+        meets = test.meets_target(target, fixed_human_share=f, fixed_error_share=g)
+        curve["meets_target"] = meets & (curve["risk"].to_numpy() <= target)
+        return _choose_for_target(curve, test, target=target, first=1 if started else 0, fixed=(f, g),
+                                  delta=delta, human_error_rate=human_error_rate)
+    return _choose_within_budget(curve, budget, delta=delta, human_error_rate=human_error_rate, h_up=h_up)
+
+
+def _check_choice_inputs(conf: np.ndarray, err: np.ndarray, n: np.ndarray, *, target: float | None,
+                         budget: float | None, delta: float, people_delta: float, fixed_human_share: float,
+                         human_error_rate: float) -> None:
+    """Refuse :func:`choose_threshold`'s inputs out of their range, naming the valid one."""
+    if (target is None) == (budget is None):
+        raise ValueError("give exactly one of target= (least human share) or budget= (best quality)")
     if not (len(conf) == len(err) == len(n)):
         raise ValueError(f"confidence, errors and units differ in length ({len(conf)}, {len(err)}, {len(n)})")
     if len(conf) < 2:
@@ -398,114 +437,128 @@ def choose_threshold(
         raise ValueError(f"human_error_rate must lie in [0, 1], got {human_error_rate}")
     if target is not None and not 0 < target < 1:
         raise ValueError(f"target must lie in (0, 1), got {target}")
-    h = float(human_error_rate)
-    if human_error_upper is None:
-        h_up = h if not human_error_se else min(1.0, h + float(stats.norm.ppf(1 - max(people_delta, 1e-9)))
-                                                * float(human_error_se))
-    else:
-        h_up = max(h, float(human_error_upper))
-    delta_model = delta - people_delta
-    f = fixed_human_share
-    g = f if fixed_error_share is None else float(fixed_error_share)
-    if not 0 <= g <= f + 1e-12:
-        raise ValueError(f"fixed_error_share must lie in [0, fixed_human_share={f}], got {fixed_error_share}")
-    batch = np.sort(np.asarray(batch_confidence, dtype=float))
-    n_batch = len(batch)
-    m = len(n)
-    u_all = float(n.sum())
-    x = item_error_ratio(err, n)
-    population = max(m + n_batch, int(population or 0)) if slice_in_batch else None
-    started = start_threshold is not None and start_threshold < float("inf")
 
-    # Candidates from "all human" (inf) down to "all auto" (-inf), at quantiles of the batch's confidence.
+
+def _people_upper(h: float, human_error_upper: float | None, human_error_se: float | None,
+                  people_delta: float) -> float:
+    """The people's error rate used in the promise: their upper bound, ``rate + z * se``, or the rate."""
+    if human_error_upper is not None:
+        return max(h, float(human_error_upper))
+    if not human_error_se:
+        return h
+    return min(1.0, h + float(stats.norm.ppf(1 - max(people_delta, 1e-9))) * float(human_error_se))
+
+
+def _candidates(batch: np.ndarray, n_candidates: int, start_threshold: float | None) -> list[float]:
+    """Candidates from "all human" (inf) down to "all auto" (-inf), at quantiles of the batch's confidence
+    (after ``inf``, the sequence starts at ``start_threshold`` when one is given)."""
     qs = np.linspace(1.0, 0.0, n_candidates + 1)
     cands = [float("inf")] + sorted({float(np.quantile(batch, q)) for q in qs[1:-1]} if len(batch) else set(),
                                      reverse=True) + [float("-inf")]
-    if started:
+    if start_threshold is not None:
         cands = [float("inf"), float(start_threshold)] + [c for c in cands if c < start_threshold]
-    t_arr = np.array(cands)
-    auto = conf[None, :] >= t_arr[:, None]                        # (k, m): slice items auto-accepted
-    y = np.where(auto, x[None, :], 0.0)                           # model losses of auto-accepted items
-    n_auto = np.array([int(np.sum(batch >= t)) for t in cands])   # batch items auto-accepted
-    level = delta_model if slice_in_batch else delta_model / 2
-    log_inv = float(np.log(1 / level))
-    uniq, inverse = np.unique(auto, axis=0, return_inverse=True)  # one betting test per distinct slice split
-    inverse = np.asarray(inverse).reshape(-1)
-    y_uniq = np.where(uniq, x[None, :], 0.0)
+    return cands
 
-    def allowed_to_null(allowed: np.ndarray, rows: np.ndarray) -> np.ndarray:
+
+@dataclass
+class _SliceTest:
+    """The calibration slice's evidence at every candidate threshold: the betting test at the target and the
+    upper bound of the batch's loss (see the module docstring)."""
+
+    y: np.ndarray  # (k, m): model losses of the slice's auto-accepted items at each candidate
+    y_uniq: np.ndarray  # one row per distinct split of the slice (one betting test each)
+    inverse: np.ndarray  # candidate -> its row of y_uniq
+    n_auto: np.ndarray  # batch items auto-accepted at each candidate
+    n_batch: int
+    population: int | None  # finite population (slice drawn from this batch), or None (i.i.d. stream)
+    slice_in_batch: bool
+    delta_model: float
+    h_up: float
+
+    @classmethod
+    def build(cls, conf: np.ndarray, x: np.ndarray, cands: list[float], batch: np.ndarray, *, delta_model: float,
+              slice_in_batch: bool, population: int | None, h_up: float) -> _SliceTest:
+        t_arr = np.array(cands)
+        auto = conf[None, :] >= t_arr[:, None]                        # (k, m): slice items auto-accepted
+        y = np.where(auto, x[None, :], 0.0)                           # model losses of auto-accepted items
+        n_auto = np.array([int(np.sum(batch >= t)) for t in cands])   # batch items auto-accepted
+        uniq, inverse = np.unique(auto, axis=0, return_inverse=True)  # one betting test per distinct slice split
+        pop = max(len(x) + len(batch), int(population or 0)) if slice_in_batch else None
+        return cls(y, np.where(uniq, x[None, :], 0.0), np.asarray(inverse).reshape(-1), n_auto, len(batch), pop,
+                   slice_in_batch, delta_model, h_up)
+
+    @property
+    def level(self) -> float:
+        return self.delta_model if self.slice_in_batch else self.delta_model / 2
+
+    def null(self, allowed: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Null mean of the auto-accepted losses for a total of ``allowed`` in the batch's auto-accepted items."""
-        if slice_in_batch:
-            return (y[rows].sum(axis=1) + allowed) / population
-        return _kl_largest_mean(allowed / max(n_batch, 1), n_batch, delta_model / 2)
+        if self.slice_in_batch:
+            return (self.y[rows].sum(axis=1) + allowed) / self.population
+        return _kl_largest_mean(allowed / max(self.n_batch, 1), self.n_batch, self.delta_model / 2)
 
-    def batch_upper(j_rows: np.ndarray) -> np.ndarray:
+    def batch_upper(self, j_rows: np.ndarray) -> np.ndarray:
         """Upper bound of the batch's per-item mean loss (before the fixed shares) at candidates ``j_rows``."""
-        up = betting_upper_bound(y_uniq[inverse[j_rows]], delta=level, population=population)
-        if slice_in_batch:
-            auto_sum = population * up - y[j_rows].sum(axis=1)
+        up = betting_upper_bound(self.y_uniq[self.inverse[j_rows]], delta=self.level, population=self.population)
+        if self.slice_in_batch:
+            auto_sum = self.population * up - self.y[j_rows].sum(axis=1)
         else:
-            auto_sum = n_batch * np.array([_kl_upper(float(u), n_batch, delta_model / 2) for u in up])
-        auto_sum = np.clip(auto_sum, 0.0, n_auto[j_rows])
-        return (auto_sum + (n_batch - n_auto[j_rows]) * h_up) / max(n_batch, 1)
+            auto_sum = self.n_batch * np.array([_kl_upper(float(u), self.n_batch, self.delta_model / 2)
+                                                for u in up])
+        auto_sum = np.clip(auto_sum, 0.0, self.n_auto[j_rows])
+        return (auto_sum + (self.n_batch - self.n_auto[j_rows]) * self.h_up) / max(self.n_batch, 1)
 
-    rows = []
-    for j, t in enumerate(cands):
-        share_routed = 1 - n_auto[j] / n_batch if n_batch else 0.0
-        # Point estimate: the word-weighted ratio (model errors where auto-accepted, people's rate elsewhere).
-        losses = risk_at_threshold(conf, err, n, t, human_error_rate=h)
-        rows.append({"threshold": t, "human_share": f + (1 - f) * share_routed,
-                     "risk": (1 - f) * float(losses.sum() / u_all) + g * h})
-    curve = pd.DataFrame(rows)
-    everything = np.arange(len(cands))
-    if curve_bounds or target is None:
-        m_up = batch_upper(everything) if n_batch else np.zeros(len(cands))
-        curve["risk_upper"] = np.maximum(curve["risk"], (1 - f) * m_up + g * h_up)
-    else:
-        curve["risk_upper"] = np.nan
-    if target is not None:
-        # The test at the target: the auto-accepted items may carry at most `allowed` model losses in all.
-        tau_rest = (target - g * h_up) / (1 - f)
-        allowed = n_batch * tau_rest - (n_batch - n_auto) * h_up
-        meets = np.zeros(len(cands), dtype=bool)
+    def meets_target(self, target: float, *, fixed_human_share: float, fixed_error_share: float) -> np.ndarray:
+        """The test at the target at every candidate: the auto-accepted items may carry at most ``allowed``
+        model losses in all."""
+        f, g, h_up, n_batch, n_auto = fixed_human_share, fixed_error_share, self.h_up, self.n_batch, self.n_auto
+        meets = np.zeros(len(n_auto), dtype=bool)
         if n_batch == 0:
             meets[:] = g * h_up <= target
-        else:
-            meets |= (allowed >= n_auto) & (allowed >= 0)           # holds even if every auto item were wrong
-            undecided = (allowed >= 0) & ~meets
-            if undecided.any():
-                rows_u = np.nonzero(undecided)[0]
-                null = allowed_to_null(allowed[rows_u], rows_u)
-                wealth = _log_wealth(y_uniq[inverse[rows_u]], null, population, log_inv)
-                meets[rows_u] = wealth >= log_inv
-        meets &= curve["risk"].to_numpy() <= target
-        curve["meets_target"] = meets
+            return meets
+        tau_rest = (target - g * h_up) / (1 - f)
+        allowed = n_batch * tau_rest - (n_batch - n_auto) * h_up
+        meets |= (allowed >= n_auto) & (allowed >= 0)           # holds even if every auto item were wrong
+        undecided = (allowed >= 0) & ~meets
+        if undecided.any():
+            rows_u = np.nonzero(undecided)[0]
+            log_inv = float(np.log(1 / self.level))
+            wealth = _log_wealth(self.y_uniq[self.inverse[rows_u]], self.null(allowed[rows_u], rows_u),
+                                 self.population, log_inv)
+            meets[rows_u] = wealth >= log_inv
+        return meets
 
-    if target is not None:
-        # The first row (everything to people) is the fallback; the sequence starts at row 1 when a start
-        # threshold is given, else at row 0.
-        first = 1 if started else 0
-        controlled = [False] * first
-        still = True
-        for ok_j in curve["meets_target"].iloc[first:]:
-            still = still and bool(ok_j)
-            controlled.append(still)
-        curve["controlled"] = controlled
-        ok = curve[curve["controlled"]]
-        j = int(ok.index[-1]) if not ok.empty else 0
-        if np.isnan(curve.at[j, "risk_upper"]):
-            up = float(batch_upper(np.array([j]))[0]) if n_batch else 0.0
-            curve.at[j, "risk_upper"] = max(float(curve.at[j, "risk"]), (1 - f) * up + g * h_up)
-        row = curve.iloc[j]
-        # The test at the target passed: the target itself is a bound at this level.
-        upper = min(float(row["risk_upper"]), target) if bool(row["meets_target"]) else float(row["risk_upper"])
-        if ok.empty:
-            return ThresholdChoice(float("inf"), float(row["human_share"]), float(row["risk"]), upper,
-                                   bool(row["meets_target"]), target, delta, human_error_rate, h_up, curve,
-                                   "target")
-        return ThresholdChoice(float(row["threshold"]), float(row["human_share"]), float(row["risk"]), upper,
-                               True, target, delta, human_error_rate, h_up, curve, "target")
 
+def _choose_for_target(curve: pd.DataFrame, test: _SliceTest, *, target: float, first: int,
+                       fixed: tuple[float, float], delta: float, human_error_rate: float) -> ThresholdChoice:
+    """Target mode: the last threshold of the fixed sequence (from row ``first``) whose test and all before
+    it meet the target; the first row (everything to people) is the fallback."""
+    f, g = fixed
+    controlled = [False] * first
+    still = True
+    for ok_j in curve["meets_target"].iloc[first:]:
+        still = still and bool(ok_j)
+        controlled.append(still)
+    curve["controlled"] = controlled
+    ok = curve[curve["controlled"]]
+    j = int(ok.index[-1]) if not ok.empty else 0
+    if np.isnan(curve.at[j, "risk_upper"]):
+        up = float(test.batch_upper(np.array([j]))[0]) if test.n_batch else 0.0
+        curve.at[j, "risk_upper"] = max(float(curve.at[j, "risk"]), (1 - f) * up + g * test.h_up)
+    row = curve.iloc[j]
+    # The test at the target passed: the target itself is a bound at this level.
+    upper = min(float(row["risk_upper"]), target) if bool(row["meets_target"]) else float(row["risk_upper"])
+    if ok.empty:
+        return ThresholdChoice(float("inf"), float(row["human_share"]), float(row["risk"]), upper,
+                               bool(row["meets_target"]), target, delta, human_error_rate, test.h_up, curve,
+                               "target")
+    return ThresholdChoice(float(row["threshold"]), float(row["human_share"]), float(row["risk"]), upper,
+                           True, target, delta, human_error_rate, test.h_up, curve, "target")
+
+
+def _choose_within_budget(curve: pd.DataFrame, budget: float | None, *, delta: float, human_error_rate: float,
+                          h_up: float) -> ThresholdChoice:
+    """Budget mode: the lowest upper bound among the thresholds whose human share fits the budget."""
     if budget is None or not 0 <= budget <= 1:
         raise ValueError(f"budget must be a share in [0, 1], got {budget}")
     curve["controlled"] = curve["human_share"] <= budget + 1e-12
