@@ -14,15 +14,18 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from kdh_ai.errors import InvalidInputError
 
-__all__ = ["GUIDELINES_DIR", "Guideline", "guideline_for_file", "load_guideline"]
+__all__ = ["GUIDELINES_DIR", "Guideline", "default_guideline_path", "guideline_for_file", "guideline_record",
+           "load_guideline", "split_front_matter", "with_default_guideline"]
 
 GUIDELINES_DIR = Path(__file__).resolve().parent.parent / "docs" / "guidelines"
 """Where the project's guidelines live (one Markdown file per task type)."""
@@ -66,20 +69,60 @@ def guideline_for_file(path: str | Path) -> Guideline:
         raw = p.read_bytes()
     except OSError as exc:
         raise InvalidInputError(f"cannot read the guideline {p}: {exc.strerror or exc}; give a Markdown file") from None
-    text = raw.decode("utf-8", errors="replace")
-    meta: dict = {}
+    meta, text = split_front_matter(raw.decode("utf-8", errors="replace"), name=str(p))
+    version = meta.get("version")
+    return Guideline(task=meta.get("guideline"), version=None if version is None else str(version), path=p,
+                     text=text, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def split_front_matter(text: str, *, name: str = "the guideline") -> tuple[dict, str]:
+    r"""``(front matter as a dict, body)`` of a Markdown text (``({}, text)`` when it has none).
+
+    Raises:
+        InvalidInputError: The front matter is not valid YAML (also a ``ValueError``).
+
+    Example:
+        >>> split_front_matter("---\nversion: 2.1\n---\n# Rules\n")
+        ({'version': 2.1}, '# Rules\n')
+    """
     if text.startswith("---\n"):
         head, sep, body = text[4:].partition("\n---\n")
         if sep:
             try:
                 loaded = yaml.safe_load(head)
             except yaml.YAMLError as exc:
-                raise InvalidInputError(f"{p}: the front matter is not valid YAML ({exc}); fix it") from None
-            meta = loaded if isinstance(loaded, dict) else {}
-            text = body.lstrip("\n")
-    version = meta.get("version")
-    return Guideline(task=meta.get("guideline"), version=None if version is None else str(version), path=p,
-                     text=text, sha256=hashlib.sha256(raw).hexdigest())
+                raise InvalidInputError(f"{name}: the front matter is not valid YAML ({exc}); fix it") from None
+            return (loaded if isinstance(loaded, dict) else {}), body.lstrip("\n")
+    return {}, text
+
+
+def default_guideline_path(task: str) -> Path | None:
+    """The project's guideline file for a task type, or ``None`` when none ships for it."""
+    path = GUIDELINES_DIR / f"{task}.md"
+    return path if path.is_file() else None
+
+
+def with_default_guideline(opts: Any, task: str) -> Any:
+    """Push options with the task type's guideline filled in when none was given (``kdh push``'s default).
+
+    ``opts`` is any dataclass with a ``guidelines`` field (:class:`kdh_ai.labelstudio.push.PushOptions`).
+    """
+    if getattr(opts, "guidelines", None) is not None:
+        return opts
+    path = default_guideline_path(task)
+    return dataclasses.replace(opts, guidelines=path) if path else opts
+
+
+def guideline_record(path: str | Path) -> dict[str, Any]:
+    """What a job records of the guideline its people worked to: file, SHA-256, task, version and label.
+
+    Example:
+        >>> rec = guideline_record(GUIDELINES_DIR / "classification.md")
+        >>> rec["file"], rec["version"], rec["label"]
+        ('classification.md', '1.0.0', 'classification guideline v1.0.0')
+    """
+    g = guideline_for_file(path)
+    return {"file": g.path.name, "sha256": g.sha256, "task": g.task, "version": g.version, "label": g.label}
 
 
 def load_guideline(task: str) -> Guideline:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["CheckResult", "EXERCISES", "Exercise", "check", "solution", "transcript_feedback"]
+__all__ = ["CheckResult", "EXERCISES", "Exercise", "check", "check_labelled", "solution", "transcript_feedback"]
 
 _FILLERS = {"uh", "um", "er", "erm", "hmm", "mm", "ah", "eh"}
 _NUMBER_WORDS = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
@@ -188,6 +188,51 @@ def transcript_feedback(reference: str, answer: str, *, item_id: str = "", max_w
     return CheckResult(exercise, passed, score, msg, hint, wrong)
 
 
+def check_labelled(job_dir: Any, email: str, references: Mapping[str, str], *, min_items: int = 2,
+                   max_wer: float = 0.10, url: str | None = None) -> CheckResult:
+    """Score what a trainee labelled in Label Studio's browser (notebook 02's "your turn").
+
+    Reads the job's pulled annotations (``kdh pull`` first) of ``email`` on the items whose reference is known,
+    and scores them like paid work: WER over all their words (at most ``max_wer`` passes), an alignment per
+    clip and the guideline rule behind each error. Fewer than ``min_items`` labelled items: not yet.
+
+    Args:
+        job_dir: The pulled job directory.
+        email: The trainee's login e-mail.
+        references: ``{item_id: reference transcript}`` of the items.
+        min_items: Items to label before the check passes.
+        max_wer: The bar (paid transcription work at the hub: at most 10%).
+        url: Where to label (repeated in the hint).
+    """
+    from kdh_ai.labelstudio.pull import annotations_frame
+    from kdh_ai.quality import normalize_text
+
+    if min_items < 1:
+        raise ValueError(f"min_items must be >= 1, got {min_items}")
+    frame = annotations_frame(job_dir)
+    mine = frame[(frame["worker"].astype(str).str.lower() == email.lower()) & frame["task"].isin(list(references))]
+    mine = mine.sort_values("updated_at").drop_duplicates("task", keep="last")
+    where = f" at {url}" if url else ""
+    if len(mine) < min_items:
+        return CheckResult("02.label_in_browser", False, None,
+                           f"{len(mine)} of {min_items} tasks labelled by {email} so far.",
+                           f"Log in{where} as {email}, open the project, press Label All Tasks, correct the text "
+                           f"of at least {min_items} clips and press Submit; then run this cell again.")
+    results = [transcript_feedback(references[t], str(a or ""), item_id=str(t)) for t, a in
+               zip(mine["task"], mine["label"])]
+    errors = sum(len(r.details) if r.details is not None else 0 for r in results)
+    n_ref = sum(len(normalize_text(references[t]).split()) for t in mine["task"])
+    score = errors / max(n_ref, 1)
+    passed = score <= max_wer
+    rows = [{"clip": str(t), "WER": f"{r.score:.0%}", "errors": 0 if r.details is None else len(r.details),
+             "first rule to re-read": "" if r.details is None or not len(r.details) else r.details["rule"].iloc[0]}
+            for t, r in zip(mine["task"], results)]
+    hint = None if passed else next((r.hint for r in results if r.hint), "Replay each clip and check every word.")
+    return CheckResult("02.label_in_browser", passed, score,
+                       f"{len(mine)} clips labelled: WER {score:.0%} ({errors} errors in {n_ref} words; paid work "
+                       f"needs at most {max_wer:.0%}).", hint, pd.DataFrame(rows))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The exercises
 
@@ -279,6 +324,37 @@ _CLASSIFY_QUESTIONS = {
 }
 
 
+# the lead track (notebook 07): reading `kdh status`, the feedback page and the client report; answers are letters
+_LEAD_STATUS = {
+    "1": ("'annotations done / needed 18 / 24 (6 to go)', Next: wait for 6 more answers, then pull", "b",
+          "Deliver only when status's Next says deliver: missing answers leave items for people undone (and the "
+          "report a draft)."),
+    "2": ("'Kept apart, not delivered: 4 answers from ... not qualified for transcription: sam@...'", "c",
+          "Answers of unqualified annotators never reach the client; qualify the person (kdh qualify ... then "
+          "--score) and the next pull takes them in. Turning the check off on paid work defeats it."),
+    "3": ("'hours' 3.10 but 'capped 30m' 1.20 for one annotator", "a",
+          "lead_time counts the seconds a task was open; the capped column stops a tab left open over lunch "
+          "from counting as work. Pay from what the hub agreed, and ask about the long ones."),
+}
+_LEAD_FEEDBACK = {
+    "1": ("'Only 3 gold answers so far: too few to judge'", "b",
+          "Three gold answers give an interval far too wide to judge a person: wait for more gold."),
+    "2": ("WER 14% on gold; paid transcription work asks for at most 10%", "a",
+          "Above the bar: the page's 'What to try next' names the lessons; then a new qualification test."),
+    "3": ("'2.5x' your time per item against the team median", "b",
+          "The ratio is the trainee's median time per item over the team's: 2.5x is slower, not faster."),
+}
+_LEAD_REPORT = {
+    "1": ("Delivered WER estimate 6%, 95% interval 3%-9%, client target 10%", "a",
+          "The target is met when the whole interval, its upper end included, is within it."),
+    "2": ("Whose answers does the client report count?", "b",
+          "Only pulled, delivered answers: kept-apart answers of unqualified annotators are not in it, and "
+          "simulated accounts are marked SIMULATED."),
+    "3": ("'Guideline: the annotators worked to transcription guideline v1.0.0'", "a",
+          "The version tells the client which rules (numbers, tags, casing) the transcripts follow."),
+}
+
+
 def _check_choices(answer: Any, ex: Exercise) -> CheckResult:
     """Label-choice exercises: each answer compared with the guideline's label."""
     if not isinstance(answer, Mapping):
@@ -288,12 +364,13 @@ def _check_choices(answer: Any, ex: Exercise) -> CheckResult:
         yours = str(answer.get(key, "") or "").strip().lower()
         ok = yours == expected
         right += ok
-        rows.append({"question": key, "text": text[:60], "yours": yours, "ok": "yes" if ok else "no",
+        rows.append({"question": key, "text": text[:60], "yours": yours or "(none)", "ok": "yes" if ok else "no",
                      "rule": "" if ok else rule})
     table = pd.DataFrame(rows)
     passed = right == len(rows)
     hint = None if passed else table[table["ok"] == "no"]["rule"].iloc[0]
-    return CheckResult(ex.id, passed, right / len(rows), f"{right} of {len(rows)} labelled as the guideline says.",
+    said = "right." if ex.id.startswith("lead.") else "labelled as the guideline says."
+    return CheckResult(ex.id, passed, right / len(rows), f"{right} of {len(rows)} {said}",
                        hint, None if passed else table)
 
 
@@ -310,6 +387,12 @@ EXERCISES: dict[str, Exercise] = {
                  {"questions": _GUIDE_QUESTIONS}, _check_written),
         Exercise("guide.classify", "Label each SMS ham or spam as the classification guideline asks.",
                  {"questions": _CLASSIFY_QUESTIONS}, _check_choices),
+        Exercise("lead.status", "Read `kdh status`: which letter is right for each line?",
+                 {"questions": _LEAD_STATUS}, _check_choices),
+        Exercise("lead.feedback", "Read a trainee's feedback page: which letter is right?",
+                 {"questions": _LEAD_FEEDBACK}, _check_choices),
+        Exercise("lead.report", "Read the client report: which letter is right?",
+                 {"questions": _LEAD_REPORT}, _check_choices),
     )
 }
 """Every exercise of the notebooks, by id."""

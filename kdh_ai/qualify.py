@@ -10,7 +10,23 @@ event, append-only, the latest result per trainee and task type counts.
 
 Label Studio Community cannot assign tasks to chosen annotators, so the test project is open to everyone
 who can log in; only the named trainee's answers are scored. Qualification is enforced where kdh reads
-work back: :func:`is_qualified` tells pull and status whose answers may be delivered.
+work back (:func:`hold_unqualified` and :func:`write_held`, called by ``kdh pull`` and so by ``kdh status``):
+
+* **Which ledger.** One hub, one ledger: ``trainees.jsonl`` in the hub's folder (``KDH_HUB_DIR``; see
+  :func:`kdh_ai.labelstudio.hub.default_hub_dir`), whichever client's instance the job lives on. A trainee
+  qualified for transcription may do any client's transcription job.
+* **When it applies** (:func:`qualification_gate`, set by ``KDH_QUALIFICATION``): ``auto`` (the default)
+  enforces it once the hub has a ledger, i.e. once the hub started qualifying people; a machine with no
+  ledger (a laptop, a fresh hub) keeps every answer and ``kdh status`` says in words that qualification is
+  **not enforced**, rather than silently dropping everyone. ``required`` enforces it even without a ledger
+  (then nobody is qualified); ``off`` never enforces it (status says so too).
+* **Kept apart.** Answers of annotators not qualified for the job's task type (by their latest scored test,
+  at the time of the pull) are not written to ``annotations.jsonl``, so quality, delivery and the client
+  report never see them. They are listed in ``held_answers.json`` (rewritten by every pull: the answers
+  held right now), which ``kdh status`` reads to say who, how many answers, and how to qualify them. Once
+  the annotator passes, the next pull takes their answers in. Answers accepted before stay accepted.
+  Label Studio still counts a kept-apart answer toward its task's overlap (it stops serving the task), so
+  such tasks stay short of answers until the annotator qualifies or the lead deletes the answer there.
 
 Example:
     >>> import tempfile, pathlib
@@ -26,7 +42,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +53,12 @@ from typing import Any, Literal
 import numpy as np
 
 from kdh_ai.errors import InvalidInputError, LabelStudioError
-from kdh_ai.job import JsonlLog
+from kdh_ai.job import Job, JsonlLog, write_json_atomic
 from kdh_ai.records import utc_now
 
-__all__ = ["QualificationRecord", "QualificationResult", "TraineeLedger", "default_ledger_path", "is_qualified",
-           "score_qualification", "start_qualification"]
+__all__ = ["HELD_FILE", "HeldAnswers", "HeldBatch", "QualificationGate", "QualificationRecord",
+           "QualificationResult", "TraineeLedger", "default_ledger_path", "hold_unqualified", "is_qualified",
+           "qualification_gate", "read_held", "score_qualification", "start_qualification", "write_held"]
 
 logger = logging.getLogger(__name__)
 
@@ -296,7 +315,6 @@ def score_qualification(email: str, *, task: str, pass_mark: float | None = None
     import pandas as pd
 
     from kdh_ai.labelstudio.client import LabelStudioClient
-    from kdh_ai.labelstudio.pull import export_project
     from kdh_ai.labelstudio.server import resolve_connection
     from kdh_ai.quality import wilson_interval
     from kdh_ai.tasks import get_task
@@ -317,7 +335,11 @@ def score_qualification(email: str, *, task: str, pass_mark: float | None = None
     uid = int(user["id"]) if user else None
     task_type = get_task(task)
     answers: dict[str, str] = {}
-    for t in export_project(client, int(test.project_id or 0)):
+    # Label Studio's own JSON export of the test's annotated tasks (as kdh_ai.labelstudio.pull reads a job's;
+    # not imported from there, as pull imports this module to keep unqualified answers apart)
+    exported = client.get_json(f"api/projects/{int(test.project_id or 0)}/export", what="export the test",
+                               params={"exportType": "JSON", "download_all_tasks": "false"})
+    for t in exported:
         item_id = (t.get("data") or {}).get("kdh_item_id")
         mine = [a for a in t.get("annotations") or []
                 if (a.get("completed_by") if not isinstance(a.get("completed_by"), dict)
@@ -351,3 +373,200 @@ def score_qualification(email: str, *, task: str, pass_mark: float | None = None
                               answered=len(answered), size=len(ids), project_id=test.project_id, url=test.url)
     ledger.record(rec)
     return QualificationResult(record=rec, details=pd.DataFrame(rows))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Enforcement at pull: answers of annotators not qualified for the task type are kept apart
+
+HELD_FILE = "held_answers.json"
+"""The job's answers kept apart at the last pull (rewritten by every pull; read by ``kdh status``)."""
+
+_MODES = ("auto", "required", "off")
+
+
+@dataclass(frozen=True)
+class QualificationGate:
+    """Whether pull enforces qualification, with which ledger, and why (see the module docstring).
+
+    Attributes:
+        enforced: Answers of annotators not qualified for the task type are kept apart.
+        mode: ``KDH_QUALIFICATION``: ``"auto"`` (default), ``"required"`` or ``"off"``.
+        ledger: The trainee ledger consulted (the hub's ``trainees.jsonl``).
+        reason: In words, for ``kdh status``.
+    """
+
+    enforced: bool
+    mode: str
+    ledger: Path
+    reason: str
+
+
+def qualification_gate(*, mode: str | None = None, ledger_path: str | Path | None = None) -> QualificationGate:
+    """Decide whether qualification is enforced (``mode`` default: ``$KDH_QUALIFICATION``, else ``auto``).
+
+    Raises:
+        ValueError: An unknown mode (the message names the valid ones).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> missing = pathlib.Path(tempfile.mkdtemp()) / "trainees.jsonl"
+        >>> qualification_gate(mode="auto", ledger_path=missing).enforced
+        False
+        >>> qualification_gate(mode="required", ledger_path=missing).enforced
+        True
+        >>> qualification_gate(mode="sometimes")
+        Traceback (most recent call last):
+        ...
+        ValueError: KDH_QUALIFICATION must be one of ('auto', 'required', 'off'), got 'sometimes'
+    """
+    mode = (mode or os.environ.get("KDH_QUALIFICATION") or "auto").strip().lower()
+    if mode not in _MODES:
+        raise InvalidInputError(f"KDH_QUALIFICATION must be one of {_MODES}, got {mode!r}")
+    path = Path(ledger_path) if ledger_path else default_ledger_path()
+    if mode == "off":
+        return QualificationGate(False, mode, path, "qualification is not enforced (KDH_QUALIFICATION=off): "
+                                                    "every annotator's answers count")
+    if mode == "auto" and not path.exists():
+        return QualificationGate(False, mode, path, f"qualification is not enforced: this hub has no trainee "
+                                                    f"ledger ({path}; start one with `kdh qualify EMAIL --task "
+                                                    "TASK`, or set KDH_HUB_DIR to the hub's folder), so every "
+                                                    "annotator's answers count")
+        # a hub that never qualified anyone keeps its people's work rather than silently dropping all of it
+    return QualificationGate(True, mode, path, f"qualification is enforced (ledger {path})")
+
+
+def _field(rec: Any, name: str) -> Any:
+    return rec.get(name) if isinstance(rec, dict) else getattr(rec, name, None)
+
+
+def _as_dict(rec: Any) -> dict[str, Any]:
+    if isinstance(rec, dict):
+        return dict(rec)
+    if dataclasses.is_dataclass(rec):
+        return dataclasses.asdict(rec)  # type: ignore[arg-type]
+    return dict(getattr(rec, "to_dict")())
+
+
+@dataclass
+class HeldBatch:
+    """The answers one pull keeps apart (what :func:`write_held` records once the pull's append succeeded).
+
+    Attributes:
+        gate: Whether qualification was enforced, and why.
+        task: The job's task type.
+        records: The annotation records kept apart.
+    """
+
+    gate: QualificationGate
+    task: str
+    records: list[Any] = field(default_factory=list)
+
+
+def hold_unqualified(job: Job, records: list[Any], *, task: str, result: Any = None,
+                     previous: dict[Any, Any] | None = None, gate: QualificationGate | None = None
+                     ) -> tuple[list[Any], HeldBatch]:
+    """Split a pull's new annotation records: those to keep, and those of annotators not qualified for ``task``.
+
+    Called by :func:`kdh_ai.labelstudio.pull.pull` (inside its job lock) before it appends; the pull then
+    appends the kept records and calls :func:`write_held` with the rest, so a pull that fails half-way writes
+    nothing. Held records never reach ``annotations.jsonl``, so every pull reads them from Label Studio again.
+    They are taken out of ``result``'s ``new``/``changed`` counts (``held``: how many). Deletion records
+    always pass.
+
+    Args:
+        job: The job being pulled.
+        records: Annotation records (dicts or typed records with the same fields).
+        task: The job's task type name.
+        result: The pull's ``PullResult`` (its counts are corrected), optional.
+        previous: The job's annotation records before this pull, by ``annotation_id`` (to tell new from changed).
+        gate: Whether to enforce (default: :func:`qualification_gate`).
+    """
+    gate = gate or qualification_gate()
+    keep, held = [], []
+    if gate.enforced:
+        ledger = TraineeLedger(gate.ledger)
+        verdict: dict[str, bool] = {}
+        for rec in records:
+            email = str(_field(rec, "annotator_email") or "").lower()
+            if _field(rec, "deleted"):
+                keep.append(rec)
+                continue
+            if email not in verdict:
+                verdict[email] = bool(email) and ledger.is_qualified(email, task)
+            (keep if verdict[email] else held).append(rec)
+    else:
+        keep = list(records)
+    if result is not None and held:
+        old = previous or {}
+        changed = sum(1 for r in held if _field(r, "annotation_id") in old
+                      and not _field(old[_field(r, "annotation_id")], "deleted"))
+        result.new -= len(held) - changed
+        result.changed -= changed
+        if hasattr(result, "held"):
+            result.held = len(held)
+    if held:
+        who = sorted({str(_field(r, "annotator_email") or _field(r, "annotator_id")) for r in held})
+        logger.warning("Kept apart %d answers of annotators not qualified for %s: %s", len(held), task,
+                       ", ".join(who))
+    return keep, HeldBatch(gate=gate, task=task, records=held)
+
+
+def write_held(job: Job, batch: HeldBatch) -> None:
+    """Record what the pull kept apart in ``held_answers.json`` (replaced: the answers held right now)."""
+    write_json_atomic(job.root / HELD_FILE, {
+        "at": utc_now(), "task": batch.task, "enforced": batch.gate.enforced, "mode": batch.gate.mode,
+        "ledger": str(batch.gate.ledger), "reason": batch.gate.reason,
+        "annotations": [_as_dict(r) for r in batch.records]})
+
+
+@dataclass
+class HeldAnswers:
+    """What ``held_answers.json`` says (for ``kdh status``).
+
+    Attributes:
+        enforced: Whether the last pull enforced qualification (``None``: never pulled since this existed).
+        reason: Why, in words.
+        task: The job's task type.
+        per_annotator: ``{email: answers kept apart}``.
+        at: When the last pull wrote it.
+    """
+
+    enforced: bool | None
+    reason: str
+    task: str | None = None
+    per_annotator: dict[str, int] = field(default_factory=dict)
+    at: str | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_annotator.values())
+
+    def lines(self) -> list[str]:
+        """What ``kdh status`` prints: whether it is enforced, then who is held and how to qualify them."""
+        if self.enforced is None:
+            return [self.reason]
+        if not self.enforced:
+            return [self.reason[:1].upper() + self.reason[1:] + "."]
+        if not self.per_annotator:
+            return [f"Qualification is enforced: every answer is from an annotator qualified for {self.task}."]
+        who = ", ".join(f"{e} ({n})" for e, n in sorted(self.per_annotator.items()))
+        return [f"Kept apart, not delivered: {self.total} answers from annotators not qualified for {self.task}: "
+                f"{who}.",
+                f"Qualify them: `kdh qualify EMAIL --task {self.task}`, they take the test, then "
+                f"`kdh qualify EMAIL --task {self.task} --score`; once they pass, the next `kdh pull` takes their "
+                "answers in. Label Studio counts their tasks as answered: to have someone else answer them now, "
+                "delete those answers in Label Studio."]
+
+
+def read_held(job_dir: str | Path) -> HeldAnswers:
+    """Read ``held_answers.json`` of a job (see :func:`hold_unqualified`)."""
+    path = Path(job_dir) / HELD_FILE
+    if not path.exists():
+        return HeldAnswers(enforced=None, reason="Qualification: not checked yet (pull the job first).")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    per: dict[str, int] = {}
+    for rec in raw.get("annotations") or []:
+        key = str(rec.get("annotator_email") or rec.get("annotator_id"))
+        per[key] = per.get(key, 0) + 1
+    return HeldAnswers(enforced=bool(raw.get("enforced")), reason=str(raw.get("reason") or ""),
+                       task=raw.get("task"), per_annotator=per, at=raw.get("at"))

@@ -3,7 +3,13 @@
 pre-label -> route (calibration slice) -> Label Studio -> pull -> route (threshold) -> Label Studio -> pull ->
 audit check -> quality -> deliver -> client report -> trainee feedback; then the same job flow for text
 classification (zero-shot pre-labels -> Label Studio -> pull -> retrained head -> next round chosen by
-uncertainty -> route to a target accuracy -> audit check -> quality -> report).
+uncertainty -> route to a target accuracy -> audit check -> quality -> report); it ends with one trainee's
+progress page across both jobs (``kdh trainee``) and a failed qualification.
+
+Qualification is enforced at pull (:mod:`kdh_ai.qualify`): the demo keeps its own hub folder
+(``DIR/hub``, so its simulated trainees never enter a real hub's ledger), and its simulated annotators take
+``kdh qualify`` tests before their work counts: they pass (a script knows the answers), a third simulated
+trainee answers wrongly and fails.
 
 The audio is real (12 LJ Speech clips, public domain), so are the 60 SMS texts (SMS Spam Collection, CC BY
 4.0, see ``tests/data/text/sms_spam``), the models, the server and every kdh step.
@@ -38,6 +44,7 @@ console = Console()
 SMS = sms_spam_dir()
 GOLD_ITEMS = ("LJ001-0011", "LJ001-0012")
 SIMULATED = ("simulated.amina@kdh.demo", "simulated.brian@kdh.demo")
+FAILING = "simulated.chen@kdh.demo"  # takes a qualification test and fails it
 DEMO_PASSWORD = "kakuma-demo-2026"
 
 
@@ -115,6 +122,29 @@ def _simulate_annotators(project_id: int, references: dict[str, str], durations:
     return done
 
 
+def _qualify_simulated(email: str, client: object, task: str, *, env: dict[str, str], size: int, seed: int,
+                       wrong: bool = False) -> None:
+    """`kdh qualify` for a SIMULATED trainee: start a test, answer it through the API (right, since a script
+    knows the answers, or all wrong), then score it into the demo hub's trainee ledger."""
+    from kdh_ai.qualify import TraineeLedger
+    from kdh_ai.tasks import get_task
+
+    _kdh("qualify", email, "--task", task, "--size", str(size), "--seed", str(seed), env=env)
+    test = TraineeLedger(Path(env["KDH_HUB_DIR"]) / "trainees.jsonl").latest_test(email, task)
+    if test is None or test.project_id is None:
+        raise SystemExit(f"`kdh qualify {email}` recorded no {task} test in {env['KDH_HUB_DIR']}")
+    task_type = get_task(task)
+    for t in client.iter_tasks(test.project_id, fields="all"):  # type: ignore[attr-defined]
+        known = test.items[t["data"]["kdh_item_id"]]
+        answer = (("ham" if known == "spam" else "spam") if task == "classification" else "no idea") if wrong \
+            else known
+        client.request("POST", f"api/tasks/{t['id']}/annotations/",  # type: ignore[attr-defined]
+                       what="answer a test item", json_body={"result": task_type.answer_to_result(answer), "lead_time": 20.0})
+    console.print(f"[yellow]SIMULATED trainee {email} answered the {task} test "
+                  f"({'deliberately wrong' if wrong else 'with the known answers'}).[/]")
+    _kdh("qualify", email, "--task", task, "--score", env=env, ok=(1,) if wrong else (0,))
+
+
 def _check_audit(job: Path, project_id: int, references: dict[str, str], durations: dict[str, float],
                  clients: list[tuple[str, object]], *, env: dict[str, str], seed: int, text: bool = False) -> None:
     """`kdh route --check-audit`: the answered audit items against the promise; items it re-routes to people
@@ -140,10 +170,14 @@ def main() -> int:
     args = parser.parse_args()
     out = args.out.resolve()
     ls_dir = out / "labelstudio"
-    env = {**os.environ, "KDH_LS_DATA_DIR": str(ls_dir), "COLUMNS": os.environ.get("COLUMNS", "110")}
+    hub_dir = out / "hub"  # the demo's own trainee ledger (qualification), never a real hub's
+    env = {**os.environ, "KDH_LS_DATA_DIR": str(ls_dir), "KDH_HUB_DIR": str(hub_dir),
+           "COLUMNS": os.environ.get("COLUMNS", "110")}
     env.pop("KDH_LS_URL", None)
     env.pop("KDH_LS_TOKEN", None)
-    os.environ.update({"KDH_LS_DATA_DIR": str(ls_dir)})
+    env.pop("KDH_QUALIFICATION", None)
+    os.environ.update({"KDH_LS_DATA_DIR": str(ls_dir), "KDH_HUB_DIR": str(hub_dir)})
+    os.environ.pop("KDH_QUALIFICATION", None)
     os.environ.pop("KDH_LS_URL", None)
     os.environ.pop("KDH_LS_TOKEN", None)
 
@@ -187,6 +221,10 @@ def main() -> int:
         token = login_token(conn.url, email, DEMO_PASSWORD)
         clients.append((email, LabelStudioClient(Connection(url=conn.url, token=token))))
     console.print(f"[yellow]Annotators {', '.join(SIMULATED)} are SIMULATED by this script.[/]")
+    console.print("Qualification before paid work: pull keeps apart the answers of annotators not qualified for "
+                  "the task type, so each simulated annotator first takes a short test (real clips, known answers).")
+    for i, (email, client) in enumerate(clients):
+        _qualify_simulated(email, client, "transcription", env=env, size=2, seed=10 + i)
     _kdh("push", str(job), "--project", "Demo: LJ Speech transcription", "--overlap", "0.3", "--no-progress",
          env=env)
     project_id = int(read_ls_state(Job(job))["project_id"])
@@ -233,6 +271,8 @@ def main() -> int:
          env=env)
     _kdh("route", str(cjob), "--calibration", "24", "--gold", str(sms_gold), "--target-accuracy", "0.80", env=env)
     _kdh("push", str(cjob), "--project", "Demo: SMS spam (text)", "--overlap", "0.3", "--no-progress", env=env)
+    for i, (email, client) in enumerate(clients):
+        _qualify_simulated(email, client, "classification", env=env, size=10, seed=20 + i)
     cproject = int(read_ls_state(Job(cjob))["project_id"])
     n = _simulate_annotators(cproject, sms_truth, {}, clients, seed=3, text=True)
     console.print(f"[yellow]SIMULATED annotators submitted {n} labels through the Label Studio API.[/]")
@@ -251,6 +291,15 @@ def main() -> int:
     _kdh("quality", str(cjob), env=env)
     _kdh("report", str(cjob), "--out", str(out / "report" / "sms-report.html"), "--client", "Demo client", env=env)
 
+    console.rule("7. Training: one trainee's progress across both jobs, and a qualification that fails")
+    _kdh("trainee", SIMULATED[1], "--job", str(job), "--job", str(cjob), "--out",
+         str(out / "trainee" / "simulated.brian.html"), env=env)
+    add_annotator(conn, FAILING, password=DEMO_PASSWORD, last_name=FAILING.split("@")[0], simulated=True)
+    failing = LabelStudioClient(Connection(url=conn.url, token=login_token(conn.url, FAILING, DEMO_PASSWORD)))
+    _qualify_simulated(FAILING, failing, "classification", env=env, size=10, seed=30, wrong=True)
+    console.print(f"[yellow]{FAILING} is SIMULATED; not qualified, so `kdh pull` would keep their answers apart "
+                  "from delivery (`kdh status` names them and how to qualify them).[/]")
+
     console.rule("Try it yourself")
     console.print(f"Label Studio is running: open [bold]{info.url}[/] in a browser.")
     console.print(f"  log in as {SIMULATED[0]} / {DEMO_PASSWORD} (a demo account) and press 'Label All Tasks';")
@@ -258,6 +307,8 @@ def main() -> int:
     console.print(f"Client report: [bold]{out / 'report' / 'report.html'}[/]; delivered data: {out / 'delivery'}; "
                   f"job directory: {job}")
     console.print(f"Text classification: job {cjob}, report {out / 'report' / 'sms-report.html'}")
+    console.print(f"Trainee progress page (SIMULATED trainee): {out / 'trainee' / 'simulated.brian.html'}; "
+                  f"trainee ledger: {hub_dir / 'trainees.jsonl'}")
     console.print(f"Stop the server: .venv/bin/kdh labelstudio stop --data-dir {ls_dir}")
     return 0
 

@@ -7,6 +7,7 @@ cores). ``labelstudio_env`` points the ``kdh`` commands (and notebooks run from 
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,21 @@ class LabelStudioTestServer:
     @property
     def client(self) -> LabelStudioClient:
         return LabelStudioClient(self.connection)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_hub_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The tests never read or write the machine's hub folder (its trainee ledger decides whose answers a pull
+    keeps: see :mod:`kdh_ai.qualify`); a test that needs a hub sets ``KDH_HUB_DIR`` itself."""
+    before = {k: os.environ.get(k) for k in ("KDH_HUB_DIR", "KDH_QUALIFICATION")}
+    os.environ["KDH_HUB_DIR"] = str(tmp_path_factory.mktemp("hub"))
+    os.environ.pop("KDH_QUALIFICATION", None)
+    yield
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def free_port() -> int:

@@ -19,7 +19,8 @@ _BLOCK = re.compile(r"# ANSWER (?P<id>\S+)\n(?P<var>\w+) = .*?# END ANSWER", re.
 def test_each_exercise_passes_its_solution_and_fails_a_blank(exercise: str) -> None:
     assert lab.check(exercise, lab.solution(exercise)).passed
     blank = {"01.wer_by_hand": None, "01.transcribe": {"LJ001-0002": "", "LJ001-0004": "", "LJ001-0008": ""},
-             "guide.write": {}, "guide.classify": {}}[exercise]
+             "guide.write": {}, "guide.classify": {}, "lead.status": {}, "lead.feedback": {},
+             "lead.report": {}}[exercise]
     result = lab.check(exercise, blank)
     assert not result.passed and result.hint
 
@@ -77,3 +78,43 @@ def test_notebook_checks_with_and_without_the_right_answers(path: Path) -> None:
         _BLOCK.sub(lambda m: f'# ANSWER {m["id"]} (solution)\n{m["var"]} = lab.solution("{m["id"]}")', c.source)) for c in trimmed.cells])
     outs = _run(solved)
     assert len(outs) == len(ids) and all("Correct" in o and "Not yet" not in o for o in outs), outs
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_browser_labelling_is_scored_with_right_and_wrong_answers(labelstudio_server, ls_annotators,
+                                                                  tmp_path: Path) -> None:
+    """Notebook 02's check on a real Label Studio: a SIMULATED trainee submits through the API what the browser
+    would; nothing labelled, wrong answers and corrected answers each get the right verdict."""
+    from kdh_ai.labelstudio.pull import pull
+    from kdh_ai.labelstudio.push import PushOptions, push
+    from kdh_ai.tasks import get_task
+    from test_labelstudio_push_pull import make_job
+
+    conn = labelstudio_server.connection
+    job = make_job(tmp_path / "practice", 3, prefix="practice")
+    refs = {f"practice-{i:04d}": f"the printer worked in the small room number {i} every morning before noon"
+            for i in range(3)}
+    res = push(job.root, PushOptions(project="browser practice", control_share=0.0, overlap_fraction=0.0,
+                                     gold_rate=0.0), connection=conn)
+    email, _, _, client = ls_annotators[0]
+    none_yet = lab.check_labelled(job.root, email, refs, url=res.project_url)
+    assert not none_yet.passed and res.project_url in none_yet.hint
+    task_type = get_task("transcription")
+    submitted = {}
+    for _ in range(2):
+        t = client.get_json(f"api/projects/{res.project_id}/next/", what="next task")
+        wrong = " ".join(refs[t["data"]["item_id"]].split()[:-3])  # the last words left out
+        submitted[t["id"]] = client.request("POST", f"api/tasks/{t['id']}/annotations/", what="submit", json_body={
+            "result": task_type.answer_to_result(wrong), "lead_time": 30.0}).json()["id"]
+    pull(job.root, connection=conn)
+    bad = lab.check_labelled(job.root, email, refs)
+    assert not bad.passed and bad.score == pytest.approx(6 / 26) and bad.hint.startswith("§8")
+    assert "Not yet" in str(bad) and len(bad.details) == 2
+    tasks = {t["id"]: t["data"]["item_id"] for t in client.iter_tasks(res.project_id)}
+    for task_id, ann_id in submitted.items():  # the trainee corrects both answers (Update in the browser)
+        client.request("PATCH", f"api/annotations/{ann_id}/", what="correct", json_body={
+            "result": task_type.answer_to_result(refs[tasks[task_id]]), "lead_time": 50.0})
+    pull(job.root, connection=conn)
+    good = lab.check_labelled(job.root, email, refs)
+    assert good.passed and good.score == 0.0 and "Correct" in str(good)

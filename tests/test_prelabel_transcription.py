@@ -22,6 +22,7 @@ from whisper_normalizer.english import EnglishTextNormalizer
 from audio_fixtures import add_noise, encode, ljspeech_rows, write_wav
 from kdh_ai.audio import load_audio
 from kdh_ai.items import Item
+from kdh_ai.registry import resolve_model
 from kdh_ai.job import Job, JobLockedError
 from kdh_ai.prelabel import RunSummary, run_prelabel
 from kdh_ai.samples import ljspeech_dir, ljspeech_manifest
@@ -315,6 +316,47 @@ def test_long_file_over_30s(tmp_path: Path, long_audio: str) -> None:
     assert summary.counts.get("ok") == 1 and pred.payload["duration_s"] > 30
     assert corpus_wer([" ".join(r["reference"] for r in rows)], [pred.text]) < 0.15
     assert pred.payload["segments"][-1]["end"] > 25
+    words = [w for s in pred.payload["segments"] for w in s["words"]]
+    assert all(a["start"] <= b["start"] + 0.01 and a["start"] <= a["end"] for a, b in zip(words, words[1:]))
+    if long_audio == "whole":
+        # The whole-file path decodes exactly as the plain loop does (word timestamps are added afterwards:
+        # faster-whisper's own word timestamps move each next window's start and change the text).
+        from faster_whisper import WhisperModel
+
+        plain, _ = WhisperModel(str(resolve_model("whisper-tiny.en").path), device="cpu",
+                                compute_type="int8").transcribe(load_audio(batch / "long.wav"), language="en",
+                                                                beam_size=5)
+        assert pred.text.split() == "".join(s.text for s in plain).split()
+
+
+def test_long_noisy_file_keeps_every_word_the_plain_loop_finds(tmp_path: Path) -> None:
+    """Issue 11: on a long file with noisy stretches and 0.6-2 s pauses, faster-whisper's word timestamps
+    move each next window's start and lose words (12 of 127 on this file); the default whole-file path gives
+    exactly the plain loop's text."""
+    import random
+
+    from faster_whisper import WhisperModel
+
+    rng, parts = random.Random(2), []
+    for i, r in enumerate(ljspeech_rows()[:8]):
+        x = load_audio(r["abs_path"])
+        if i % 2:
+            x = add_noise(x, rng.choice([0, 3, 5]), seed=i)
+        parts += [x, np.zeros(int(16000 * rng.uniform(0.6, 2.0)), np.float32)]
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    write_wav(batch / "noisy_long.wav", np.concatenate(parts))
+    audio = load_audio(batch / "noisy_long.wav")
+    model = WhisperModel(str(resolve_model("whisper-tiny.en").path), device="cpu", compute_type="int8")
+    plain = "".join(s.text for s in model.transcribe(audio, language="en", beam_size=5)[0]).split()
+    timed = "".join(s.text for s in model.transcribe(audio, language="en", beam_size=5, word_timestamps=True)[0])
+    assert len(timed.split()) < len(plain), "the file no longer shows the word-timestamp loss: pick another seed"
+    transcribe_job(tmp_path / "job", batch)
+    pred = Job(tmp_path / "job").current_predictions()["noisy_long"]
+    assert pred.status == "ok" and pred.text.split() == plain
+    words = [w for s in pred.payload["segments"] for w in s["words"]]
+    assert "".join(w["word"] for w in words).split() == plain  # every word timed, in order
+    assert all(0 <= a["start"] <= a["end"] <= pred.payload["duration_s"] + 0.5 for a in words)
 
 
 def test_second_run_on_a_locked_job_refuses(tmp_path: Path) -> None:

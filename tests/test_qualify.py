@@ -85,3 +85,87 @@ def test_transcription_qualification_through_the_cli(labelstudio_env, ls_annotat
     bad = subprocess.run(kdh + ["qualify", email, "--task", "transcription", "--score", "--pass-mark", "5"],
                          env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "(0, 1)" in " ".join(bad.stderr.split())
+
+
+def test_pull_keeps_unqualified_answers_apart_from_delivery_and_report(
+        labelstudio_env, ls_annotators, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Qualification enforced at pull: a qualified and an unqualified annotator answer the same job; only the
+    qualified one's answers reach annotations, delivery and report; status names who is held and how to
+    qualify them; once they pass, the next pull takes their answers in."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from kdh_ai.cli import app
+    from kdh_ai.deliver import deliver
+    from kdh_ai.labelstudio.pull import annotations_frame, pull
+    from kdh_ai.labelstudio.push import PushOptions, push
+    from kdh_ai.qualify import QualificationRecord, read_held
+    from kdh_ai.report.metrics import job_metrics
+    from test_labelstudio_push_pull import annotate_next, make_job
+
+    conn = labelstudio_env.connection
+    (amina, _, _, a_client), (brian, _, _, b_client) = ls_annotators[:2]
+    job = make_job(tmp_path / "job", 4)
+    res = push(job.root, PushOptions(project="qualification at pull", overlap_fraction=0.0, control_share=0.0,
+                                     gold_rate=0.0, seed=1), connection=conn)
+    for i in range(2):
+        annotate_next(a_client, res.project_id, f"amina typed {i}", lead_time=10.0)
+        annotate_next(b_client, res.project_id, f"brian typed {i}", lead_time=10.0)
+
+    # no ledger on this hub: not enforced, and status says so in words (nobody's work is dropped)
+    monkeypatch.setenv("KDH_HUB_DIR", str(tmp_path / "hub-without-ledger"))
+    runner = CliRunner()
+    out = runner.invoke(app, ["status", str(job.root)])
+    assert out.exit_code == 0, out.output
+    assert "qualification is not enforced" in " ".join(out.output.split()).lower()
+    assert len(annotations_frame(job.root)) == 4
+    # the same annotations are in annotations.jsonl already: start a fresh job for the enforced case
+    job = make_job(tmp_path / "job2", 4, prefix="two")
+    res = push(job.root, PushOptions(project="qualification at pull 2", overlap_fraction=0.0, control_share=0.0,
+                                     gold_rate=0.0, seed=1), connection=conn)
+    for i in range(2):
+        annotate_next(a_client, res.project_id, f"amina typed {i}", lead_time=10.0)
+        annotate_next(b_client, res.project_id, f"brian typed {i}", lead_time=10.0)
+
+    hub = tmp_path / "hub"
+    monkeypatch.setenv("KDH_HUB_DIR", str(hub))
+    ledger = TraineeLedger(hub / "trainees.jsonl")
+    ledger.record(QualificationRecord(email=amina, task="transcription", test_id="t-a", event="scored", passed=True))
+    ledger.record(QualificationRecord(email=brian, task="transcription", test_id="t-b", event="scored", passed=False))
+    first = pull(job.root, connection=conn)
+    assert (first.new, first.held) == (2, 2)
+    frame = annotations_frame(job.root)
+    assert set(frame["worker"]) == {amina}
+    held = read_held(job.root)
+    assert held.enforced and held.per_annotator == {brian: 2}
+    again = pull(job.root, connection=conn)  # held answers are re-read, never counted as new
+    assert (again.new, again.held, again.unchanged) == (0, 2, 2)
+
+    out = runner.invoke(app, ["status", str(job.root)])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 0, out.output
+    assert f"{brian} (2)" in text and "not delivered" in text and "kdh qualify EMAIL --task transcription" in text
+    out = runner.invoke(app, ["status", str(job.root), "--no-pull", "--json"])
+    assert json.loads(out.output)["qualification"]["per_annotator"] == {brian: 2}
+
+    delivered = deliver(job.root, tmp_path / "delivery")
+    rows = [json.loads(x) for x in (delivered.out_dir / "delivered.jsonl").read_text().splitlines()]
+    assert not any("brian" in (r.get("answer") or "") or brian in (r.get("annotators") or []) for r in rows)
+    assert sum(1 for r in rows if amina in (r.get("annotators") or [])) == 2
+    metrics = job_metrics(job)
+    assert {a["annotator"] for a in metrics["annotators"]} == {amina}
+    assert brian not in json.dumps(metrics, default=str)
+
+    # brian passes a later test: the next pull takes his answers in
+    ledger.record(QualificationRecord(email=brian, task="transcription", test_id="t-b2", event="scored",
+                                      passed=True))
+    later = pull(job.root, connection=conn)
+    assert (later.new, later.held) == (2, 0)
+    assert set(annotations_frame(job.root)["worker"]) == {amina, brian}
+    assert read_held(job.root).total == 0
+
+    # an explicit switch: KDH_QUALIFICATION=off is said in status too
+    monkeypatch.setenv("KDH_QUALIFICATION", "off")
+    out = runner.invoke(app, ["status", str(job.root)])
+    assert "KDH_QUALIFICATION=off" in " ".join(out.output.split())

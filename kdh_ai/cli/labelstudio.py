@@ -244,7 +244,9 @@ def push_cmd(
                                                           "and its items whose annotators agreed).")] = None,
     gold_rate: Annotated[float, typer.Option(help="Target share of gold in each annotator's stream.")] = 0.05,
     gold_overlap: Annotated[Optional[int], typer.Option(help="Annotators per gold item. [default: all]")] = None,
-    guidelines: Annotated[Optional[Path], typer.Option(help="Guidelines for annotators (.md or .html).")] = None,
+    guidelines: Annotated[Optional[Path], typer.Option(help="Guidelines for annotators (.md or .html), shown "
+                                                     "before labelling. [default: the task type's guideline, "
+                                                     "docs/guidelines/TASK.md]")] = None,
     labels: Annotated[Optional[str], typer.Option(help="Comma-separated labels (classification).")] = None,
     audio: Annotated[str, typer.Option(help="auto | local | upload: how audio reaches Label Studio.")] = "auto",
     limit: Annotated[Optional[int], typer.Option(help="Send at most N new items now.")] = None,
@@ -318,6 +320,19 @@ def pull_cmd(job_dir: Annotated[Path, typer.Argument(help="A pushed job director
     if res.unknown_items:
         err_console.print(f"[yellow]{res.unknown_items} annotated tasks carry no item_id (not pushed by kdh); "
                           "left out.[/]")
+    _print_qualification(job_dir, only_held=True)
+
+
+def _print_qualification(job_dir: Path, *, only_held: bool = False) -> None:
+    """Whether qualification is enforced and whose answers are kept apart (:mod:`kdh_ai.qualify`)."""
+    from kdh_ai.qualify import read_held
+
+    held = read_held(job_dir)
+    if only_held and not held.total:
+        return
+    style = "red" if held.total else ("yellow" if not held.enforced else "green")
+    for line in held.lines():
+        console.print(f"[{style}]{line}[/]")
 
 
 def _date(value: Optional[str]) -> Optional[datetime]:
@@ -346,6 +361,7 @@ def status_cmd(
 
     from kdh_ai.labelstudio.pull import pull
     from kdh_ai.labelstudio.status import job_status
+    from kdh_ai.qualify import read_held
 
     from kdh_ai.labelstudio.client import LabelStudioUnavailable
 
@@ -364,6 +380,7 @@ def status_cmd(
         d = dataclasses.asdict(st)
         d["eta"] = st.eta.isoformat() if st.eta else None
         d["remaining"] = st.remaining
+        d["qualification"] = dataclasses.asdict(read_held(job_dir))
         console.print_json(json.dumps(d, default=str))
         if down:
             raise typer.Exit(4)
@@ -391,6 +408,7 @@ def status_cmd(
         people.add_row(str(s.email or s.annotator_id), str(s.items), str(s.skipped), str(s.gold), f"{s.hours:.2f}",
                        f"{s.hours_capped:.2f}", (s.last_at or "")[:16].replace("T", " "))
     console.print(people)
+    _print_qualification(job_dir)
     console.print(f"[bold]Next:[/] {st.next_step}")
     if down:
         raise typer.Exit(4)

@@ -31,6 +31,10 @@ def qualify_command(
     transcription --score` scores it (WER or accuracy with a 95% Wilson interval) and records pass or fail in
     the hub's trainee ledger (`trainees.jsonl` in the hub folder: `$KDH_HUB_DIR`, else `/var/lib/kdh/hub` for
     root, else `~/.kdh/hub`).
+
+    Once the hub has a ledger, `kdh pull` (and `kdh status`) keep apart the answers of annotators not
+    qualified for the job's task type: they are not delivered, and `kdh status` names them.
+    `KDH_QUALIFICATION=auto|required|off` changes that (auto: enforced when the ledger exists).
     """
     from kdh_ai.qualify import score_qualification, start_qualification
 

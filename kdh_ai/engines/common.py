@@ -102,7 +102,7 @@ class TranscribeOptions:
         return {"compute_type": self.compute_type, "beam_size": self.beam_size, "language": self.language,
                 "vad": self.vad, "pack_short_clips": self.pack_short_clips,
                 "pack_max_clip_s": self.pack_max_clip_s, "pack_window_s": self.pack_window_s,
-                "pack_gap_s": self.pack_gap_s, "redo_checks": self.redo_checks, "engine_version": 3,
+                "pack_gap_s": self.pack_gap_s, "redo_checks": self.redo_checks, "engine_version": 4,
                 "long_audio": self.long_audio}
 
 

@@ -51,6 +51,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kdh_ai.audio import SAMPLE_RATE
+from kdh_ai.engines.alignment import transcribe_then_align
 from kdh_ai.engines.common import (VAD_FRAME, TranscribeOptions, UnreadableItem, error_record, join_words,
                                    read_item_audio, segment_record, speech_bounds, transcription_record,
                                    vad_probabilities, word_confidence, word_record)
@@ -527,18 +528,31 @@ class Transcriber(Prelabeler):
     def _loop(self, audio: np.ndarray, offset_s: float, *, condition_on_previous_text: bool
               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
         """faster-whisper's own decoding loop (VAD filter off) with word timestamps: the words, the segments
-        (times ``offset_s`` later) and faster-whisper's transcription info."""
-        segs, info = self.model.transcribe(
-            audio, language=self.language, beam_size=self.options.beam_size, word_timestamps=True,
-            vad_filter=False, condition_on_previous_text=condition_on_previous_text)
+        (times ``offset_s`` later) and faster-whisper's transcription info.
+
+        With ``condition_on_previous_text`` (the whole-file path: the plain loop's settings), the audio is
+        decoded without word timestamps and its words are timed afterwards
+        (:func:`kdh_ai.engines.alignment.transcribe_then_align`): faster-whisper's word timestamps move the
+        next window's start to the last word's end, which changes the text of long noisy recordings."""
+        if condition_on_previous_text:
+            aligned, info = transcribe_then_align(self.model, audio, language=self.language,
+                                                  beam_size=self.options.beam_size)
+            found = [(s["words"], s) for s in aligned]
+        else:
+            segs, info = self.model.transcribe(
+                audio, language=self.language, beam_size=self.options.beam_size, word_timestamps=True,
+                vad_filter=False, condition_on_previous_text=False)
+            found = [([{"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
+                       for w in (s.words or [])], {"avg_logprob": s.avg_logprob, "no_speech_prob": s.no_speech_prob,
+                                                   "compression_ratio": s.compression_ratio}) for s in segs]
         words: list[dict[str, Any]] = []
         segments = []
-        for s in segs:
-            sw = [word_record(w.word, w.start, w.end, w.probability, offset_s=offset_s) for w in (s.words or [])]
+        for raw, s in found:
+            sw = [word_record(w["word"], w["start"], w["end"], w["probability"], offset_s=offset_s) for w in raw]
             if sw:
                 words.extend(sw)
-                segments.append(segment_record(sw, avg_logprob=s.avg_logprob, no_speech_prob=s.no_speech_prob,
-                                               compression_ratio=s.compression_ratio))
+                segments.append(segment_record(sw, avg_logprob=s["avg_logprob"], no_speech_prob=s["no_speech_prob"],
+                                               compression_ratio=s["compression_ratio"]))
         return words, segments, info
 
     def _whole(self, job: _WholeFile) -> Prediction:
@@ -549,8 +563,8 @@ class Transcriber(Prelabeler):
         # chunks into one stream) and each window conditioned on the previous one's text. On a long recording
         # with noisy stretches and short pauses, the VAD filter together with condition_on_previous_text=False
         # (this path's settings before) deleted many words; with neither, this path matches the plain loop
-        # (the "long_mixed" row of benchmarks/README.md).
-        # VAD has already found speech in the file (else it is no_speech).
+        # (the "long_mixed" row of benchmarks/README.md). Its words are timed after decoding (see _loop), so the
+        # text is exactly the plain loop's. VAD has already found speech in the file (else it is no_speech).
         words, segments, info = self._loop(audio, 0.0, condition_on_previous_text=True)
         check: list[str] = []
         if self.options.redo_checks and probs is not None and words:

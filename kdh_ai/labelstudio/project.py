@@ -90,6 +90,10 @@ def read_guidelines(path: str | Path) -> str:
     except OSError as exc:
         raise InvalidInputError(f"cannot read the guidelines {p}: {exc.strerror or exc}; give a Markdown or HTML file") \
             from None
+    if p.suffix.lower() in (".md", ".markdown"):
+        from kdh_ai.guidelines import split_front_matter
+
+        text = split_front_matter(text, name=str(p))[1]  # the version is in the title; not a YAML block
     return guidelines_html(text, suffix=p.suffix)
 
 

@@ -36,6 +36,7 @@ from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job
 from kdh_ai.labelstudio.client import Connection, LabelStudioClient, RetryPolicy
 from kdh_ai.labelstudio.push import _write_ls_state, read_ls_state
+from kdh_ai.qualify import hold_unqualified, write_held
 from kdh_ai.records import utc_now
 from kdh_ai.tasks import TaskType, get_task
 
@@ -57,6 +58,7 @@ class PullResult:
         deleted: Annotations deleted in Label Studio since the last pull.
         unchanged: Annotations already up to date (nothing written).
         unknown_items: Annotated tasks without a known ``item_id`` (not from this job; left out).
+        held: Answers kept apart: their annotators are not qualified (:func:`kdh_ai.qualify.hold_unqualified`).
         export_s: Seconds spent in Label Studio's export.
         wall_s: Seconds in all.
     """
@@ -69,6 +71,7 @@ class PullResult:
     deleted: int = 0
     unchanged: int = 0
     unknown_items: int = 0
+    held: int = 0
     export_s: float = 0.0
     wall_s: float = 0.0
 
@@ -205,7 +208,9 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
             if aid not in seen and not old.get("deleted"):
                 records.append({**old, "deleted": True, "pulled_at": now})
                 result.deleted += 1
+        records, held = hold_unqualified(job, records, task=task.name, result=result, previous=previous)
         job.log("annotations").append(records)
+        write_held(job, held)  # answers of annotators not qualified for the task type: kdh_ai.qualify
         state["last_pull_at"] = now
         _write_ls_state(job, state)
         ls_manifest = dict(job.read_manifest().get("labelstudio") or {})

@@ -62,6 +62,7 @@ from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job, write_json_atomic
 from kdh_ai.labelstudio.client import Connection, LabelStudioClient, LabelStudioError, RetryPolicy
 from kdh_ai.labelstudio.gold import current_gold
+from kdh_ai.guidelines import guideline_record, with_default_guideline
 from kdh_ai.labelstudio.project import create_project, data_key, project_url, read_guidelines
 from kdh_ai.records import Prediction, utc_now
 from kdh_ai.tasks import TaskType, get_task
@@ -94,7 +95,8 @@ class PushOptions:
         overlap_k: Annotators per overlap item (>= 2).
         gold_rate: Target share of gold in each annotator's stream (0 = no gold).
         gold_overlap: Annotators per gold item (default: every annotator on the server, at least 1).
-        guidelines: Markdown or HTML file shown to annotators (when the project is created or updated).
+        guidelines: Markdown or HTML file shown to annotators (when the project is created or updated). Default:
+            the task type's guideline, ``docs/guidelines/<task>.md`` (:func:`kdh_ai.guidelines.load_guideline`).
         labels: Label list for task types that take one (classification).
         audio: ``"auto"`` (local files for a local server, else upload), ``"local"`` or ``"upload"``.
         chunk_size: Tasks per import request.
@@ -284,6 +286,7 @@ def _ensure_project(job: Job, client: LabelStudioClient, task: TaskType, opts: P
     """Find or create the job's project; record it in labelstudio.json before anything else happens."""
     title = opts.project or job.root.name
     marker = f"kdh job {_job_key(job)}"
+    opts = with_default_guideline(opts, task.name)  # the task type's guideline unless --guidelines gives one
     guidelines = read_guidelines(opts.guidelines) if opts.guidelines else None
     pid = state.get("project_id")
     if opts.project_id is not None and pid is not None and int(pid) != opts.project_id:
@@ -321,8 +324,7 @@ def _ensure_project(job: Job, client: LabelStudioClient, task: TaskType, opts: P
     state.update({"url": client.url, "project_id": int(project["id"]), "project_title": project["title"],
                   "task": task.name, "data_key": data_key(task, labels=opts.labels), "job_key": _job_key(job)})
     if opts.guidelines:  # which guideline the people worked to, for the client report
-        state["guidelines"] = {"file": Path(opts.guidelines).name,
-                               "sha256": hashlib.sha256(Path(opts.guidelines).read_bytes()).hexdigest()}
+        state["guidelines"] = guideline_record(opts.guidelines)
     state.setdefault("created_at", utc_now())
     _write_ls_state(job, state)
     return project

@@ -406,7 +406,8 @@ def _method(metrics: dict[str, Any], q: _Quality, is_audio: bool) -> list[str]:
 
 def _guideline(metrics: dict[str, Any]) -> str:
     g = metrics.get("guidelines")
-    return ("Guideline: " + (f"the annotators worked to {g['file']} (SHA-256 {g['sha256'][:16]}…)." if g
+    named = f"{g['label']}, " if g and g.get("version") else ""  # e.g. "transcription guideline v1.0.0, "
+    return ("Guideline: " + (f"the annotators worked to {named}{g['file']} (SHA-256 {g['sha256'][:16]}…)." if g
                              else "none was given to the annotators in the labelling tool."))
 
 

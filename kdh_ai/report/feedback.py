@@ -219,9 +219,21 @@ against the team median</div></div></div>
 <h2>Speed</h2><p>{speed}</p>
 <p class="note">Measured on gold items: items whose correct answer the hub knows, mixed among your tasks. Paid
 {task.name} work at the hub asks for {'a WER of at most ' + format(PAID_WORK_WER, '.0%') if audio else 'an accuracy of at least ' + format(PAID_WORK_ACCURACY, '.0%')} on gold.
+{_guideline_note(job)}
 {'' if len(mine) >= 10 else f'<b>Only {len(mine)} gold answers so far: too few to judge; the figure will settle as more come in.</b>'}</p>
 </main></body></html>"""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     return out
+
+
+def _guideline_note(job: Job) -> str:
+    """The guideline the job's people worked to (recorded by ``kdh push``), as a sentence of the page."""
+    from kdh_ai.labelstudio.push import read_ls_state
+
+    g = read_ls_state(job).get("guidelines") or {}
+    if not g:
+        return "No guideline was shown in the labelling tool for this job."
+    name = g.get("label") or g.get("file")
+    return f"Measured against the guideline shown in the labelling tool: {html.escape(str(name))}."
