@@ -405,7 +405,7 @@ def qualification_gate(*, mode: str | None = None, ledger_path: str | Path | Non
     """Decide whether qualification is enforced (``mode`` default: ``$KDH_QUALIFICATION``, else ``auto``).
 
     Raises:
-        ValueError: An unknown mode (the message names the valid ones).
+        InvalidInputError: An unknown mode (the message names the valid ones; also a ``ValueError``).
 
     Example:
         >>> import tempfile, pathlib
@@ -417,7 +417,7 @@ def qualification_gate(*, mode: str | None = None, ledger_path: str | Path | Non
         >>> qualification_gate(mode="sometimes")
         Traceback (most recent call last):
         ...
-        ValueError: KDH_QUALIFICATION must be one of ('auto', 'required', 'off'), got 'sometimes'
+        kdh_ai.errors.InvalidInputError: KDH_QUALIFICATION must be one of ('auto', 'required', 'off'), got 'sometimes'
     """
     mode = (mode or os.environ.get("KDH_QUALIFICATION") or "auto").strip().lower()
     if mode not in _MODES:
