@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kdh_ai.errors import InputFileNotFoundError, InvalidInputError
 from kdh_ai.heads import Head, LogisticHead
 from kdh_ai.job import Job
 from kdh_ai.labels import LabelSet
@@ -81,7 +82,7 @@ def uncertainty(probabilities: np.ndarray, *, strategy: str = "margin") -> np.nd
         [0.5]
     """
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        raise InvalidInputError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     p = np.sort(np.asarray(probabilities, dtype=np.float64), axis=1)
     if strategy == "least_confident" or p.shape[1] < 2:
         return p[:, -1]
@@ -129,9 +130,9 @@ def select_round(scores: Mapping[str, float], *, n: int, random_share: float = 0
         ValueError: ``n`` is negative or ``random_share`` is outside [0, 1].
     """
     if n < 0:
-        raise ValueError(f"n must be 0 or more, got {n}")
+        raise InvalidInputError(f"n must be 0 or more, got {n}")
     if not 0.0 <= random_share <= 1.0:
-        raise ValueError(f"random_share must lie in [0, 1], got {random_share!r}")
+        raise InvalidInputError(f"random_share must lie in [0, 1], got {random_share!r}")
     ids = sorted(scores)
     n = min(n, len(ids))
     rng = np.random.default_rng(seed)
@@ -206,21 +207,21 @@ def read_human_labels(source: str | Path | Job) -> HumanLabels:
 
         job = source if isinstance(source, Job) else Job(path.parent)
         if not path.exists() and not (job.root / "gold.jsonl").exists():
-            raise FileNotFoundError(f"labels file {path} does not exist")
+            raise InputFileNotFoundError(f"labels file {path} does not exist")
         labels = {k: a.answer for k, a in human_answers(job, ClassificationTask()).items()}
         labels.update(gold_answers(job))
         return HumanLabels(labels=labels, source=str(path))
     if not path.exists():
-        raise FileNotFoundError(f"labels file {path} does not exist")
+        raise InputFileNotFoundError(f"labels file {path} does not exist")
     if path.suffix.lower() not in (".csv", ".tsv"):
-        raise ValueError(f"{path}: unknown labels file type {path.suffix!r}; use .csv, .tsv or annotations.jsonl")
+        raise InvalidInputError(f"{path}: unknown labels file type {path.suffix!r}; use .csv, .tsv or annotations.jsonl")
     answers: dict[str, list[str]] = {}
     texts: dict[str, str] = {}
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         cols = reader.fieldnames or []
         if "item_id" not in cols or "label" not in cols:
-            raise ValueError(f"{path}: needs the columns item_id and label (and optionally text); found {cols}")
+            raise InvalidInputError(f"{path}: needs the columns item_id and label (and optionally text); found {cols}")
         for row in reader:
             item_id, label = (row.get("item_id") or "").strip(), (row.get("label") or "").strip()
             if not item_id or not label:
@@ -259,11 +260,11 @@ def select_next_round(job: Job | str | Path, n: int, *, random_share: float = 0.
         ValueError: Unknown ``strategy``, or a job that is not a classification job.
     """
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        raise InvalidInputError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     job = job if isinstance(job, Job) else Job(Path(job))
     task = job.task
     if task != "classification":
-        raise ValueError(f"{job.root} is a {task} job; select_next_round needs a classification job")
+        raise InvalidInputError(f"{job.root} is a {task} job; select_next_round needs a classification job")
     answered = {a.item_id for a in job.annotations() if a.counts}
     skip = answered | set(exclude)
     scores: dict[str, float] = {}

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kdh_ai.errors import KdhError
+
 __all__ = ["MIN_DECODED_SHARE", "SAMPLE_RATE", "AudioError", "load_audio", "probe_duration", "wav_header_duration"]
 
 logger = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ MIN_DECODED_SHARE = 0.95
 """A file whose decodable audio is shorter than this share of the length its header states is truncated."""
 
 
-class AudioError(Exception):
+class AudioError(KdhError):
     """An audio file that cannot be used; the message says why and what to do."""
 
 

@@ -25,13 +25,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from kdh_ai.errors import InvalidInputError
+
 __all__ = ["ConfigError", "InputConfig", "PipelineConfig", "load_input_config", "load_pipeline",
            "validate_options"]
 
 TASKS = ("transcription", "classification")
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInputError):
     """A pipeline file or option value is invalid; the message names the key and the problem."""
 
 

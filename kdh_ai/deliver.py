@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kdh_ai.answers import gold_answers, human_answers
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job, write_json_atomic
 from kdh_ai.records import utc_now
 from kdh_ai.routing import routing_result
@@ -114,7 +115,7 @@ def deliver(job_dir: str | Path, out_dir: str | Path, *, model_weight: int | Non
 
     job = Job(Path(job_dir))
     if not job.read_manifest():
-        raise ValueError(f"{job.root} is not a job directory (no job.json); run `kdh prelabel` first")
+        raise InvalidInputError(f"{job.root} is not a job directory (no job.json); run `kdh prelabel` first")
     records = delivered_records(job, model_weight=model_weight)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from kdh_ai.errors import InvalidInputError
+
 __all__ = ["GUIDELINES_DIR", "Guideline", "default_guideline_path", "guideline_for_file", "guideline_record",
            "load_guideline", "split_front_matter", "with_default_guideline"]
 
@@ -66,7 +68,7 @@ def guideline_for_file(path: str | Path) -> Guideline:
     try:
         raw = p.read_bytes()
     except OSError as exc:
-        raise ValueError(f"cannot read the guideline {p}: {exc.strerror or exc}; give a Markdown file") from None
+        raise InvalidInputError(f"cannot read the guideline {p}: {exc.strerror or exc}; give a Markdown file") from None
     meta, text = split_front_matter(raw.decode("utf-8", errors="replace"), name=str(p))
     version = meta.get("version")
     return Guideline(task=meta.get("guideline"), version=None if version is None else str(version), path=p,
@@ -77,7 +79,7 @@ def split_front_matter(text: str, *, name: str = "the guideline") -> tuple[dict,
     r"""``(front matter as a dict, body)`` of a Markdown text (``({}, text)`` when it has none).
 
     Raises:
-        ValueError: The front matter is not valid YAML.
+        InvalidInputError: The front matter is not valid YAML (also a ``ValueError``).
 
     Example:
         >>> split_front_matter("---\nversion: 2.1\n---\n# Rules\n")
@@ -89,7 +91,7 @@ def split_front_matter(text: str, *, name: str = "the guideline") -> tuple[dict,
             try:
                 loaded = yaml.safe_load(head)
             except yaml.YAMLError as exc:
-                raise ValueError(f"{name}: the front matter is not valid YAML ({exc}); fix it") from None
+                raise InvalidInputError(f"{name}: the front matter is not valid YAML ({exc}); fix it") from None
             return (loaded if isinstance(loaded, dict) else {}), body.lstrip("\n")
     return {}, text
 
@@ -132,5 +134,5 @@ def load_guideline(task: str) -> Guideline:
     path = GUIDELINES_DIR / f"{task}.md"
     if not path.is_file():
         have = sorted(p.stem for p in GUIDELINES_DIR.glob("*.md"))
-        raise ValueError(f"no guideline for task type {task!r}; available: {have}")
+        raise InvalidInputError(f"no guideline for task type {task!r}; available: {have}")
     return guideline_for_file(path)

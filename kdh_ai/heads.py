@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from kdh_ai.calibration import TemperatureScaling, softmax
+from kdh_ai.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from kdh_ai.embeddings import Embedder
@@ -318,7 +319,7 @@ def _indices(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted({str(x) for x in labels if x not in index})
     if unknown:
-        raise ValueError(f"labels not in the label set: {unknown[:10]}{' ...' if len(unknown) > 10 else ''}; "
+        raise InvalidInputError(f"labels not in the label set: {unknown[:10]}{' ...' if len(unknown) > 10 else ''}; "
                          f"valid labels: {list(classes)[:20]}{' ...' if len(classes) > 20 else ''}")
     return np.array([index[x] for x in labels], dtype=np.int64)
 
@@ -490,4 +491,4 @@ def load_head(path: str | Path) -> Head:
                                 oof_keys=data["oof_keys"].tolist() if "oof_keys" in data else None,
                                 oof_logits=data["oof_logits"] if "oof_logits" in data else None,
                                 warning=info.get("warning"))
-    raise ValueError(f"{path}: unknown head kind {info['kind']!r}; valid: 'zero_shot', 'trained'")
+    raise InvalidInputError(f"{path}: unknown head kind {info['kind']!r}; valid: 'zero_shot', 'trained'")

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kdh_ai.errors import InvalidInputError, KdhError
+
 __all__ = [
     "AUDIO_EXTENSIONS",
     "IngestIssue",
@@ -61,7 +63,7 @@ CSV_FIELD_LIMIT = 1 << 26
 over the task's own limit (``max_chars``) becomes a per-item error; a field over this one an input error."""
 
 
-class InputError(ValueError):
+class InputError(InvalidInputError):
     """The batch as a whole cannot be read (bad path, unknown format, missing required column)."""
 
 
@@ -113,7 +115,7 @@ class IngestIssue:
         return f"{self.where}{ident}: {self.message}"
 
 
-class NotRegularFileError(OSError):
+class NotRegularFileError(KdhError, OSError):
     """A path names a special file (named pipe, device, socket): it is refused without being read."""
 
 

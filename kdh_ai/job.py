@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kdh_ai.errors import InvalidInputError, JobLockedError
 from kdh_ai.records import Annotation, GoldAnswer, Prediction, PushedTask, RoleRecord, utc_now
 
 if TYPE_CHECKING:
@@ -40,10 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["Job", "JobLockedError", "JsonlLog", "write_json_atomic"]
 
 logger = logging.getLogger(__name__)
-
-
-class JobLockedError(RuntimeError):
-    """Another process is already writing to this job directory."""
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -276,7 +273,7 @@ class Job:
             try:
                 return ClassificationTask(load_labels(labels_path))
             except ValueError as exc:
-                raise ValueError(f"{exc} (the job's labels file); give the labels with --labels a,b,c") from None
+                raise InvalidInputError(f"{exc} (the job's labels file); give the labels with --labels a,b,c") from None
         return get_task(name)
 
     # ---- reading the current state -----------------------------------------------------------------------

@@ -44,10 +44,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kdh_ai.errors import InvalidInputError
+
 __all__ = ["Label", "LabelSet", "LabelsError", "load_labels"]
 
 
-class LabelsError(ValueError):
+class LabelsError(InvalidInputError):
     """A labels file cannot be read or breaks a rule; the message names the file and the problem."""
 
 

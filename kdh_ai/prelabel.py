@@ -10,10 +10,17 @@
 4. stream the rest through the task's :class:`~kdh_ai.tasks.base.Prelabeler`, appending each unit of work
    to ``predictions.jsonl`` durably before starting the next;
 5. write the job manifest (``job.json``) and the Parquet snapshot, and return a :class:`RunSummary`.
+
+:func:`prelabel_transcription` and :func:`prelabel_classification` are what ``kdh prelabel transcribe`` and
+``kdh prelabel classify`` run: the task's options (:func:`transcription_options`,
+:func:`classification_options`, from a pipeline YAML and the command's flags), the model, and the optional Ray
+runner (:func:`ray_runner_for`) around :func:`run_prelabel`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import platform
 import time
@@ -26,11 +33,22 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.items import IngestIssue, Item, read_items, sha256_file, sha256_text
 from kdh_ai.job import Job
 from kdh_ai.tasks.base import Prelabeler
 
-__all__ = ["RunSummary", "package_versions", "run_prelabel"]
+__all__ = [
+    "RunSummary",
+    "check_language",
+    "classification_options",
+    "package_versions",
+    "prelabel_classification",
+    "prelabel_transcription",
+    "ray_runner_for",
+    "run_prelabel",
+    "transcription_options",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +84,9 @@ class RunSummary:
         audio_s: Seconds of audio processed in this run (audio tasks).
         wall_s: Wall time of the model work in this run.
         nodes: Per-node throughput when the run used a Ray cluster (see :mod:`kdh_ai.ray_runner`).
+        setup_s: Wall time spent loading the model (and training the head) in this run.
+        total_s: Wall time of the whole run, model loading included (0 when not measured).
+        head: The classification head the run used (``None`` for other tasks).
     """
 
     job_dir: Path
@@ -80,6 +101,9 @@ class RunSummary:
     audio_s: float = 0.0
     wall_s: float = 0.0
     nodes: list[dict[str, Any]] = field(default_factory=list)
+    setup_s: float = 0.0
+    total_s: float = 0.0
+    head: Any = None
 
     @property
     def real_time_factor(self) -> float | None:
@@ -145,7 +169,7 @@ def run_prelabel(
     with job:
         manifest = job.read_manifest()
         if manifest.get("task") not in (None, task):
-            raise ValueError(f"{job.root} is a {manifest['task']} job; use a new job directory for {task}")
+            raise InvalidInputError(f"{job.root} is a {manifest['task']} job; use a new job directory for {task}")
         items, found = read_items(source, kind=item_kind, allow_roots=allow_roots)
         issues = [i for i in found if not i.skipped]
         skipped_files = [str(i) for i in found if i.skipped]
@@ -229,3 +253,201 @@ def _finish(job: Job, summary: RunSummary, items: list[Item], issues: list[Inges
     job.update_manifest(counts=summary.counts, items=len(ids), runs=runs,
                         ingest_issues=[str(i) for i in issues])
     job.write_parquet_snapshot()
+
+
+class _Stopwatch:
+    """Adds up the wall time spent inside ``with`` blocks (loading the model, training the head)."""
+
+    def __init__(self) -> None:
+        self.elapsed_s = 0.0
+        self._t0 = 0.0
+
+    def __enter__(self) -> _Stopwatch:
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.elapsed_s += time.perf_counter() - self._t0
+
+
+def transcription_options(config: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                          allow_roots: Sequence[str | Path] = ()) -> tuple[Any, list[str]]:
+    """The transcription options of a run, and the folders its manifest may read audio from.
+
+    Args:
+        config: A pipeline YAML (its ``input.allow_roots`` are added to ``allow_roots``); ``None``: defaults.
+        overrides: Option values that win over the file (the command's flags).
+        allow_roots: Folders besides the batch's own whose audio files the manifest may name.
+
+    Raises:
+        ConfigError: An unknown key, a bad value, a classification pipeline, or a language the English-only
+            model cannot transcribe (:func:`check_language`).
+    """
+    from kdh_ai.config import ConfigError, load_input_config, load_pipeline, validate_options
+
+    overrides = overrides or {}
+    if config is not None:
+        task, options = load_pipeline(config, overrides=overrides)
+        if task != "transcription":
+            raise ConfigError(f"{config} is a {task} pipeline; use `kdh prelabel classify`")
+        roots = [*load_input_config(config).allow_roots, *(str(r) for r in allow_roots)]
+    else:
+        options = validate_options("transcription", overrides, where="flags")
+        roots = [str(r) for r in allow_roots]
+    check_language(options.model, options.language)
+    if options.second_opinion:
+        check_language(options.second_opinion, options.language)
+    return options, roots
+
+
+def classification_options(config: str | Path | None = None,
+                           overrides: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """The classification options of a run, and its label set (read from ``options.labels``).
+
+    Raises:
+        ConfigError: An unknown key, a bad value, a transcription pipeline, or no labels file.
+        LabelsError: The labels file cannot be read or breaks a rule.
+    """
+    from kdh_ai.config import ConfigError, load_pipeline, validate_options
+    from kdh_ai.labels import load_labels
+
+    overrides = overrides or {}
+    if config is not None:
+        task, options = load_pipeline(config, overrides=overrides)
+        if task != "classification":
+            raise ConfigError(f"{config} is a {task} pipeline; use `kdh prelabel transcribe`")
+    else:
+        options = validate_options("classification", overrides, where="flags")
+    if not options.labels:
+        raise ConfigError("no labels: give --labels labels.yaml (a list of labels, each a name with an "
+                          "optional description)")
+    return options, load_labels(options.labels)
+
+
+def ray_runner_for(config: str | Path | None, address: str | None) -> Any:
+    """The Ray runner of ``address`` (``--ray``) or of the pipeline's ``ray:`` block; ``None`` for a local run.
+
+    Raises:
+        InvalidInputError: The ``ray:`` block or the address is not valid.
+    """
+    if address is None and config is None:
+        return None
+    from kdh_ai.ray_runner import RayRunner, pipeline_ray_block, ray_options
+
+    opts = ray_options(pipeline_ray_block(config), address=address,
+                       where=f"{config}: ray" if config is not None else "--ray")
+    return RayRunner(opts) if opts is not None else None
+
+
+def prelabel_transcription(source: str | Path, job_dir: str | Path, *, options: Any,
+                           allow_roots: Sequence[str | Path] = (), runner: Any | None = None,
+                           log_progress: bool = False, max_items: int | None = None) -> RunSummary:
+    """Transcribe a batch of audio into ``job_dir`` with Whisper (what ``kdh prelabel transcribe`` runs).
+
+    Args:
+        source: A folder of audio files or a manifest.
+        job_dir: The job directory (created; re-used to resume).
+        options: Transcription options (:func:`transcription_options`).
+        allow_roots: Folders besides the batch's own whose audio files the manifest may name.
+        runner: A Ray runner (:func:`ray_runner_for`), or ``None`` to run here.
+        log_progress: Show a progress bar.
+        max_items: Process at most this many pending items now.
+
+    Returns:
+        The run's summary, with ``setup_s`` (loading the model) and ``total_s`` filled in.
+    """
+    from kdh_ai.engines import make_transcriber
+
+    setup = _Stopwatch()
+
+    def make() -> Prelabeler:
+        with setup:
+            return make_transcriber(options)
+
+    t0 = time.perf_counter()
+    summary = run_prelabel(job_dir, source, make_prelabeler=make, task="transcription", item_kind="audio",
+                           options=dataclasses.asdict(options), log_progress=log_progress, max_items=max_items,
+                           allow_roots=allow_roots, runner=runner)
+    summary.setup_s, summary.total_s = setup.elapsed_s, time.perf_counter() - t0
+    return summary
+
+
+def prelabel_classification(source: str | Path, job_dir: str | Path, *, options: Any, labels: Any,
+                            runner: Any | None = None, log_progress: bool = False,
+                            max_items: int | None = None) -> RunSummary:
+    """Classify a batch of texts into ``job_dir`` (what ``kdh prelabel classify`` runs).
+
+    The head is trained on the job's human labels when there are some (see
+    :func:`kdh_ai.active_learning.classifier_for_job`); the summary's ``head`` is the head used.
+
+    Args:
+        source: A manifest of texts.
+        job_dir: The job directory (created; re-used to resume and for later rounds).
+        options: Classification options (:func:`classification_options`).
+        labels: The label set (:func:`classification_options`).
+        runner: A Ray runner (:func:`ray_runner_for`), or ``None`` to run here.
+        log_progress: Show a progress bar.
+        max_items: Process at most this many pending items now.
+
+    Returns:
+        The run's summary, with ``head``, ``setup_s`` (loading the model, training the head) and ``total_s``.
+    """
+    from kdh_ai.active_learning import classifier_for_job
+    from kdh_ai.tasks.classification import Classifier
+
+    setup = _Stopwatch()
+    built: list[Classifier] = []
+
+    def make() -> Classifier:
+        with setup:
+            clf = classifier_for_job(options, job_dir, labels=labels, source=source, log_progress=log_progress)
+        built.append(clf)
+        return clf
+
+    t0 = time.perf_counter()
+    summary = run_prelabel(job_dir, source, make_prelabeler=make, task="classification", item_kind="text",
+                           options=dataclasses.asdict(options), log_progress=log_progress, max_items=max_items,
+                           runner=runner)
+    summary.setup_s, summary.total_s = setup.elapsed_s, time.perf_counter() - t0
+    summary.head = built[0].head if built else None
+    return summary
+
+
+def check_language(model: str, language: str | None) -> None:
+    """Refuse a language an English-only Whisper model cannot transcribe, naming the multilingual models.
+
+    A registry model is English-only when its card lists only ``en``; a local CTranslate2 directory when its
+    vocabulary is Whisper's English-only one (under 51,865 tokens, faster-whisper's own test).
+
+    Raises:
+        ConfigError: ``language`` is not English and ``model`` is English-only.
+    """
+    from kdh_ai.config import ConfigError
+    from kdh_ai.registry import list_cards
+
+    if not language or language.lower() in ("en", "english"):
+        return
+    cards = {c.name: c for c in list_cards()}
+    if model in cards:
+        english_only = [x.lower() for x in cards[model].languages] == ["en"]
+    else:
+        english_only = _vocabulary_size(Path(model).expanduser()) in range(1, 51865)
+    if english_only:
+        multi = sorted(c.name for c in cards.values() if c.task == "transcription"
+                       and [x.lower() for x in c.languages] != ["en"])
+        raise ConfigError(f"--language {language}: the model {model} is English-only and cannot transcribe "
+                          f"{language!r}. Use a multilingual model: "
+                          + (" or ".join(f"--model {m}" for m in multi) if multi else "a multilingual Whisper "
+                             "directory (--model PATH)") + " (see `kdh models list`), or leave out --language")
+
+
+def _vocabulary_size(folder: Path) -> int:
+    """Tokens in a CTranslate2 Whisper directory's vocabulary (0 when it has none that can be read)."""
+    try:
+        if (folder / "vocabulary.json").is_file():
+            return len(json.loads((folder / "vocabulary.json").read_text(encoding="utf-8")))
+        if (folder / "vocabulary.txt").is_file():
+            return sum(1 for _ in open(folder / "vocabulary.txt", encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    return 0

@@ -52,6 +52,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from kdh_ai.errors import InvalidInputError, LabelStudioError
 from kdh_ai.job import Job, JsonlLog, write_json_atomic
 from kdh_ai.records import utc_now
 
@@ -234,10 +235,10 @@ def start_qualification(email: str, *, task: str, size: int = 10, seed: int | No
     from kdh_ai.tasks import get_task
 
     if task not in _TASKS:
-        raise ValueError(f"task must be one of {_TASKS}, got {task!r}")
+        raise InvalidInputError(f"task must be one of {_TASKS}, got {task!r}")
     pool = _gold_pool(task)
     if not 1 <= size <= len(pool):
-        raise ValueError(f"size must lie in 1..{len(pool)} for {task} (bundled items with known answers), "
+        raise InvalidInputError(f"size must lie in 1..{len(pool)} for {task} (bundled items with known answers), "
                          f"got {size}")
     rng = np.random.default_rng(seed)
     chosen = [pool[i] for i in sorted(rng.choice(len(pool), size=size, replace=False))]
@@ -288,7 +289,7 @@ def _upload(client: Any, project_id: int, files: list[tuple[str, str]]) -> dict[
                 out[item_id] = f"/data/{stored}"
     missing = [i for i, _ in files if i not in out]
     if missing:
-        raise RuntimeError(f"the server did not keep the uploaded clips {missing}; start the test again")
+        raise LabelStudioError(f"the server did not keep the uploaded clips {missing}; start the test again")
     return out
 
 
@@ -319,15 +320,15 @@ def score_qualification(email: str, *, task: str, pass_mark: float | None = None
     from kdh_ai.tasks import get_task
 
     if task not in _TASKS:
-        raise ValueError(f"task must be one of {_TASKS}, got {task!r}")
+        raise InvalidInputError(f"task must be one of {_TASKS}, got {task!r}")
     metric = "wer" if task == "transcription" else "accuracy"
     pass_mark = pass_mark if pass_mark is not None else (0.10 if metric == "wer" else 0.90)
     if not 0 < pass_mark < 1:
-        raise ValueError(f"the pass mark must lie in (0, 1) (0.1 means 10%), got {pass_mark}")
+        raise InvalidInputError(f"the pass mark must lie in (0, 1) (0.1 means 10%), got {pass_mark}")
     ledger = ledger or TraineeLedger()
     test = ledger.latest_test(email, task)
     if test is None:
-        raise ValueError(f"no {task} qualification test was started for {email}; start one with "
+        raise InvalidInputError(f"no {task} qualification test was started for {email}; start one with "
                          f"`kdh qualify {email} --task {task}`")
     client = LabelStudioClient(connection or resolve_connection())
     user = next((u for u in client.users() if str(u.get("email", "")).lower() == email.lower()), None)
@@ -404,7 +405,7 @@ def qualification_gate(*, mode: str | None = None, ledger_path: str | Path | Non
     """Decide whether qualification is enforced (``mode`` default: ``$KDH_QUALIFICATION``, else ``auto``).
 
     Raises:
-        ValueError: An unknown mode (the message names the valid ones).
+        InvalidInputError: An unknown mode (the message names the valid ones; also a ``ValueError``).
 
     Example:
         >>> import tempfile, pathlib
@@ -416,11 +417,11 @@ def qualification_gate(*, mode: str | None = None, ledger_path: str | Path | Non
         >>> qualification_gate(mode="sometimes")
         Traceback (most recent call last):
         ...
-        ValueError: KDH_QUALIFICATION must be one of ('auto', 'required', 'off'), got 'sometimes'
+        kdh_ai.errors.InvalidInputError: KDH_QUALIFICATION must be one of ('auto', 'required', 'off'), got 'sometimes'
     """
     mode = (mode or os.environ.get("KDH_QUALIFICATION") or "auto").strip().lower()
     if mode not in _MODES:
-        raise ValueError(f"KDH_QUALIFICATION must be one of {_MODES}, got {mode!r}")
+        raise InvalidInputError(f"KDH_QUALIFICATION must be one of {_MODES}, got {mode!r}")
     path = Path(ledger_path) if ledger_path else default_ledger_path()
     if mode == "off":
         return QualificationGate(False, mode, path, "qualification is not enforced (KDH_QUALIFICATION=off): "

@@ -67,6 +67,7 @@ import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from kdh_ai.errors import InvalidInputError, KdhError
 from kdh_ai.items import Item
 from kdh_ai.records import Prediction
 from kdh_ai.tasks.base import Prelabeler
@@ -149,7 +150,7 @@ def ray_options(block: dict[str, Any] | None, *, address: str | None = None,
                 msgs.append(f"{where}: {loc}: unknown key; valid keys: {valid}")
             else:
                 msgs.append(f"{where}: {loc}: {err['msg']} (got {err.get('input')!r})")
-        raise ValueError("\n".join(msgs)) from None
+        raise InvalidInputError("\n".join(msgs)) from None
 
 
 def pipeline_ray_block(path: str | Path | None) -> dict[str, Any] | None:
@@ -167,11 +168,11 @@ def pipeline_ray_block(path: str | Path | None) -> dict[str, Any] | None:
         return None  # load_pipeline reports it
     block = data.get("ray") if isinstance(data, dict) else None
     if block is not None and not isinstance(block, dict):
-        raise ValueError(f"{path}: ray: must be a mapping of Ray options, e.g. {{address: auto}}")
+        raise InvalidInputError(f"{path}: ray: must be a mapping of Ray options, e.g. {{address: auto}}")
     return block
 
 
-class ClusterError(RuntimeError):
+class ClusterError(KdhError, RuntimeError):
     """The Ray cluster cannot run the job (unreachable, or no worker can run the model); the message says
     what to do. Everything written before it stays in the job directory."""
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from kdh_ai.errors import InvalidInputError, ModelNotAvailableError
+
 __all__ = [
     "DEFAULT_TRANSCRIPTION_MODEL",
     "ModelCard",
@@ -39,10 +41,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_TRANSCRIPTION_MODEL = "whisper-tiny.en"
-
-
-class ModelNotAvailableError(RuntimeError):
-    """The model's weights are not on this machine (the message says how to get them, offline)."""
 
 
 @dataclass
@@ -96,7 +94,7 @@ def load_card(path: Path) -> ModelCard:
     names = set(ModelCard.__dataclass_fields__)
     unknown = set(data) - names
     if unknown:
-        raise ValueError(f"model card {path.name}: unknown keys {sorted(unknown)}; valid keys: {sorted(names)}")
+        raise InvalidInputError(f"model card {path.name}: unknown keys {sorted(unknown)}; valid keys: {sorted(names)}")
     return ModelCard(**data, path=path)
 
 
@@ -194,7 +192,7 @@ def resolve_model(name_or_path: str, *, verify: bool = True) -> ResolvedModel:
             return _resolve_python_package(card)
         if kind == "split-package":
             return _resolve_split_package(card, verify=verify)
-        raise ValueError(f"model card {card.name}: unknown source kind {kind!r}; "
+        raise InvalidInputError(f"model card {card.name}: unknown source kind {kind!r}; "
                          "valid: 'python-package', 'split-package'")
     path = Path(name_or_path).expanduser()
     if path.is_dir():

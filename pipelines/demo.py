@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from kdh_ai.samples import ljspeech_manifest
+from kdh_ai.samples import ljspeech_manifest, sms_spam_dir
 
 console = Console()
-SMS = Path(__file__).resolve().parents[1] / "tests" / "data" / "text" / "sms_spam"
+SMS = sms_spam_dir()
 GOLD_ITEMS = ("LJ001-0011", "LJ001-0012")
 SIMULATED = ("simulated.amina@kdh.demo", "simulated.brian@kdh.demo")
 FAILING = "simulated.chen@kdh.demo"  # takes a qualification test and fails it
@@ -184,8 +184,8 @@ def main() -> int:
     from kdh_ai.job import Job
     from kdh_ai.labelstudio.client import Connection, LabelStudioClient
     from kdh_ai.labelstudio.push import read_ls_state
-    from kdh_ai.labelstudio.server import (ServerOptions, add_annotator, local_connection, login_token,
-                                           start_server, stop_server)
+    from kdh_ai.labelstudio.accounts import add_annotator, login_token
+    from kdh_ai.labelstudio.server import ServerOptions, local_connection, start_server, stop_server
 
     if ls_dir.exists():
         stop_server(ls_dir)

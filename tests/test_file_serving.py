@@ -24,7 +24,7 @@ from conftest import LabelStudioTestServer
 from kdh_ai.cli import app
 from kdh_ai.job import Job
 from kdh_ai.labelstudio.push import PushOptions, _safe_name, push
-from kdh_ai.labelstudio.server import _session_post_form
+from kdh_ai.labelstudio.accounts import session_post_form as _session_post_form
 from kdh_ai.records import Prediction
 from kdh_ai.samples import ljspeech_dir
 

@@ -26,10 +26,7 @@ def deliver_command(
     """
     from kdh_ai.deliver import deliver
 
-    try:
-        result = deliver(job_dir, out, model_weight=model_weight)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    result = deliver(job_dir, out, model_weight=model_weight)
     console.print(f"Delivered {sum(result.counts.values())} items to [bold]{result.out_dir}[/]: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())))
     for f in result.files:
@@ -52,12 +49,9 @@ def report_command(
     (calibration, gold, overlap, audit, guideline); model and people with intervals; the model's typical
     errors; turnaround and the time pre-labels saved. Lead instructions stay out of it: see `kdh status`.
     """
-    from kdh_ai.report import ReportError, report_paths, write_client_report
+    from kdh_ai.report import report_paths, write_client_report
 
-    try:
-        path = write_client_report(job_dir, out, client=client, pdf=pdf)
-    except ReportError as exc:
-        raise fail(str(exc)) from None
+    path = write_client_report(job_dir, out, client=client, pdf=pdf)
     paths = report_paths(path)
     console.print(f"Report: [bold]{path}[/] (open it in any browser); figures: {paths['metrics']}, plot data: "
                   f"{paths['plots']}" + (f"; PDF: {paths['pdf']}" if pdf else ""))
@@ -105,13 +99,10 @@ def feedback_command(
 ) -> None:
     """Write one trainee's feedback page: accuracy on gold over time, most frequent errors with examples and
     timestamps, speed against the team median, and concrete hints."""
-    from kdh_ai.report import FeedbackError, write_feedback
+    from kdh_ai.report import write_feedback
 
     target = out or Path(job_dir) / "feedback" / f"{annotator.replace('@', '_at_')}.html"
-    try:
-        path = write_feedback(job_dir, annotator, target)
-    except FeedbackError as exc:
-        raise fail(str(exc)) from None
+    path = write_feedback(job_dir, annotator, target)
     console.print(f"Feedback page for {annotator}: [bold]{path}[/]")
 
 

@@ -1,15 +1,13 @@
 """``kdh labelstudio start|stop|status|list|add-annotator|backup|restore``, ``kdh push``, ``kdh pull`` and ``kdh status``.
 
-Exit codes (besides those of :mod:`kdh_ai.cli`): 4 the Label Studio server is down, unreachable or refused the
-token (the message says what to do; nothing half-done is left in the job directory).
+Exit codes are those of :mod:`kdh_ai.cli._common`; 4 means the Label Studio server is down, unreachable or
+refused the token (the message says what to do; nothing half-done is left in the job directory).
 """
 
 from __future__ import annotations
 
-import errno
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -28,27 +26,6 @@ app = typer.Typer(help="Run or check the Label Studio server and its annotator a
 
 DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Server data directory. [default: "
                                                     "$KDH_LS_DATA_DIR or ~/.kdh/labelstudio]")]
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Turn library errors into clear messages and exit codes."""
-    from kdh_ai.job import JobLockedError
-    from kdh_ai.labelstudio.client import LabelStudioAuthError, LabelStudioError, LabelStudioUnavailable
-
-    try:
-        yield
-    except JobLockedError as exc:
-        raise fail(str(exc), 3) from None
-    except (LabelStudioUnavailable, LabelStudioAuthError) as exc:
-        raise fail(str(exc), 4) from None
-    except (LabelStudioError, ValueError) as exc:
-        raise fail(str(exc), 2) from None
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise fail(f"no space left on the device of {exc.filename or 'the job directory'}: free some space, then "
-                   "run the same command again (nothing was half-written; it resumes)", 2) from None
 
 
 ClientOpt = Annotated[Optional[str], typer.Option("--client", help="The client whose instance on the hub this is "
@@ -95,25 +72,24 @@ def ls_start(
         return
     if lan:
         err_console.print(_LAN_WARNING)
-    with _errors():
-        if client is not None:
-            if data_dir is not None:
-                raise ValueError("--client instances live in the hub folder (KDH_HUB_DIR); drop --data-dir")
-            hub = _hub()
-            first = client not in hub.clients()
-            if first:
-                console.print(f"First start of client {client}'s instance in {hub.data_dir(client)}: setting up its "
-                              "database takes a minute or two.")
-            info = hub.start(client, port=port, database=database, lan=lan,  # type: ignore[arg-type]
+    if client is not None:
+        if data_dir is not None:
+            raise fail("--client instances live in the hub folder (KDH_HUB_DIR); drop --data-dir")
+        hub = _hub()
+        first = client not in hub.clients()
+        if first:
+            console.print(f"First start of client {client}'s instance in {hub.data_dir(client)}: setting up its "
+                          "database takes a minute or two.")
+        info = hub.start(client, port=port, database=database, lan=lan,  # type: ignore[arg-type]
+                         start_timeout_s=timeout)
+    else:
+        opts = ServerOptions(data_dir=data_dir, port=port or 8080, lan=lan,
+                             database=database or "sqlite",  # type: ignore[arg-type]
                              start_timeout_s=timeout)
-        else:
-            opts = ServerOptions(data_dir=data_dir, port=port or 8080, lan=lan,
-                                 database=database or "sqlite",  # type: ignore[arg-type]
-                                 start_timeout_s=timeout)
-            if not data_dir and not opts.resolved_data_dir.exists():
-                console.print(f"First start in {opts.resolved_data_dir}: setting up the database takes a minute or "
-                              "two.")
-            info = start_server(opts)
+        if not data_dir and not opts.resolved_data_dir.exists():
+            console.print(f"First start in {opts.resolved_data_dir}: setting up the database takes a minute or "
+                          "two.")
+        info = start_server(opts)
     who = f"client {client}'s Label Studio" if client else "Label Studio"
     if info.already_running:
         console.print(f"{who} is already running at [bold]{info.url}[/] (pid {info.pid}); nothing started.")
@@ -137,12 +113,11 @@ def ls_stop(data_dir: DataDirOpt = None, client: ClientOpt = None,
 
     if os.environ.get("KDH_LS_URL"):
         console.print("KDH_LS_URL is set: the central server is not kdh's to stop. Checking for a local one...")
-    with _errors():
-        if all_:
-            stopped = _hub().stop_all()
-            console.print("Stopped: " + (", ".join(stopped) if stopped else "nothing was running") + ".")
-            return
-        stopped_one = _hub().stop(client) if client else stop_server(data_dir)
+    if all_:
+        stopped = _hub().stop_all()
+        console.print("Stopped: " + (", ".join(stopped) if stopped else "nothing was running") + ".")
+        return
+    stopped_one = _hub().stop(client) if client else stop_server(data_dir)
     what = f"client {client}'s Label Studio" if client else "Label Studio"
     console.print(f"{what} stopped." if stopped_one else f"No local {what} server was running.")
 
@@ -150,9 +125,8 @@ def ls_stop(data_dir: DataDirOpt = None, client: ClientOpt = None,
 @app.command("list")
 def ls_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every client's instance on the hub: status, URL, database and number of annotators."""
-    with _errors():
-        hub = _hub()
-        rows = hub.instances()
+    hub = _hub()
+    rows = hub.instances()
     if as_json:
         console.print_json(json.dumps([{**r.__dict__, "data_dir": str(r.data_dir)} for r in rows]))
         return
@@ -173,8 +147,7 @@ def ls_backup(client: Annotated[str, typer.Option("--client", help="The client w
               out: Annotated[Optional[Path], typer.Option(help="Folder for the backup. [default: "
                                                           "HUB/backups/CLIENT]")] = None) -> None:
     """Back up a client's instance (database with pg_dump or SQLite's backup API, plus its data folder)."""
-    with _errors():
-        path = _hub().backup(client, out)
+    path = _hub().backup(client, out)
     console.print(f"Backup of client {client}: [bold]{path}[/] (it holds the admin token: keep it private). "
                   f"Restore with `kdh labelstudio restore {path} --client NAME`.")
 
@@ -186,8 +159,7 @@ def ls_restore(backup: Annotated[Path, typer.Argument(help="A folder written by 
                replace: Annotated[bool, typer.Option("--replace", help="Overwrite this client's stopped "
                                                      "instance.")] = False) -> None:
     """Restore a backup into a client's instance; then start it with `kdh labelstudio start --client NAME`."""
-    with _errors():
-        _hub().restore(client, backup, replace=replace)
+    _hub().restore(client, backup, replace=replace)
     console.print(f"Restored {backup} into client {client}. Start it: `kdh labelstudio start --client {client}`.")
 
 
@@ -208,8 +180,7 @@ def ls_status(data_dir: DataDirOpt = None, client: ClientOpt = None) -> None:
     """Is the server up, does it accept the token, which version is it. Exit code 4 when not usable."""
     from kdh_ai.labelstudio.server import server_status
 
-    with _errors():
-        st = server_status(_hub().data_dir(client) if client else data_dir)
+    st = server_status(_hub().data_dir(client) if client else data_dir)
     _print_status(st)
     if not (st.running and st.token_ok):
         raise typer.Exit(4)
@@ -229,13 +200,13 @@ def ls_add_annotator(
 
     On the hub, the account is made only on the client's instance (--client): it cannot see other clients.
     """
-    from kdh_ai.labelstudio.server import add_annotator, resolve_connection, running_server
+    from kdh_ai.labelstudio.accounts import add_annotator
+    from kdh_ai.labelstudio.server import resolve_connection, running_server
 
-    with _errors():
-        conn = resolve_connection(data_dir, client=client)
-        ann = add_annotator(conn, email, password=password, first_name=first_name, last_name=last_name)
-        if client and conn.local:
-            data_dir = _hub().data_dir(client)
+    conn = resolve_connection(data_dir, client=client)
+    ann = add_annotator(conn, email, password=password, first_name=first_name, last_name=last_name)
+    if client and conn.local:
+        data_dir = _hub().data_dir(client)
     local = running_server(data_dir) if conn.local else None
     login = f"{local.lan_url}/user/login/" if local is not None and local.lan_url else ann.login_url
     console.print(f"Annotator [bold]{ann.email}[/] created (user id {ann.user_id}).")
@@ -294,30 +265,29 @@ def push_cmd(
     from kdh_ai.labelstudio.gold import add_gold, gold_from_job as take_gold, read_gold_manifest
     from kdh_ai.labelstudio.push import PushOptions, push
 
-    with _errors():
-        opts = PushOptions(project=project, project_id=project_id, max_confidence=max_confidence,
-                           control_share=control_share, overlap_fraction=overlap, overlap_k=overlap_k,
-                           gold_rate=gold_rate, gold_overlap=gold_overlap, guidelines=guidelines,
-                           labels=tuple(x.strip() for x in labels.split(",") if x.strip()) if labels else None,
-                           audio=audio, limit=limit, seed=seed)  # type: ignore[arg-type]
-        if client is not None:
-            from kdh_ai.labelstudio.hub import set_job_client
+    opts = PushOptions(project=project, project_id=project_id, max_confidence=max_confidence,
+                       control_share=control_share, overlap_fraction=overlap, overlap_k=overlap_k,
+                       gold_rate=gold_rate, gold_overlap=gold_overlap, guidelines=guidelines,
+                       labels=tuple(x.strip() for x in labels.split(",") if x.strip()) if labels else None,
+                       audio=audio, limit=limit, seed=seed)  # type: ignore[arg-type]
+    if client is not None:
+        from kdh_ai.labelstudio.hub import set_job_client
 
-            set_job_client(job_dir, client)
-        _say_which_server(job_dir)
-        if gold or gold_from_job:
-            job = Job(job_dir)
-            if not job.manifest_path.exists():
-                raise ValueError(f"{job.root} is not a job directory (no job.json); run `kdh prelabel` first")
-            found, issues = read_gold_manifest(gold) if gold else ([], [])
-            if gold_from_job:
-                found += take_gold(gold_from_job)
-            with job:
-                added, more = add_gold(job, found)
-            for msg in issues + more:
-                err_console.print(f"[yellow]gold:[/] {msg}")
-            console.print(f"Gold: {added} answers added to {job.root / 'gold.jsonl'} (never sent to Label Studio).")
-        res = push(job_dir, opts, log_progress=progress)
+        set_job_client(job_dir, client)
+    _say_which_server(job_dir)
+    if gold or gold_from_job:
+        job = Job(job_dir)
+        if not job.manifest_path.exists():
+            raise fail(f"{job.root} is not a job directory (no job.json); run `kdh prelabel` first")
+        found, issues = read_gold_manifest(gold) if gold else ([], [])
+        if gold_from_job:
+            found += take_gold(gold_from_job)
+        with job:
+            added, more = add_gold(job, found)
+        for msg in issues + more:
+            err_console.print(f"[yellow]gold:[/] {msg}")
+        console.print(f"Gold: {added} answers added to {job.root / 'gold.jsonl'} (never sent to Label Studio).")
+    res = push(job_dir, opts, log_progress=progress)
     table = Table(title=f"push: project {res.project_id}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -342,9 +312,8 @@ def pull_cmd(job_dir: Annotated[Path, typer.Argument(help="A pushed job director
     """Bring new, edited and deleted annotations from Label Studio into JOB_DIR/annotations.jsonl."""
     from kdh_ai.labelstudio.pull import pull
 
-    with _errors():
-        _say_which_server(job_dir)
-        res = pull(job_dir)
+    _say_which_server(job_dir)
+    res = pull(job_dir)
     console.print(f"Pulled project {res.project_id}: {res.tasks_seen} annotated tasks, {res.annotations_seen} "
                   f"annotations: [bold]{res.new} new, {res.changed} changed, {res.deleted} deleted[/], "
                   f"{res.unchanged} unchanged ({res.wall_s:.1f} s).")
@@ -397,15 +366,14 @@ def status_cmd(
     from kdh_ai.labelstudio.client import LabelStudioUnavailable
 
     down = False
-    with _errors():
-        _say_which_server(job_dir)
-        if pull_first:
-            try:
-                pull(job_dir)
-            except LabelStudioUnavailable as exc:
-                down = True  # exit code 4 once the last pull's state is shown
-                err_console.print(f"[yellow]warning:[/] {exc}\nShowing the state of the last pull.")
-        st = job_status(job_dir, since=_date(since), until=_date(until), lead_time_cap_s=cap_minutes * 60)
+    _say_which_server(job_dir)
+    if pull_first:
+        try:
+            pull(job_dir)
+        except LabelStudioUnavailable as exc:
+            down = True  # exit code 4 once the last pull's state is shown
+            err_console.print(f"[yellow]warning:[/] {exc}\nShowing the state of the last pull.")
+    st = job_status(job_dir, since=_date(since), until=_date(until), lead_time_cap_s=cap_minutes * 60)
     if st.project_id is None:
         raise fail(f"{job_dir} was never pushed to Label Studio. Next: {st.next_step}")
     if as_json:

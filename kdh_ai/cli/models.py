@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kdh_ai.cli._common import console, fail
+from kdh_ai.cli._common import console
 
 __all__ = ["app"]
 
@@ -55,12 +55,9 @@ def models_convert(
     openai-whisper` converts on first use by itself; this command does it ahead of time, or for your own use.
     """
     from kdh_ai.engines.whisper_checkpoint import openai_whisper_checkpoint
-    from kdh_ai.registry import ModelNotAvailableError, resolve_model
+    from kdh_ai.registry import resolve_model
 
-    try:
-        path = openai_whisper_checkpoint(resolve_model(model), out=out)
-    except ModelNotAvailableError as exc:
-        raise fail(str(exc)) from None
+    path = openai_whisper_checkpoint(resolve_model(model), out=out)
     record = path.with_name(path.name + ".json")
     console.print(f"[green]OpenAI Whisper checkpoint[/] {path} ({path.stat().st_size / 1e6:.0f} MB; SHA-256 "
                   f"recorded in {record.name})")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -13,9 +11,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kdh_ai.cli._common import console, err_console, fail
+from kdh_ai.cli._common import console, err_console
 
-__all__ = ["app", "check_language", "print_summary"]
+__all__ = ["app", "print_summary"]
 
 RAY_HELP = ("Run the model work on a Ray cluster: its head's HOST:PORT, or auto (the cluster this machine "
             "belongs to); off runs here even when the pipeline YAML has a ray: block. Same results, same job "
@@ -70,56 +68,18 @@ def prelabel_transcribe(
     skipped); 1 some clip failed (each is listed with what to do); 2 bad input (an empty folder, a manifest
     without item_id or path); 3 another run holds the job.
     """
-    from kdh_ai.config import ConfigError, load_input_config, load_pipeline, validate_options
-    from kdh_ai.items import InputError
-    from kdh_ai.job import JobLockedError
-    from kdh_ai.prelabel import run_prelabel
-    from kdh_ai.ray_runner import ClusterError
-    from kdh_ai.registry import ModelNotAvailableError
-    from kdh_ai.tasks.base import Prelabeler
-    from kdh_ai.tasks.transcription import make_transcriber
+    from kdh_ai.prelabel import prelabel_transcription, ray_runner_for, transcription_options
 
     overrides: dict[str, Any] = {k: v for k, v in {
         "model": model, "beam_size": beam_size, "compute_type": compute_type, "language": language, "vad": vad,
         "pack_short_clips": pack, "max_duration_s": max_duration, "engine": engine,
         "second_opinion": second_opinion}.items() if v is not None}
-    try:
-        if config is not None:
-            task, options = load_pipeline(config, overrides=overrides)
-            if task != "transcription":
-                raise ConfigError(f"{config} is a {task} pipeline; use `kdh prelabel classify`")
-            roots = [*load_input_config(config).allow_roots, *(str(r) for r in allow_root or [])]
-        else:
-            options = validate_options("transcription", overrides, where="flags")
-            roots = [str(r) for r in allow_root or []]
-        check_language(options.model, options.language)
-        if options.second_opinion:
-            check_language(options.second_opinion, options.language)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
-
-    timer = _Timer()
-
-    def make() -> Prelabeler:
-        with timer.setup():
-            return make_transcriber(options)
-
-    runner = _ray_runner(config, ray)
-    try:
-        with timer.total():
-            summary = run_prelabel(
-                out, input, make_prelabeler=make, task="transcription", item_kind="audio",
-                options=dataclasses.asdict(options), log_progress=progress, max_items=max_items, allow_roots=roots,
-                runner=runner)
-    except JobLockedError as exc:
-        raise fail(str(exc), 3) from None
-    except (InputError, ModelNotAvailableError, ValueError, ClusterError) as exc:
-        raise fail(str(exc)) from None
-    except KeyboardInterrupt:
-        err_console.print("[yellow]Interrupted.[/] Everything finished so far is saved; run the same command "
-                          "again to continue.")
-        raise typer.Exit(130) from None
-    print_summary(summary, timer=timer)
+    options, roots = transcription_options(config, overrides, allow_root or [])
+    with _interrupted():
+        summary = prelabel_transcription(input, out, options=options, allow_roots=roots,
+                                         runner=ray_runner_for(config, ray), log_progress=progress,
+                                         max_items=max_items)
+    print_summary(summary)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -168,81 +128,38 @@ def prelabel_classify(
     logistic-regression head on them and redoes the predictions. Empty, over-long and non-UTF-8 texts and
     duplicate ids are reported per item; the rest of the batch goes on. Exit code 1 when some item failed.
     """
-    from kdh_ai.config import ConfigError, load_pipeline, validate_options
-    from kdh_ai.items import InputError
-    from kdh_ai.job import JobLockedError
-    from kdh_ai.labels import LabelsError, load_labels
-    from kdh_ai.prelabel import run_prelabel
-    from kdh_ai.ray_runner import ClusterError
-    from kdh_ai.registry import ModelNotAvailableError
-    from kdh_ai.active_learning import classifier_for_job
-    from kdh_ai.tasks.classification import Classifier
+    from kdh_ai.prelabel import classification_options, prelabel_classification, ray_runner_for
 
     overrides: dict[str, Any] = {k: v for k, v in {
         "labels": str(labels) if labels is not None else None, "model": model, "head": head,
         "train_labels": str(train_labels) if train_labels is not None else None, "max_chars": max_chars,
         "top_k": top_k, "cpu_threads": cpu_threads, "seed": seed}.items() if v is not None}
-    try:
-        if config is not None:
-            task, options = load_pipeline(config, overrides=overrides)
-            if task != "classification":
-                raise ConfigError(f"{config} is a {task} pipeline; use `kdh prelabel transcribe`")
-        else:
-            options = validate_options("classification", overrides, where="flags")
-        if not options.labels:
-            raise ConfigError("no labels: give --labels labels.yaml (a list of labels, each a name with an "
-                              "optional description)")
-        label_set = load_labels(options.labels)
-    except (ConfigError, LabelsError) as exc:
-        raise fail(str(exc)) from None
-
-    built: list[Classifier] = []
-    timer = _Timer()
-
-    def make() -> Classifier:
-        with timer.setup():
-            clf = classifier_for_job(options, out, labels=label_set, source=input, log_progress=progress)
-        built.append(clf)
-        return clf
-
-    runner = _ray_runner(config, ray)
-    try:
-        with timer.total():
-            summary = run_prelabel(
-                out, input, make_prelabeler=make, task="classification", item_kind="text",
-                options=dataclasses.asdict(options), log_progress=progress, max_items=max_items, runner=runner)
-    except JobLockedError as exc:
-        raise fail(str(exc), 3) from None
-    except (InputError, ModelNotAvailableError, FileNotFoundError, ValueError, ClusterError) as exc:
-        raise fail(str(exc)) from None
-    except KeyboardInterrupt:
-        err_console.print("[yellow]Interrupted.[/] Everything finished so far is saved; run the same command "
-                          "again to continue.")
-        raise typer.Exit(130) from None
-    if built:
-        h = built[0].head
+    options, label_set = classification_options(config, overrides)
+    with _interrupted():
+        summary = prelabel_classification(input, out, options=options, labels=label_set,
+                                          runner=ray_runner_for(config, ray), log_progress=progress,
+                                          max_items=max_items)
+    if summary.head is not None:
+        h = summary.head
         cv = getattr(h, "cv_accuracy_", None)
         console.print(f"head: [bold]{h.kind}[/] ({h.identity[:8]}), {h.n_train} human labels"
                       + (f", cross-validated accuracy {cv:.3f}" if cv is not None else ""))
         if h.calibration_warning:
             err_console.print(f"[bold red]warning: {h.calibration_warning}[/]")
-    print_summary(summary, timer=timer)
+    print_summary(summary)
     if summary.failed:
         raise typer.Exit(1)
 
 
-def _ray_runner(config: Path | None, address: str | None) -> Any:
-    """The Ray runner of ``--ray`` / the pipeline's ``ray:`` block, or ``None`` for a local run."""
-    if address is None and config is None:
-        return None
-    from kdh_ai.ray_runner import RayRunner, pipeline_ray_block, ray_options
-
+@contextlib.contextmanager
+def _interrupted() -> Iterator[None]:
+    """Ctrl-C during a run: say that what is finished is saved, and exit with code 130."""
     try:
-        opts = ray_options(pipeline_ray_block(config), address=address,
-                           where=f"{config}: ray" if config is not None else "--ray")
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    return RayRunner(opts) if opts is not None else None
+        yield
+    except KeyboardInterrupt:
+        err_console.print("[yellow]Interrupted.[/] Everything finished so far is saved; run the same command "
+                          "again to continue.")
+        raise typer.Exit(130) from None
 
 
 def print_nodes(nodes: list[dict[str, Any]]) -> None:
@@ -261,73 +178,8 @@ def print_nodes(nodes: list[dict[str, Any]]) -> None:
             err_console.print(f"[yellow]worker:[/] {message}")
 
 
-class _Timer:
-    """Wall time of a whole ``kdh prelabel`` run, and the part spent loading the model and training the head."""
-
-    def __init__(self) -> None:
-        self.setup_s = 0.0
-        self.total_s = 0.0
-
-    @contextlib.contextmanager
-    def setup(self) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.setup_s += time.perf_counter() - t0
-
-    @contextlib.contextmanager
-    def total(self) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.total_s += time.perf_counter() - t0
-
-
-def check_language(model: str, language: str | None) -> None:
-    """Refuse a language an English-only Whisper model cannot transcribe, naming the multilingual models.
-
-    A registry model is English-only when its card lists only ``en``; a local CTranslate2 directory when its
-    vocabulary is Whisper's English-only one (under 51,865 tokens, faster-whisper's own test).
-
-    Raises:
-        ConfigError: ``language`` is not English and ``model`` is English-only.
-    """
-    from kdh_ai.config import ConfigError
-    from kdh_ai.registry import list_cards
-
-    if not language or language.lower() in ("en", "english"):
-        return
-    cards = {c.name: c for c in list_cards()}
-    if model in cards:
-        english_only = [x.lower() for x in cards[model].languages] == ["en"]
-    else:
-        english_only = _vocabulary_size(Path(model).expanduser()) in range(1, 51865)
-    if english_only:
-        multi = sorted(c.name for c in cards.values() if c.task == "transcription"
-                       and [x.lower() for x in c.languages] != ["en"])
-        raise ConfigError(f"--language {language}: the model {model} is English-only and cannot transcribe "
-                          f"{language!r}. Use a multilingual model: "
-                          + (" or ".join(f"--model {m}" for m in multi) if multi else "a multilingual Whisper "
-                             "directory (--model PATH)") + " (see `kdh models list`), or leave out --language")
-
-
-def _vocabulary_size(folder: Path) -> int:
-    """Tokens in a CTranslate2 Whisper directory's vocabulary (0 when it has none that can be read)."""
-    import json
-
-    try:
-        if (folder / "vocabulary.json").is_file():
-            return len(json.loads((folder / "vocabulary.json").read_text(encoding="utf-8")))
-        if (folder / "vocabulary.txt").is_file():
-            return sum(1 for _ in open(folder / "vocabulary.txt", encoding="utf-8"))
-    except (OSError, ValueError):
-        return 0
-    return 0
-
-
-def print_summary(summary: Any, *, timer: _Timer | None = None) -> None:
+def print_summary(summary: Any) -> None:
+    """The summary table of a pre-labeling run, then each failed item and input problem."""
     c = summary.counts
     table = Table(title=f"{summary.task} job: {summary.job_dir}", show_header=False)
     table.add_column(style="bold")
@@ -341,10 +193,10 @@ def print_summary(summary: Any, *, timer: _Timer | None = None) -> None:
     table.add_row("this run", f"{summary.processed} processed, {summary.skipped} already done")
     if summary.audio_s:
         table.add_row("audio processed", f"{summary.audio_s:.1f} s ({summary.audio_s / 3600:.3f} h)")
-    if timer is not None and timer.total_s:
-        table.add_row("wall time", f"{timer.total_s:.1f} s (loading the model"
+    if summary.total_s:
+        table.add_row("wall time", f"{summary.total_s:.1f} s (loading the model"
                       + (" and training the head" if summary.task == "classification" else "")
-                      + f" {timer.setup_s:.1f} s, pre-labeling {summary.wall_s:.1f} s)")
+                      + f" {summary.setup_s:.1f} s, pre-labeling {summary.wall_s:.1f} s)")
     else:
         table.add_row("wall time", f"{summary.wall_s:.1f} s")
     if summary.real_time_factor:

@@ -36,24 +36,17 @@ def qualify_command(
     qualified for the job's task type: they are not delivered, and `kdh status` names them.
     `KDH_QUALIFICATION=auto|required|off` changes that (auto: enforced when the ledger exists).
     """
-    from kdh_ai.labelstudio.client import LabelStudioError
     from kdh_ai.qualify import score_qualification, start_qualification
 
     if task not in ("transcription", "classification"):
         raise fail(f"--task must be transcription or classification, got {task!r}")
-    try:
-        if not score:
-            rec = start_qualification(email, task=task, size=size, seed=seed)
-            console.print(f"Qualification test [bold]{rec.test_id}[/] for {email} ({task}, {rec.size} items, "
-                          f"no pre-annotations): {rec.url}")
-            console.print(f"When {email} has answered every item: "
-                          f"`kdh qualify {email} --task {task} --score`")
-            return
-        res = score_qualification(email, task=task, pass_mark=pass_mark)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    except LabelStudioError as exc:
-        raise fail(str(exc), code=4) from None
+    if not score:
+        rec = start_qualification(email, task=task, size=size, seed=seed)
+        console.print(f"Qualification test [bold]{rec.test_id}[/] for {email} ({task}, {rec.size} items, "
+                      f"no pre-annotations): {rec.url}")
+        console.print(f"When {email} has answered every item: `kdh qualify {email} --task {task} --score`")
+        return
+    res = score_qualification(email, task=task, pass_mark=pass_mark)
     rec = res.record
     table = Table("item", "known answer", "trainee's answer", "errors", title=f"{email}: {task} test {rec.test_id}")
     for row in res.details.itertuples():
@@ -82,13 +75,10 @@ def trainee_command(
 ) -> None:
     """Write one trainee's progress page across jobs: gold WER or accuracy per job with intervals, speed
     against the team, frequent errors with examples (audio at the error), qualification, the next lesson."""
-    from kdh_ai.report.trainee import TraineeError, write_trainee_page
+    from kdh_ai.report.trainee import write_trainee_page
 
     target = out or Path(f"trainee-{email.replace('@', '_at_')}.html")
-    try:
-        path = write_trainee_page(email, list(jobs), target)
-    except TraineeError as exc:
-        raise fail(str(exc)) from None
+    path = write_trainee_page(email, list(jobs), target)
     console.print(f"Progress page of {email}: {path}")
 
 

@@ -55,10 +55,8 @@ def route_command(
     items nobody has answered yet may move back to auto-accept. For a client who sends batch after batch, add
     `--prior-calibration EARLIER_JOB` to pool earlier slices: a tighter bound, so fewer items for people.
     """
-    from kdh_ai.job import JobLockedError
-    from kdh_ai.routing import RoutingError, check_audit as do_check_audit, plan_calibration, route
-
     from kdh_ai.job import Job
+    from kdh_ai.routing import check_audit as do_check_audit, plan_calibration, route
 
     if budget is not None and not 0 <= budget <= 1:
         raise fail(f"--budget must be a share in [0, 1], got {budget:g}"
@@ -85,29 +83,24 @@ def route_command(
         raise fail("--calibration (step 1) goes with a target to plan for, not with --budget or --check-audit")
     if gold is not None and calibration is None:
         raise fail("--gold goes with --calibration (step 1); later, add gold with `kdh push --gold`")
-    try:
-        if calibration is not None:
-            if gold is not None:
-                from kdh_ai.labelstudio.gold import add_gold, read_gold_manifest
+    if calibration is not None:
+        if gold is not None:
+            from kdh_ai.labelstudio.gold import add_gold, read_gold_manifest
 
-                items, problems = read_gold_manifest(gold)
-                added, more = add_gold(Job(job_dir), items)
-                for p in problems + more:
-                    console.print(f"[yellow]gold:[/] {p}")
-                console.print(f"{added} gold item(s) recorded from {gold}")
-            if target is not None:
-                console.print("planning the evidence for the target (simulated slices; a few seconds) ...")
-            result = plan_calibration(job_dir, size=calibration, seed=seed, target=target, delta=delta)
-        elif check_audit:
-            result = do_check_audit(job_dir, delta=delta)
-        else:
-            result = route(job_dir, target=target, budget=budget, audit_rate=audit_rate, delta=delta,
-                           human_error=human_error, seed=seed, prior=prior_calibration or (),
-                           calibration_reviewed=calibration_reviewed)
-    except JobLockedError as exc:
-        raise fail(str(exc), 3) from None
-    except (RoutingError, ValueError) as exc:
-        raise fail(str(exc)) from None
+            items, problems = read_gold_manifest(gold)
+            added, more = add_gold(Job(job_dir), items)
+            for p in problems + more:
+                console.print(f"[yellow]gold:[/] {p}")
+            console.print(f"{added} gold item(s) recorded from {gold}")
+        if target is not None:
+            console.print("planning the evidence for the target (simulated slices; a few seconds) ...")
+        result = plan_calibration(job_dir, size=calibration, seed=seed, target=target, delta=delta)
+    elif check_audit:
+        result = do_check_audit(job_dir, delta=delta)
+    else:
+        result = route(job_dir, target=target, budget=budget, audit_rate=audit_rate, delta=delta,
+                       human_error=human_error, seed=seed, prior=prior_calibration or (),
+                       calibration_reviewed=calibration_reviewed)
     table = Table(title=f"routing ({result.step}): {job_dir}")
     table.add_column("role")
     table.add_column("items", justify="right")

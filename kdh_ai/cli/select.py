@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from kdh_ai.cli._common import console, err_console, fail
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from kdh_ai.routing.select import NextRound
 
-def _reason(item_id: str, uncertain: set[str], score: float, strategy: str, cold: bool) -> str:
-    if item_id in uncertain:
-        what = "margin between the two most probable labels" if strategy == "margin" else "top probability"
-        return f"uncertain: {what} {score:.3f}"
-    if cold:
-        return "random: cold start (zero-shot predictions)"
-    return "random share: unbiased sample for calibration"
+__all__ = ["register"]
 
 
 def select_command(
@@ -62,65 +56,39 @@ def select_command(
 
     Exit codes: 0 chosen; 2 not a classification job, no predictions yet, or bad options; 3 the job is in use.
     """
-    from kdh_ai.active_learning import select_next_round
-    from kdh_ai.job import Job, JobLockedError
-    from kdh_ai.labelstudio.gold import current_gold
-    from kdh_ai.routing.plan import HUMAN_ROLES, current_roles, mark_roles
+    from kdh_ai.routing.select import choose_next_round
 
-    job = Job(job_dir)
-    if not job.manifest_path.exists():
-        raise fail(f"{job.root} is not a job directory (no job.json); run `kdh prelabel classify` first")
-    if job.task != "classification":
-        raise fail(f"{job.root} is a {job.task or 'unknown-task'} job: `kdh select` chooses rounds for "
-                   "classification jobs only (for transcription, use `kdh route`)")
     if strategy not in ("margin", "least_confident"):
         raise fail(f"--strategy must be margin or least_confident, got {strategy!r}")
-    preds = job.current_predictions()
-    if not preds:
-        raise fail(f"{job.root} has no predictions yet; run `kdh prelabel classify` first")
-    had_routing = (job.root / "routing.jsonl").exists()
-    roles = current_roles(job) if had_routing else {}
-    pushed = {k for k, t in job.pushed_tasks().items() if not t.missing}
-    gold = set(current_gold(job))
-    with_people = {k for k, r in roles.items() if r in HUMAN_ROLES} | pushed | gold
-    try:
-        sel = select_next_round(job, n, random_share=random_share, seed=seed, strategy=strategy, balance=balance,
-                                exclude=with_people)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    heads = {str(p.payload.get("head")) for p in preds.values() if p.status == "ok"}
-    cold = heads == {"zero_shot"}
-    uncertain = set(sel.uncertain)
-    reasons = {k: _reason(k, uncertain, sel.scores[k], strategy, cold) for k in sel.item_ids}
-    for k, label in sel.for_missing.items():
-        reasons[k] = f"missing class: no human label yet for {label!r} (probability {sel.scores[k]:.3f})"
-
+    result = choose_next_round(job_dir, n, random_share=random_share, strategy=strategy, balance=balance,
+                               seed=seed, out=out, record=not dry_run)
+    _print_round(result, n=n, strategy=strategy, balance=balance, random_share=random_share, seed=seed, show=show)
     if out is not None:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with open(out, "w", encoding="utf-8", newline="") as fh:
-                w = csv.writer(fh)
-                w.writerow(["item_id", "reason", "score", "predicted", "confidence"])
-                for k in sel.item_ids:
-                    w.writerow([k, reasons[k], f"{sel.scores[k]:.6f}", preds[k].text, f"{preds[k].confidence:.6f}"])
-        except OSError as exc:
-            raise fail(f"cannot write {out}: {exc}") from None
-    recorded = 0
-    if not dry_run and sel.item_ids:
-        try:
-            with job:
-                mark_roles(job, {k: ("human", f"active learning: {reasons[k]}") for k in sel.item_ids}, "select")
-                recorded = len(sel.item_ids)
-        except JobLockedError as exc:
-            raise fail(str(exc), 3) from None
+        console.print(f"Chosen ids and reasons written to {out}")
+    if dry_run:
+        console.print("Dry run: nothing recorded in the job; `kdh push` will not send these items.")
+    elif result.recorded:
+        console.print(f"Recorded in {result.job.root / 'routing.jsonl'}: {result.recorded} item(s) with role human "
+                      "(step select).")
+        if not result.had_routing:
+            err_console.print("[yellow]note:[/] the job had no routing.jsonl; from now on `kdh push` sends only "
+                              "routed items (these), and holds back the rest until they are selected or routed.")
+        console.print(f"Next: `kdh push {job_dir}` sends them to Label Studio; after people answer, `kdh pull "
+                      f"{job_dir}`, then `kdh prelabel classify ... --out {job_dir}` retrains and re-predicts.")
+    elif not result.selection.item_ids:
+        console.print("Nothing to choose: every item is answered or already with people.")
 
-    table = Table(title=f"next human round: {job.root.name}", show_header=False)
+
+def _print_round(result: NextRound, *, n: int, strategy: str, balance: bool, random_share: float, seed: int,
+                 show: int) -> None:
+    """The round's summary table, its warnings, and the first ``show`` chosen items."""
+    sel, cold = result.selection, result.cold
+    table = Table(title=f"next human round: {result.job.root.name}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     table.add_row("pool", f"{sel.pool_size} items with a prediction, unanswered and not yet with people "
-                  f"({len(with_people)} already with people)")
-    head_line = "zero-shot (no human labels yet)" if cold else ", ".join(sorted(heads))
-    table.add_row("model", head_line)
+                  f"({result.with_people} already with people)")
+    table.add_row("model", "zero-shot (no human labels yet)" if cold else ", ".join(sorted(result.heads)))
     table.add_row("chosen", f"{len(sel.item_ids)}: " + (f"{len(sel.for_missing)} for missing classes + "
                                                           if sel.for_missing else "")
                   + f"{len(sel.uncertain) - len(sel.for_missing)} uncertain + {len(sel.random)} random")
@@ -139,28 +107,15 @@ def select_command(
     if len(sel.item_ids) < n:
         console.print(f"Only {len(sel.item_ids)} item(s) left to choose from (asked for {n}).")
     if show and sel.item_ids:
-        items = job.current_items()
+        items, preds = result.job.current_items(), result.predictions
         listing = Table(title=f"chosen items (first {min(show, len(sel.item_ids))} of {len(sel.item_ids)})")
         for col in ("item_id", "why", "predicted", "confidence", "text"):
             listing.add_column(col, overflow="fold")
         for k in sel.item_ids[:show]:
             text = str(items.get(k, {}).get("text") or "")
-            listing.add_row(k, reasons[k], preds[k].text, f"{preds[k].confidence:.3f}",
+            listing.add_row(k, result.reasons[k], preds[k].text, f"{preds[k].confidence:.3f}",
                             text[:60] + ("..." if len(text) > 60 else ""))
         console.print(listing)
-    if out is not None:
-        console.print(f"Chosen ids and reasons written to {out}")
-    if dry_run:
-        console.print("Dry run: nothing recorded in the job; `kdh push` will not send these items.")
-    elif recorded:
-        console.print(f"Recorded in {job.root / 'routing.jsonl'}: {recorded} item(s) with role human (step select).")
-        if not had_routing:
-            err_console.print("[yellow]note:[/] the job had no routing.jsonl; from now on `kdh push` sends only "
-                              "routed items (these), and holds back the rest until they are selected or routed.")
-        console.print(f"Next: `kdh push {job_dir}` sends them to Label Studio; after people answer, `kdh pull "
-                      f"{job_dir}`, then `kdh prelabel classify ... --out {job_dir}` retrains and re-predicts.")
-    elif not sel.item_ids:
-        console.print("Nothing to choose: every item is answered or already with people.")
 
 
 def register(app: typer.Typer) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.items import sha256_file
 from kdh_ai.registry import ModelNotAvailableError, ResolvedModel, cache_dir
 
@@ -78,7 +79,7 @@ def read_ctranslate2(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
     try:
         version = take("I")
         if version not in _BINARY_VERSIONS:
-            raise ValueError(f"{path}: CTranslate2 binary version {version}; this reader knows "
+            raise InvalidInputError(f"{path}: CTranslate2 binary version {version}; this reader knows "
                              f"{', '.join(map(str, _BINARY_VERSIONS))} (convert the model with ctranslate2>=3)")
         spec = text()
         take("I")  # spec revision
@@ -89,7 +90,7 @@ def read_ctranslate2(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
             dtype = _DTYPES[take("B")]
             n_bytes = take("I")
             if pos + n_bytes > len(buf):
-                raise ValueError(f"{path}: truncated inside variable {name!r}; the file is incomplete")
+                raise InvalidInputError(f"{path}: truncated inside variable {name!r}; the file is incomplete")
             raw = bytes(buf[pos:pos + n_bytes])
             pos += n_bytes
             if dtype == "bfloat16":  # numpy has no bfloat16: widen to float32
@@ -101,14 +102,14 @@ def read_ctranslate2(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
             alias, target = text(), text()
             variables[alias] = variables[target]
     except struct.error:
-        raise ValueError(f"{path}: truncated CTranslate2 model file; reinstall or copy it again") from None
+        raise InvalidInputError(f"{path}: truncated CTranslate2 model file; reinstall or copy it again") from None
     return spec, variables
 
 
 def _layers(variables: dict[str, np.ndarray], prefix: str) -> int:
     found = {int(m.group(1)) for k in variables if (m := re.match(rf"{prefix}/layer_(\d+)/", k))}
     if not found or found != set(range(len(found))):
-        raise ValueError(f"no consecutive {prefix} layers in the model")
+        raise InvalidInputError(f"no consecutive {prefix} layers in the model")
     return len(found)
 
 
@@ -142,9 +143,9 @@ def ctranslate2_to_openai_whisper(model_dir: str | Path) -> dict[str, Any]:
     model_dir = Path(model_dir)
     spec, v = read_ctranslate2(model_dir / "model.bin")
     if spec != "WhisperSpec":
-        raise ValueError(f"{model_dir}: a {spec} model, not Whisper")
+        raise InvalidInputError(f"{model_dir}: a {spec} model, not Whisper")
     if any(k.endswith("/weight_scale") for k in v):
-        raise ValueError(f"{model_dir}: the weights are quantized (int8); convert a float16 or float32 model "
+        raise InvalidInputError(f"{model_dir}: the weights are quantized (int8); convert a float16 or float32 model "
                          "directory instead")
     sd: dict[str, np.ndarray] = {}
 
@@ -164,7 +165,7 @@ def ctranslate2_to_openai_whisper(model_dir: str | Path) -> dict[str, Any]:
             sd[f"{dst}.{n}.weight"] = weight[i * d:(i + 1) * d]
             if n == "key":  # Whisper's key projection has no bias: CTranslate2 fused zeros in
                 if np.any(bias[i * d:(i + 1) * d]):
-                    raise ValueError(f"{model_dir}: {src} has a key bias; not an OpenAI Whisper model")
+                    raise InvalidInputError(f"{model_dir}: {src} has a key bias; not an OpenAI Whisper model")
             else:
                 sd[f"{dst}.{n}.bias"] = bias[i * d:(i + 1) * d]
 
@@ -207,7 +208,7 @@ def ctranslate2_to_openai_whisper(model_dir: str | Path) -> dict[str, Any]:
             "n_text_layer": n_text_layer,
         }
     except KeyError as exc:
-        raise ValueError(f"{model_dir}: variable {exc.args[0]!r} is missing; not a complete Whisper model") from None
+        raise InvalidInputError(f"{model_dir}: variable {exc.args[0]!r} is missing; not a complete Whisper model") from None
     heads = alignment_heads(model_dir)
     state = {k: torch.from_numpy(np.array(a, copy=True)) for k, a in sd.items()}  # writable copies
     return {"dims": dims, "model_state_dict": state, "alignment_heads": heads}

@@ -5,7 +5,8 @@ top of its API, with the design below (the long version, with what it guarantees
 ``docs/labelstudio.md``).
 
 Modules: :mod:`~kdh_ai.labelstudio.server` (start/stop/status of a local server, or a central one from
-``KDH_LS_URL``/``KDH_LS_TOKEN``; annotator accounts), :mod:`~kdh_ai.labelstudio.client` (retries, backoff,
+``KDH_LS_URL``/``KDH_LS_TOKEN``), :mod:`~kdh_ai.labelstudio.accounts` (annotator accounts: sign-up, log-in,
+simulated accounts), :mod:`~kdh_ai.labelstudio.client` (retries, backoff,
 token redaction), :mod:`~kdh_ai.labelstudio.project` (projects from a task type's template),
 :mod:`~kdh_ai.labelstudio.push`, :mod:`~kdh_ai.labelstudio.pull`, :mod:`~kdh_ai.labelstudio.status` and
 :mod:`~kdh_ai.labelstudio.gold`.
@@ -82,6 +83,7 @@ Each of these files has one typed record in :mod:`kdh_ai.records` (``labelstudio
 
 from __future__ import annotations
 
+from kdh_ai.labelstudio.accounts import Annotator, add_annotator, login_token
 from kdh_ai.labelstudio.client import (
     Connection,
     LabelStudioAuthError,
@@ -95,14 +97,11 @@ from kdh_ai.labelstudio.gold import GoldItem, add_gold, current_gold, gold_from_
 from kdh_ai.labelstudio.pull import PullResult, annotations_frame, pull
 from kdh_ai.labelstudio.push import PushOptions, PushResult, TaskRole, push
 from kdh_ai.labelstudio.server import (
-    Annotator,
     PortBusyError,
     ServerError,
     ServerOptions,
-    add_annotator,
     ensure_server,
     local_connection,
-    login_token,
     resolve_connection,
     server_status,
     start_server,

@@ -42,6 +42,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from kdh_ai.errors import InvalidInputError, LabelStudioAuthError, LabelStudioError, LabelStudioUnavailable
+
 __all__ = [
     "Connection",
     "LabelStudioAuthError",
@@ -78,18 +80,6 @@ def redact(text: str, *secrets: str | None) -> str:
     return _AUTH_PATTERN.sub(r"\1***", out)
 
 
-class LabelStudioError(RuntimeError):
-    """A Label Studio call failed (the message names the call and what to do; it never holds the token)."""
-
-
-class LabelStudioUnavailable(LabelStudioError):
-    """The server did not answer (down, unreachable, or failing) after all retries."""
-
-
-class LabelStudioAuthError(LabelStudioError):
-    """The server refused the API token (HTTP 401/403)."""
-
-
 @dataclass(frozen=True)
 class Connection:
     """Where the server is and how to authenticate.
@@ -109,7 +99,7 @@ class Connection:
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", self.url.rstrip("/"))
         if not self.token:
-            raise ValueError("a Label Studio connection needs an API token (KDH_LS_TOKEN)")
+            raise InvalidInputError("a Label Studio connection needs an API token (KDH_LS_TOKEN)")
 
     def __str__(self) -> str:
         return repr(self)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job
 from kdh_ai.records import GoldAnswer, utc_now
 
@@ -73,7 +74,7 @@ def read_gold_manifest(path: str | Path) -> tuple[list[GoldItem], list[str]]:
     """
     p = Path(path).expanduser().resolve()
     if not p.is_file():
-        raise ValueError(f"gold manifest {p} does not exist; give a CSV or JSONL file with item_id and answer")
+        raise InvalidInputError(f"gold manifest {p} does not exist; give a CSV or JSONL file with item_id and answer")
     rows: list[tuple[str, dict[str, Any]]] = []
     suffix = p.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
@@ -90,12 +91,12 @@ def read_gold_manifest(path: str | Path) -> tuple[list[GoldItem], list[str]]:
             reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
             missing = {"item_id", "answer"} - set(reader.fieldnames or [])
             if missing:
-                raise ValueError(f"gold manifest {p} lacks the column(s) {sorted(missing)}; "
+                raise InvalidInputError(f"gold manifest {p} lacks the column(s) {sorted(missing)}; "
                                  "it needs item_id and answer")
             # an empty CSV cell means "no answer given"; an empty answer (silence) needs JSONL ("answer": "")
             rows = [(f"{p.name}:{n}", {**r, "answer": r.get("answer") or None}) for n, r in enumerate(reader, 2)]
     else:
-        raise ValueError(f"gold manifest {p}: unknown format {suffix!r}; use .csv, .tsv or .jsonl")
+        raise InvalidInputError(f"gold manifest {p}: unknown format {suffix!r}; use .csv, .tsv or .jsonl")
     items, issues = [], []
     for where, row in rows:
         if "__error__" in row:
@@ -129,14 +130,14 @@ def gold_from_job(job_dir: str | Path, *, min_annotators: int = 1) -> list[GoldI
         ValueError: Not a job directory nor a delivery.
     """
     if min_annotators < 1:
-        raise ValueError(f"min_annotators must be >= 1, got {min_annotators}")
+        raise InvalidInputError(f"min_annotators must be >= 1, got {min_annotators}")
     src = Path(job_dir).expanduser().resolve()
     delivered = src if src.is_file() else src / "delivered.jsonl"
     if delivered.is_file():
         return _gold_from_delivery(delivered)
     prev = Job(src)
     if not prev.manifest_path.exists():
-        raise ValueError(f"{src} is neither a job directory (no job.json) nor a delivery (no delivered.jsonl)")
+        raise InvalidInputError(f"{src} is neither a job directory (no job.json) nor a delivery (no delivered.jsonl)")
     items = prev.current_items()
     source = f"job:{prev.root}"
     out: dict[str, GoldItem] = {}

@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -36,15 +35,16 @@ import re
 import shutil
 import sqlite3
 import tarfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job, write_json_atomic
 from kdh_ai.labelstudio.client import Connection, LabelStudioClient, LabelStudioError
+from kdh_ai.labelstudio.locks import exclusive_lock
 from kdh_ai.labelstudio.postgres import LocalPostgres, PgAdmin, PgDatabase, PostgresError, new_password
 from kdh_ai.labelstudio.server import (
     LS_VERSION,
@@ -89,7 +89,7 @@ def check_client_name(name: str) -> str:
         ValueError: Not such a name.
     """
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"{name!r} is not a valid client name: use lowercase letters, digits and '-', starting "
+        raise InvalidInputError(f"{name!r} is not a valid client name: use lowercase letters, digits and '-', starting "
                          "with a letter, at most 31 characters (e.g. acme-health)")
     return name
 
@@ -125,12 +125,12 @@ def set_job_client(job_dir: str | Path, client: str) -> None:
     check_client_name(client)
     job = Job(Path(job_dir))
     if not job.manifest_path.exists():
-        raise ValueError(f"{job.root} is not a job directory (no job.json); run `kdh prelabel` first")
+        raise InvalidInputError(f"{job.root} is not a job directory (no job.json); run `kdh prelabel` first")
     current = job.read_manifest().get("client")
     if current == client:
         return
     if current:
-        raise ValueError(f"{job.root} belongs to client {current!r}, not {client!r}: its Label Studio project lives "
+        raise InvalidInputError(f"{job.root} belongs to client {current!r}, not {client!r}: its Label Studio project lives "
                          f"in {current}'s instance. Drop --client, or make a new job for {client}")
     with job:
         job.update_manifest(client=client)
@@ -206,20 +206,9 @@ class Hub:
     @contextlib.contextmanager
     def _locked(self, timeout_s: float = 600.0) -> Iterator[None]:
         self._ensure_root()
-        fd = os.open(self.root / ".hub.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + timeout_s
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise ServerError(f"another kdh holds the hub lock in {self.root}; wait and retry") from None
-                    time.sleep(0.3)
+        with exclusive_lock(self.root / ".hub.lock", timeout_s=timeout_s,
+                            error=ServerError(f"another kdh holds the hub lock in {self.root}; wait and retry")):
             yield
-        finally:
-            os.close(fd)
 
     def clients(self) -> dict[str, dict[str, Any]]:
         """The registered clients: ``{name: {port, database, created_at}}``."""
@@ -278,13 +267,13 @@ class Hub:
         clients = reg.setdefault("clients", {})
         rec = dict(clients.get(client) or {})
         if database and rec.get("database") and database != rec["database"]:
-            raise ValueError(f"client {client!r} runs on {rec['database']}, not {database}; its data lives there. "
+            raise InvalidInputError(f"client {client!r} runs on {rec['database']}, not {database}; its data lives there. "
                              "Back it up and restore it under a new name to move it")
         used = {c["port"] for n, c in clients.items() if n != client}
         if port is not None:
             if port in used:
                 other = next(n for n, c in clients.items() if c["port"] == port)
-                raise ValueError(f"port {port} belongs to client {other!r}; choose another --port")
+                raise InvalidInputError(f"port {port} belongs to client {other!r}; choose another --port")
             rec["port"] = port
         elif "port" not in rec:
             rec["port"] = next(p for p in range(_FIRST_CLIENT_PORT, _FIRST_CLIENT_PORT + 1000)

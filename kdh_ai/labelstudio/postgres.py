@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.labelstudio.client import LabelStudioError, redact
 
 __all__ = [
@@ -133,7 +134,7 @@ class PgAdmin:
         """
         parts = urlsplit(url)
         if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not parts.username:
-            raise ValueError("KDH_HUB_PG_URL must look like postgresql://USER:PASSWORD@HOST:PORT/postgres")
+            raise InvalidInputError("KDH_HUB_PG_URL must look like postgresql://USER:PASSWORD@HOST:PORT/postgres")
         return cls(host=parts.hostname, port=parts.port or 5432, user=unquote(parts.username),
                    password=unquote(parts.password or ""))
 

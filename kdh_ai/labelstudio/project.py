@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.labelstudio.client import LabelStudioClient
 from kdh_ai.tasks import TaskType
 
@@ -74,7 +75,7 @@ def guidelines_html(text: str, *, suffix: str) -> str:
         return MarkdownIt("commonmark", {"html": False}).render(text)
     if suffix in (".html", ".htm"):
         return text
-    raise ValueError(f"guidelines must be Markdown (.md) or HTML (.html), got {suffix!r}")
+    raise InvalidInputError(f"guidelines must be Markdown (.md) or HTML (.html), got {suffix!r}")
 
 
 def read_guidelines(path: str | Path) -> str:
@@ -87,7 +88,7 @@ def read_guidelines(path: str | Path) -> str:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValueError(f"cannot read the guidelines {p}: {exc.strerror or exc}; give a Markdown or HTML file") \
+        raise InvalidInputError(f"cannot read the guidelines {p}: {exc.strerror or exc}; give a Markdown or HTML file") \
             from None
     if p.suffix.lower() in (".md", ".markdown"):
         from kdh_ai.guidelines import split_front_matter
@@ -114,7 +115,7 @@ def create_project(client: LabelStudioClient, task: TaskType, *, title: str, gui
         description: Project description.
     """
     if not title.strip():
-        raise ValueError("a project needs a non-empty title")
+        raise InvalidInputError("a project needs a non-empty title")
     config = task.label_config(labels=labels) if labels else task.label_config()
     body: dict[str, Any] = {"title": title, "description": description, "label_config": config,
                             **PROJECT_SETTINGS}

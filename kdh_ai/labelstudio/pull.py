@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job
 from kdh_ai.labelstudio.client import Connection, LabelStudioClient, RetryPolicy
 from kdh_ai.labelstudio.state import read_ls_state, write_ls_state
@@ -139,7 +140,7 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
     job = Job(Path(job_dir))
     state = read_ls_state(job)
     if not state.get("project_id"):
-        raise ValueError(f"{job.root} was never pushed to Label Studio (no labelstudio.json); run `kdh push` first")
+        raise InvalidInputError(f"{job.root} was never pushed to Label Studio (no labelstudio.json); run `kdh push` first")
     pid = int(state["project_id"])
     if connection is None:
         from kdh_ai.labelstudio.server import resolve_connection

@@ -58,8 +58,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.guidelines import guideline_record, with_default_guideline
 from kdh_ai.job import Job
 from kdh_ai.labelstudio.client import Connection, LabelStudioClient, LabelStudioError, RetryPolicy
@@ -125,21 +126,21 @@ class PushOptions:
         for name in ("control_share", "overlap_fraction", "gold_rate"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {v}")
+                raise InvalidInputError(f"{name} must lie in [0, 1], got {v}")
         if self.gold_rate >= 1.0:
-            raise ValueError("gold_rate must be below 1")
+            raise InvalidInputError("gold_rate must be below 1")
         if self.overlap_k < 2:
-            raise ValueError(f"overlap_k must be >= 2, got {self.overlap_k}")
+            raise InvalidInputError(f"overlap_k must be >= 2, got {self.overlap_k}")
         if self.gold_overlap is not None and self.gold_overlap < 1:
-            raise ValueError(f"gold_overlap must be >= 1, got {self.gold_overlap}")
+            raise InvalidInputError(f"gold_overlap must be >= 1, got {self.gold_overlap}")
         if self.audio not in ("auto", "local", "upload"):
-            raise ValueError(f"audio must be 'auto', 'local' or 'upload', got {self.audio!r}")
+            raise InvalidInputError(f"audio must be 'auto', 'local' or 'upload', got {self.audio!r}")
         if self.chunk_size < 1 or self.workers < 1 or not 1 <= self.upload_batch <= 100:
-            raise ValueError("chunk_size and workers must be >= 1, upload_batch in 1..100")
+            raise InvalidInputError("chunk_size and workers must be >= 1, upload_batch in 1..100")
         if self.max_confidence is not None and not 0.0 < self.max_confidence <= 1.0 + 1e-9:
-            raise ValueError(f"max_confidence must lie in (0, 1], got {self.max_confidence}")
+            raise InvalidInputError(f"max_confidence must lie in (0, 1], got {self.max_confidence}")
         if self.limit is not None and self.limit < 0:
-            raise ValueError(f"limit must be >= 0, got {self.limit}")
+            raise InvalidInputError(f"limit must be >= 0, got {self.limit}")
 
 
 @dataclass
@@ -256,7 +257,7 @@ def _ensure_project(job: Job, client: LabelStudioClient, task: TaskType, opts: P
     guidelines = read_guidelines(opts.guidelines) if opts.guidelines else None
     pid = state.get("project_id")
     if opts.project_id is not None and pid is not None and int(pid) != opts.project_id:
-        raise ValueError(f"{job.root} is already pushed to project {pid} ({state.get('project_title')!r}); a job "
+        raise InvalidInputError(f"{job.root} is already pushed to project {pid} ({state.get('project_title')!r}); a job "
                          "lives in one project: use a new job directory for another project")
     if opts.project_id is not None or pid is not None:
         want = int(opts.project_id if opts.project_id is not None else pid)
@@ -264,12 +265,12 @@ def _ensure_project(job: Job, client: LabelStudioClient, task: TaskType, opts: P
             project = client.get_json(f"api/projects/{want}/", what=f"read project {want}")
         except LabelStudioError as exc:
             if "HTTP 404" in str(exc):
-                raise ValueError(f"project {want} does not exist on {client.url} (the job was pushed to "
+                raise InvalidInputError(f"project {want} does not exist on {client.url} (the job was pushed to "
                                  f"{state.get('url', client.url)}); check KDH_LS_URL, or attach the job to "
                                  "another project with --project-id") from None
             raise
         if opts.project and pid is not None and opts.project != project["title"]:
-            raise ValueError(f"{job.root} is already pushed to project {want} titled {project['title']!r}, not "
+            raise InvalidInputError(f"{job.root} is already pushed to project {want} titled {project['title']!r}, not "
                              f"{opts.project!r}; a job lives in one project")
     else:
         same = [p for p in _list_projects(client, title) if p.get("title") == title]
@@ -278,7 +279,7 @@ def _ensure_project(job: Job, client: LabelStudioClient, task: TaskType, opts: P
             project = mine[0]
             logger.info("Found this job's project %d %r (created by an interrupted push)", project["id"], title)
         elif same:
-            raise ValueError(f"a project titled {title!r} already exists on {client.url} (id {same[0]['id']}) and "
+            raise InvalidInputError(f"a project titled {title!r} already exists on {client.url} (id {same[0]['id']}) and "
                              f"is not this job's; choose another --project name, or attach the job to it with "
                              f"--project-id {same[0]['id']}")
         else:
@@ -300,7 +301,7 @@ def _ensure_local_storage(client: LabelStudioClient, conn: Connection, project_i
                           state: dict[str, Any]) -> Path:
     """The project's folder under the server's narrow document root, and its local-files storage record."""
     if conn.files_root is None:
-        raise ValueError("local-files audio needs a server that kdh runs on this machine; use --audio upload")
+        raise InvalidInputError("local-files audio needs a server that kdh runs on this machine; use --audio upload")
     folder = Path(conn.files_root) / f"project-{project_id}"
     folder.mkdir(parents=True, exist_ok=True)
     storages = client.get_json("api/storages/localfiles/", what="list local-files storages",
@@ -452,7 +453,7 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
     opts = options or PushOptions()
     job = Job(Path(job_dir))
     if not job.manifest_path.exists():
-        raise ValueError(f"{job.root} is not a job directory (no job.json); run `kdh prelabel` first")
+        raise InvalidInputError(f"{job.root} is not a job directory (no job.json); run `kdh prelabel` first")
     if connection is None:
         from kdh_ai.labelstudio.server import resolve_connection
 
@@ -521,7 +522,7 @@ def _open_project(job: Job, client: LabelStudioClient, connection: Connection, o
     """The job's project (found or created) and its audio storage, recorded in labelstudio.json."""
     task = task_type or job.task_type(with_labels=not opts.labels)
     if opts.audio == "local" and not connection.local:
-        raise ValueError(f"--audio local needs a server that kdh runs on this machine; {connection.url} is "
+        raise InvalidInputError(f"--audio local needs a server that kdh runs on this machine; {connection.url} is "
                          "remote: use --audio upload (or auto)")
     state = read_ls_state(job)
     project = _ensure_project(job, client, task, opts, state)

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job
 from kdh_ai.labelstudio.state import read_ls_state
 from kdh_ai.records import TaskRole
@@ -138,7 +139,7 @@ def job_status(job_dir: str | Path, *, now: datetime | None = None, window_h: fl
         until: ... and before this time.
     """
     if window_h <= 0 or lead_time_cap_s <= 0:
-        raise ValueError("window_h and lead_time_cap_s must be > 0")
+        raise InvalidInputError("window_h and lead_time_cap_s must be > 0")
     job = Job(Path(job_dir))
     state = read_ls_state(job)
     pid = state.get("project_id")

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from kdh_ai.answers import human_answers
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job, write_json_atomic
 from kdh_ai.report.metrics import job_metrics
 from kdh_ai.report.style import PAGE_CSS, figure_png
@@ -63,7 +64,7 @@ _CLIENT_REASONS = {
 }
 
 
-class ReportError(ValueError):
+class ReportError(InvalidInputError):
     """The report cannot be written (the message says why and what to do)."""
 
 

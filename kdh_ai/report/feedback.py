@@ -24,6 +24,7 @@ import pandas as pd
 
 from kdh_ai import quality
 from kdh_ai.answers import annotations_table, gold_answers
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job
 from kdh_ai.report.style import PAGE_CSS as _CSS
 from kdh_ai.report.style import figure_png as _png
@@ -39,7 +40,7 @@ PAID_WORK_ACCURACY = 0.90
 logger = logging.getLogger(__name__)
 
 
-class FeedbackError(ValueError):
+class FeedbackError(InvalidInputError):
     """No page can be written for this annotator (the message says why and what to do)."""
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from kdh_ai import quality
 from kdh_ai.answers import annotations_table, gold_answers
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job
 from kdh_ai.report.style import PAGE_CSS as _CSS
 from kdh_ai.report.style import figure_png as _png
@@ -51,7 +52,7 @@ _LESSONS = {
 }
 
 
-class TraineeError(ValueError):
+class TraineeError(InvalidInputError):
     """No page can be written (the message says why and what to do)."""
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from kdh_ai.answers import human_answers
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.job import Job
 from kdh_ai.records import HUMAN_ROLES, ROLES, Prediction, RoleRecord, utc_now
 from kdh_ai.routing.people import HumanError, human_error_rate
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 
 
-class RoutingError(ValueError):
+class RoutingError(InvalidInputError):
     """Routing cannot proceed yet (the message says what is missing and what to do)."""
 
 
@@ -444,11 +445,11 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
 
 def _check_route_options(target: float | None, budget: float | None, audit_rate: float) -> None:
     if (target is None) == (budget is None):
-        raise ValueError("give exactly one of target (e.g. --target-wer 0.05) or budget (e.g. --budget 0.3)")
+        raise InvalidInputError("give exactly one of target (e.g. --target-wer 0.05) or budget (e.g. --budget 0.3)")
     if target is not None and not 0 < target < 1:
-        raise ValueError(f"the target error rate must lie in (0, 1), got {target}")
+        raise InvalidInputError(f"the target error rate must lie in (0, 1), got {target}")
     if not 0 <= audit_rate < 1:
-        raise ValueError(f"audit_rate must lie in [0, 1), got {audit_rate}")
+        raise InvalidInputError(f"audit_rate must lie in [0, 1), got {audit_rate}")
 
 
 def _people_error(measured: HumanError | None, human_error: float | None, delta: float

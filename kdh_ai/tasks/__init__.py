@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.tasks.base import Prelabeler, TaskType
 
 __all__ = ["Prelabeler", "TaskType", "get_task"]
@@ -21,4 +22,4 @@ def get_task(name: str) -> TaskType:
         from kdh_ai.tasks.classification import ClassificationTask
 
         return ClassificationTask()
-    raise ValueError(f"unknown task type {name!r}; valid: 'transcription', 'classification'")
+    raise InvalidInputError(f"unknown task type {name!r}; valid: 'transcription', 'classification'")

@@ -36,6 +36,7 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from kdh_ai.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.heads import Head, ZeroShotHead, label_prototypes, load_head, train_head
 from kdh_ai.items import Item, sha256_text
 from kdh_ai.labels import Label, LabelSet
@@ -128,7 +129,7 @@ class ClassificationTask(TaskType):
         elif self.labels is not None:
             items = list(self.labels.labels)
         else:
-            raise ValueError("the classification template needs the label list; give labels=[...] "
+            raise InvalidInputError("the classification template needs the label list; give labels=[...] "
                              "(from labels.yaml)")
         lines = ['<View>', f'  <Text name="{self.to_name}" value="$text"/>']
         if len(items) > self.filter_above:
@@ -187,7 +188,7 @@ class Classifier(Prelabeler):
                                                temperature=options.zero_shot_temperature,
                                                identity_extra=f"{self.embedder.model_key}:{labels.identity()}")
         if self.head.classes != labels.names:
-            raise ValueError(f"the head's classes {self.head.classes[:5]}... differ from the label set's "
+            raise InvalidInputError(f"the head's classes {self.head.classes[:5]}... differ from the label set's "
                              f"{labels.names[:5]}...; train the head on this label set")
 
     # ---- identity --------------------------------------------------------------------------------------------
