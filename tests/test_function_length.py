@@ -18,9 +18,7 @@ MAX_CODE_LINES = 80
 
 # Functions still over the limit, each being split by another change of issue 10. Remove a name when its
 # split lands; the list must end empty.
-ALLOWED: dict[str, str] = {
-    "kdh_ai/labelstudio/push.py:push": "split by the `records` change (issue 10)",
-}
+ALLOWED: dict[str, str] = {}
 
 
 def code_lines(source_lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef, *, from_body: bool) -> int:
@@ -62,12 +60,12 @@ def test_no_function_is_longer_than_80_code_lines() -> None:
                           "their comments mark (one function, one job)")
 
 
-@pytest.mark.parametrize("name", sorted(ALLOWED))
-def test_allowed_exceptions_are_still_needed(name: str) -> None:
-    """An allowed function that has become short (or is gone) must leave the list."""
-    n = function_lengths().get(name)
-    assert n is not None and n > MAX_CODE_LINES, (f"{name} is now {n} code lines: remove it from ALLOWED in "
-                                                  "tests/test_function_length.py")
+def test_allowed_exceptions_are_still_needed() -> None:
+    """An allowed function that has become short (or is gone) must leave the list (empty since issue 10)."""
+    lengths = function_lengths()
+    stale = {name: lengths.get(name) for name in ALLOWED
+             if lengths.get(name) is None or lengths[name] <= MAX_CODE_LINES}
+    assert not stale, f"{stale} are now short or gone: remove them from ALLOWED in tests/test_function_length.py"
 
 
 def test_the_count_leaves_out_docstrings_comments_and_cli_signatures(tmp_path: Path) -> None:
