@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 LIBRARY = Path(__file__).resolve().parents[1] / "kdh_ai"
 MAX_CODE_LINES = 80
