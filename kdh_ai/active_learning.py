@@ -373,13 +373,13 @@ def classifier_for_job(options: ClassifyOptions, job_dir: str | Path, *, labels:
     if not answers:
         if options.train_labels:
             n = len(human.labels) if human is not None else 0
-            raise ValueError(f"--train-labels {labels_file}: no usable human label ("
+            raise InvalidInputError(f"--train-labels {labels_file}: no usable human label ("
                              + (f"{n} label(s) read, none for an item of this job with text; add a 'text' "
                                 "column or use the job's item ids" if n else "the file holds no item_id,label "
                                 "row with both filled in")
                              + "). Fix the file, or leave out --train-labels for a zero-shot run")
         if options.head == "trained":
-            raise ValueError("head=trained needs human labels: give --train-labels (CSV item_id,label) or pull "
+            raise InvalidInputError("head=trained needs human labels: give --train-labels (CSV item_id,label) or pull "
                              "the job's annotations from Label Studio first")
         logger.info("Head: zero-shot (no human labels yet)")
         _record_head(job, clf.head)

@@ -115,9 +115,9 @@ class QualificationRecord:
 
     def __post_init__(self) -> None:
         if self.task not in _TASKS:
-            raise ValueError(f"task must be one of {_TASKS}, got {self.task!r}")
+            raise InvalidInputError(f"task must be one of {_TASKS}, got {self.task!r}")
         if self.event not in ("started", "scored"):
-            raise ValueError(f"event must be 'started' or 'scored', got {self.event!r}")
+            raise InvalidInputError(f"event must be 'started' or 'scored', got {self.event!r}")
 
 
 class TraineeLedger:

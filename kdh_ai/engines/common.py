@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from kdh_ai.audio import SAMPLE_RATE, AudioError, load_audio, probe_duration
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.items import Item, sha256_file
 from kdh_ai.records import Prediction
 from kdh_ai.registry import DEFAULT_TRANSCRIPTION_MODEL
@@ -94,7 +95,7 @@ class TranscribeOptions:
 
     def __post_init__(self) -> None:
         if self.second_opinion is not None and self.second_opinion == self.model:
-            raise ValueError(f"second_opinion must name another model than model ({self.model!r}): the same "
+            raise InvalidInputError(f"second_opinion must name another model than model ({self.model!r}): the same "
                              "model agrees with itself; try whisper-base for whisper-tiny.en, or the reverse")
 
     def decode_signature(self) -> dict[str, Any]:

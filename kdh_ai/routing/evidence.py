@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from kdh_ai.errors import InvalidInputError
 from kdh_ai.routing.threshold import choose_threshold, people_upper_bound, split_delta
 
 __all__ = ["EVIDENCE_KEYS", "PEOPLE_RATES", "describe", "evidence_plan_from_arrays", "gold_answers_needed"]
@@ -83,7 +84,7 @@ def evidence_plan_from_arrays(*, target: float, batch_confidence: np.ndarray, un
         simulations: Simulated slices per candidate size.
     """
     if not 0 < target < 1:
-        raise ValueError(f"target must lie in (0, 1), got {target}")
+        raise InvalidInputError(f"target must lie in (0, 1), got {target}")
     conf = np.asarray(batch_confidence, dtype=float)
     gold_needed = {f"{h:g}": gold_answers_needed(target, h, units_per_item=units_per_item, delta=delta)
                    for h in PEOPLE_RATES}

@@ -62,6 +62,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from kdh_ai.errors import InvalidInputError
+
 __all__ = ["ThresholdChoice", "betting_upper_bound", "choose_threshold", "item_error_ratio", "people_upper_bound",
            "rate_and_se", "ratio_upper_bound", "risk_at_threshold", "split_delta"]
 
@@ -270,7 +272,7 @@ def ratio_upper_bound(losses: np.ndarray, units: np.ndarray, *, delta: float = 0
     units = np.asarray(units, dtype=float)
     m = len(units)
     if m == 0 or units.sum() <= 0:
-        raise ValueError("need at least one item with a positive size to estimate an error rate")
+        raise InvalidInputError("need at least one item with a positive size to estimate an error rate")
     r = losses.sum() / units.sum()
     if m < 2:
         return float(r), float("inf")
@@ -295,7 +297,7 @@ def rate_and_se(errors: np.ndarray, units: np.ndarray) -> tuple[float, float]:
     errors = np.asarray(errors, dtype=float)
     units = np.asarray(units, dtype=float)
     if len(units) == 0 or units.sum() <= 0:
-        raise ValueError("need at least one item with a positive size to estimate an error rate")
+        raise InvalidInputError("need at least one item with a positive size to estimate an error rate")
     total = float(units.sum())
     rate = float(errors.sum() / total)
     se = 0.0
@@ -388,7 +390,7 @@ def choose_threshold(
     f = fixed_human_share
     g = f if fixed_error_share is None else float(fixed_error_share)
     if not 0 <= g <= f + 1e-12:
-        raise ValueError(f"fixed_error_share must lie in [0, fixed_human_share={f}], got {fixed_error_share}")
+        raise InvalidInputError(f"fixed_error_share must lie in [0, fixed_human_share={f}], got {fixed_error_share}")
     batch = np.sort(np.asarray(batch_confidence, dtype=float))
     started = start_threshold is not None and start_threshold < float("inf")
     cands = _candidates(batch, n_candidates, start_threshold if started else None)
@@ -421,22 +423,22 @@ def _check_choice_inputs(conf: np.ndarray, err: np.ndarray, n: np.ndarray, *, ta
                          human_error_rate: float) -> None:
     """Refuse :func:`choose_threshold`'s inputs out of their range, naming the valid one."""
     if (target is None) == (budget is None):
-        raise ValueError("give exactly one of target= (least human share) or budget= (best quality)")
+        raise InvalidInputError("give exactly one of target= (least human share) or budget= (best quality)")
     if not (len(conf) == len(err) == len(n)):
-        raise ValueError(f"confidence, errors and units differ in length ({len(conf)}, {len(err)}, {len(n)})")
+        raise InvalidInputError(f"confidence, errors and units differ in length ({len(conf)}, {len(err)}, {len(n)})")
     if len(conf) < 2:
-        raise ValueError(f"the calibration slice has {len(conf)} labelled item(s); at least 2 are needed "
+        raise InvalidInputError(f"the calibration slice has {len(conf)} labelled item(s); at least 2 are needed "
                          "(30 or more for a meaningful bound)")
     if not 0 < delta < 0.5:
-        raise ValueError(f"delta must lie in (0, 0.5), got {delta}")
+        raise InvalidInputError(f"delta must lie in (0, 0.5), got {delta}")
     if not 0 <= people_delta < delta:
-        raise ValueError(f"people_delta must lie in [0, delta={delta}), got {people_delta}")
+        raise InvalidInputError(f"people_delta must lie in [0, delta={delta}), got {people_delta}")
     if not 0 <= fixed_human_share < 1:
-        raise ValueError(f"fixed_human_share must lie in [0, 1), got {fixed_human_share}")
+        raise InvalidInputError(f"fixed_human_share must lie in [0, 1), got {fixed_human_share}")
     if not 0 <= human_error_rate <= 1:
-        raise ValueError(f"human_error_rate must lie in [0, 1], got {human_error_rate}")
+        raise InvalidInputError(f"human_error_rate must lie in [0, 1], got {human_error_rate}")
     if target is not None and not 0 < target < 1:
-        raise ValueError(f"target must lie in (0, 1), got {target}")
+        raise InvalidInputError(f"target must lie in (0, 1), got {target}")
 
 
 def _people_upper(h: float, human_error_upper: float | None, human_error_se: float | None,
@@ -560,7 +562,7 @@ def _choose_within_budget(curve: pd.DataFrame, budget: float | None, *, delta: f
                           h_up: float) -> ThresholdChoice:
     """Budget mode: the lowest upper bound among the thresholds whose human share fits the budget."""
     if budget is None or not 0 <= budget <= 1:
-        raise ValueError(f"budget must be a share in [0, 1], got {budget}")
+        raise InvalidInputError(f"budget must be a share in [0, 1], got {budget}")
     curve["controlled"] = curve["human_share"] <= budget + 1e-12
     within = curve[curve["controlled"]]
     if within.empty:  # the fixed shares alone exceed the budget
