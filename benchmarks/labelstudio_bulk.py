@@ -39,7 +39,8 @@ from kdh_ai.labelstudio.client import LabelStudioClient  # noqa: E402
 from kdh_ai.labelstudio.project import create_project  # noqa: E402
 from kdh_ai.labelstudio.pull import export_project, pull  # noqa: E402
 from kdh_ai.labelstudio.push import PushOptions, push  # noqa: E402
-from kdh_ai.labelstudio.server import ServerOptions, ensure_server, resolve_connection, stop_server  # noqa: E402
+from kdh_ai.labelstudio.connection import resolve_connection  # noqa: E402
+from kdh_ai.labelstudio.server import ServerOptions, ensure_server, stop_server  # noqa: E402
 from kdh_ai.records import Prediction  # noqa: E402
 from kdh_ai.samples import ljspeech_dir  # noqa: E402
 from kdh_ai.tasks import get_task  # noqa: E402

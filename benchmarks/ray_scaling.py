@@ -116,7 +116,8 @@ def real_models(cluster: LocalRayCluster, tmp: Path, n_texts: int) -> None:
     from kdh_ai.samples import ljspeech_manifest
     from kdh_ai.active_learning import classifier_for_job
     from kdh_ai.tasks.classification import ClassifyOptions
-    from kdh_ai.tasks.transcription import Transcriber, TranscribeOptions
+    from kdh_ai.engines import TranscribeOptions
+    from kdh_ai.engines.faster_whisper import Transcriber
 
     labels_file = REPO / "tests" / "data" / "text" / "sms_spam" / "labels.yaml"
     src = texts_manifest(tmp, n_texts)

@@ -91,7 +91,9 @@ from kdh_ai.job import Job  # noqa: E402
 from kdh_ai.prelabel import run_prelabel  # noqa: E402
 from kdh_ai.routing.threshold import choose_threshold, people_upper_bound, split_delta  # noqa: E402
 from kdh_ai.samples import ljspeech_manifest  # noqa: E402
-from kdh_ai.tasks.transcription import Transcriber, TranscribeOptions, TranscriptionTask  # noqa: E402
+from kdh_ai.engines import TranscribeOptions  # noqa: E402
+from kdh_ai.engines.faster_whisper import Transcriber  # noqa: E402
+from kdh_ai.tasks.transcription import TranscriptionTask  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".cache" / "routing"
 CROWDSPEECH = REPO / "tests" / "data" / "crowd" / "crowdspeech"

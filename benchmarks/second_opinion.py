@@ -45,7 +45,8 @@ from kdh_ai.prelabel import run_prelabel  # noqa: E402
 from kdh_ai.routing.threshold import choose_threshold  # noqa: E402
 from kdh_ai.samples import ljspeech_manifest  # noqa: E402
 from kdh_ai.second_opinion import disagreement, routing_score  # noqa: E402
-from kdh_ai.tasks.transcription import TranscribeOptions, TranscriptionTask, make_transcriber  # noqa: E402
+from kdh_ai.engines import TranscribeOptions, make_transcriber  # noqa: E402
+from kdh_ai.tasks.transcription import TranscriptionTask  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".cache" / "second_opinion"
 # The LJ Speech manifest names the shared data's audio files, outside its own folder: allowed explicitly.

@@ -145,7 +145,8 @@ def worker_plain(manifest: Path, out: Path, model_dir: str) -> None:
 def worker_kdh(manifest: Path, out: Path, options: dict[str, Any]) -> None:
     from kdh_ai.job import Job
     from kdh_ai.prelabel import run_prelabel
-    from kdh_ai.tasks.transcription import Transcriber, TranscribeOptions
+    from kdh_ai.engines import TranscribeOptions
+    from kdh_ai.engines.faster_whisper import Transcriber
 
     opts = TranscribeOptions(**options)
     made: list[Transcriber] = []

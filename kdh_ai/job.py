@@ -27,8 +27,10 @@ import fcntl
 import json
 import logging
 import os
+import platform
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +40,24 @@ from kdh_ai.records import Annotation, GoldAnswer, Prediction, PushedTask, RoleR
 if TYPE_CHECKING:
     from kdh_ai.tasks import TaskType
 
-__all__ = ["Job", "JobLockedError", "JsonlLog", "write_json_atomic"]
+__all__ = ["Job", "JobLockedError", "JsonlLog", "package_versions", "write_json_atomic"]
 
 logger = logging.getLogger(__name__)
+
+
+_PACKAGES = ("kdh_ai", "faster-whisper", "ctranslate2", "av", "numpy", "pydantic", "sentence-transformers",
+             "torch", "scikit-learn")
+
+
+def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Versions of the packages that shape a job's results (recorded in ``job.json``)."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES + extra:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

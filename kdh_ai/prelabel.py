@@ -22,12 +22,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import platform
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,7 @@ from tqdm.auto import tqdm
 
 from kdh_ai.errors import InvalidInputError
 from kdh_ai.items import IngestIssue, Item, read_items, sha256_file, sha256_text
-from kdh_ai.job import Job
+from kdh_ai.job import Job, package_versions
 from kdh_ai.tasks.base import Prelabeler
 
 __all__ = [
@@ -51,21 +49,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_PACKAGES = ("kdh_ai", "faster-whisper", "ctranslate2", "av", "numpy", "pydantic", "sentence-transformers",
-             "torch", "scikit-learn")
-
-
-def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
-    """Versions of the packages that shape a job's results (recorded in ``job.json``)."""
-    out = {"python": platform.python_version()}
-    for name in _PACKAGES + extra:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return out
-
 
 @dataclass
 class RunSummary:

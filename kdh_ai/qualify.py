@@ -222,7 +222,7 @@ def start_qualification(email: str, *, task: str, size: int = 10, seed: int | No
         task: ``"transcription"`` or ``"classification"``.
         size: Items in the test (at most what is bundled: 12 clips, 200 texts).
         seed: Seed of the draw of items (default: a fresh random draw, so two tests differ).
-        connection: The server (default: :func:`kdh_ai.labelstudio.server.resolve_connection`).
+        connection: The server (default: :func:`kdh_ai.labelstudio.connection.resolve_connection`).
         ledger: The trainee ledger (default: the hub's).
 
     Raises:
@@ -231,7 +231,7 @@ def start_qualification(email: str, *, task: str, size: int = 10, seed: int | No
     """
     from kdh_ai.labelstudio.client import LabelStudioClient
     from kdh_ai.labelstudio.project import create_project, data_key, project_url
-    from kdh_ai.labelstudio.server import resolve_connection
+    from kdh_ai.labelstudio.connection import resolve_connection
     from kdh_ai.tasks import get_task
 
     if task not in _TASKS:
@@ -306,7 +306,7 @@ def score_qualification(email: str, *, task: str, pass_mark: float | None = None
         email: The trainee.
         task: ``"transcription"`` or ``"classification"``.
         pass_mark: Default 0.10 WER (transcription) or 0.90 accuracy (classification).
-        connection: The server (default: :func:`kdh_ai.labelstudio.server.resolve_connection`).
+        connection: The server (default: :func:`kdh_ai.labelstudio.connection.resolve_connection`).
         ledger: The trainee ledger (default: the hub's).
 
     Raises:
@@ -315,7 +315,7 @@ def score_qualification(email: str, *, task: str, pass_mark: float | None = None
     import pandas as pd
 
     from kdh_ai.labelstudio.client import LabelStudioClient
-    from kdh_ai.labelstudio.server import resolve_connection
+    from kdh_ai.labelstudio.connection import resolve_connection
     from kdh_ai.quality import wilson_interval
     from kdh_ai.tasks import get_task
 

@@ -360,7 +360,7 @@ class _PrelabelWorker:
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from kdh_ai.prelabel import package_versions
+        from kdh_ai.job import package_versions
 
         ctx = ray.get_runtime_context()
         self.info: dict[str, Any] = {"node_id": ctx.get_node_id(), "ip": ray.util.get_node_ip_address(),
@@ -774,7 +774,7 @@ def _short(exc: BaseException) -> str:
 
 
 def _package_diff(theirs: dict[str, str]) -> str:
-    from kdh_ai.prelabel import package_versions
+    from kdh_ai.job import package_versions
 
     ours = package_versions()
     diff = [f"{k} {theirs.get(k)} (here {v})" for k, v in sorted(ours.items()) if theirs.get(k) != v]

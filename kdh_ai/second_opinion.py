@@ -39,7 +39,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -50,7 +50,7 @@ from kdh_ai.tasks.base import Prelabeler
 if TYPE_CHECKING:
     from kdh_ai.job import Job
     from kdh_ai.registry import ResolvedModel
-    from kdh_ai.tasks.transcription import TranscribeOptions
+    from kdh_ai.engines.common import TranscribeOptions
 
 __all__ = ["RULE", "SecondOpinion", "SecondOpinionTranscriber", "describe", "disagreement", "job_second_opinion",
            "prediction_score", "routing_score"]
@@ -179,7 +179,7 @@ def describe(second: dict[str, Any] | None) -> list[str]:
 class SecondOpinionTranscriber(Prelabeler):
     """The first transcriber's answers, each with a second model's transcript and their disagreement.
 
-    Both models load in the constructor (through :func:`kdh_ai.tasks.transcription.make_transcriber`, so the
+    Both models load in the constructor (through ``factory``, :func:`kdh_ai.engines.make_transcriber`, so the
     engine option applies to both). :meth:`predict_batches` stays lazy: the first model's records are
     collected until ``options.batch_size`` items are ready, the second model transcribes those, and the
     batch comes out with both (a killed job loses at most that batch and the work in flight).
@@ -188,6 +188,8 @@ class SecondOpinionTranscriber(Prelabeler):
         options: The job's options (``TranscribeOptions``); ``options.second_opinion`` names the second model
             (a registry name or a local model directory, as ``options.model``).
         model: An already resolved first model (default: resolve ``options.model``).
+        factory: What builds each model's transcriber from its options (:func:`kdh_ai.engines.make_transcriber`,
+            which builds this class; passed in so that this module does not import the engines).
 
     Raises:
         ValueError: ``options.second_opinion`` is not set.
@@ -196,9 +198,9 @@ class SecondOpinionTranscriber(Prelabeler):
 
     task: ClassVar[str] = "transcription"
 
-    def __init__(self, options: TranscribeOptions, *, model: ResolvedModel | None = None) -> None:
-        from kdh_ai.tasks.transcription import make_transcriber
-
+    def __init__(self, options: TranscribeOptions, *, model: ResolvedModel | None = None,
+                 factory: Callable[..., Prelabeler]) -> None:
+        make_transcriber = factory
         if not options.second_opinion:
             raise ValueError("SecondOpinionTranscriber needs options.second_opinion (the second model)")
         self.options = options

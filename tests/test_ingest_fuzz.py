@@ -267,7 +267,8 @@ def test_fuzz_ingest_model_free(tmp_path: Path) -> None:
 def models() -> dict[str, object]:
     from kdh_ai.labels import load_labels
     from kdh_ai.tasks.classification import Classifier, ClassifyOptions
-    from kdh_ai.tasks.transcription import TranscribeOptions, Transcriber
+    from kdh_ai.engines import TranscribeOptions
+    from kdh_ai.engines.faster_whisper import Transcriber
 
     topts = TranscribeOptions()
     copts = ClassifyOptions(labels=str(SMS_LABELS), head="zero_shot")

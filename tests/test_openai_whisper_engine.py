@@ -24,7 +24,7 @@ from kdh_ai.job import Job
 from kdh_ai.prelabel import run_prelabel
 from kdh_ai.registry import resolve_model
 from kdh_ai.samples import ljspeech_dir
-from kdh_ai.tasks.transcription import TranscribeOptions, make_transcriber
+from kdh_ai.engines import TranscribeOptions, make_transcriber
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,8 @@ from kdh_ai.registry import resolve_model
 from kdh_ai.job import Job, JobLockedError
 from kdh_ai.prelabel import RunSummary, run_prelabel
 from kdh_ai.samples import ljspeech_dir, ljspeech_manifest
-from kdh_ai.tasks.transcription import Transcriber, TranscribeOptions
+from kdh_ai.engines import TranscribeOptions
+from kdh_ai.engines.faster_whisper import Transcriber
 
 pytestmark = pytest.mark.slow
 
@@ -136,7 +137,7 @@ def test_answer_does_not_depend_on_batch_companions() -> None:
 def test_plausibility_check_does_not_trust_whisper_probabilities() -> None:
     """The check's verdicts on the failure of issue 11 ("the" for 1.8 s of speech, stretched over it by the
     word aligner) and on a plausible transcript; a flagged record gets half its confidence and says why."""
-    from kdh_ai.tasks.transcription import _Piece, _Unit
+    from kdh_ai.engines.faster_whisper import _Piece, _Unit
 
     t = Transcriber(TranscribeOptions())
     item = Item("x", path="x.wav")

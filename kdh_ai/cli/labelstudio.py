@@ -201,7 +201,8 @@ def ls_add_annotator(
     On the hub, the account is made only on the client's instance (--client): it cannot see other clients.
     """
     from kdh_ai.labelstudio.accounts import add_annotator
-    from kdh_ai.labelstudio.server import resolve_connection, running_server
+    from kdh_ai.labelstudio.connection import resolve_connection
+    from kdh_ai.labelstudio.server import running_server
 
     conn = resolve_connection(data_dir, client=client)
     ann = add_annotator(conn, email, password=password, first_name=first_name, last_name=last_name)

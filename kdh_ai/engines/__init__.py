@@ -36,7 +36,7 @@ def make_transcriber(options: TranscribeOptions, *, model: ResolvedModel | None 
     if options.second_opinion:  # a second model too: kdh_ai.second_opinion
         from kdh_ai.second_opinion import SecondOpinionTranscriber
 
-        return SecondOpinionTranscriber(options, model=model)
+        return SecondOpinionTranscriber(options, model=model, factory=make_transcriber)
     if options.engine == "openai-whisper":
         from kdh_ai.engines.openai_whisper import OpenAIWhisperTranscriber
 

@@ -93,6 +93,7 @@ from kdh_ai.labelstudio.client import (
     RetryPolicy,
     redact,
 )
+from kdh_ai.labelstudio.connection import resolve_connection
 from kdh_ai.labelstudio.gold import GoldItem, add_gold, current_gold, gold_from_job, read_gold_manifest
 from kdh_ai.labelstudio.pull import PullResult, annotations_frame, pull
 from kdh_ai.labelstudio.push import PushOptions, PushResult, TaskRole, push
@@ -102,7 +103,6 @@ from kdh_ai.labelstudio.server import (
     ServerOptions,
     ensure_server,
     local_connection,
-    resolve_connection,
     server_status,
     start_server,
     stop_server,

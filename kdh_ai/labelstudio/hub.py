@@ -16,7 +16,7 @@ PostgreSQL is the default for a client's instance (``database="postgresql"``): k
 (``database="sqlite"``) and stays the default of the single, client-less server of a laptop and the demo.
 
 A job records its client in ``job.json`` (``"client"``), so push, pull and status find the right instance
-(:func:`kdh_ai.labelstudio.server.resolve_connection`).
+(:func:`kdh_ai.labelstudio.connection.resolve_connection`).
 
 Example:
     >>> check_client_name("acme-health")

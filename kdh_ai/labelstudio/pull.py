@@ -127,7 +127,7 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
 
     Args:
         job_dir: A job directory that was pushed.
-        connection: The server (default: :func:`kdh_ai.labelstudio.server.resolve_connection`).
+        connection: The server (default: :func:`kdh_ai.labelstudio.connection.resolve_connection`).
         task_type: The task type (default: the job's, from ``job.json``).
         retry: Retry policy for the server calls.
 
@@ -143,7 +143,7 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
         raise InvalidInputError(f"{job.root} was never pushed to Label Studio (no labelstudio.json); run `kdh push` first")
     pid = int(state["project_id"])
     if connection is None:
-        from kdh_ai.labelstudio.server import resolve_connection
+        from kdh_ai.labelstudio.connection import resolve_connection
 
         connection = resolve_connection(job_dir=job_dir)
     client = LabelStudioClient(connection, retry=retry)

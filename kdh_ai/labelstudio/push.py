@@ -439,7 +439,7 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
     Args:
         job_dir: The job directory.
         options: What to send and how.
-        connection: The server (default: :func:`kdh_ai.labelstudio.server.resolve_connection`).
+        connection: The server (default: :func:`kdh_ai.labelstudio.connection.resolve_connection`).
         task_type: The task type (default: the job's, from ``job.json``).
         retry: Retry policy for the server calls.
         log_progress: Show progress bars.
@@ -455,7 +455,7 @@ def push(job_dir: str | Path, options: PushOptions | None = None, *, connection:
     if not job.manifest_path.exists():
         raise InvalidInputError(f"{job.root} is not a job directory (no job.json); run `kdh prelabel` first")
     if connection is None:
-        from kdh_ai.labelstudio.server import resolve_connection
+        from kdh_ai.labelstudio.connection import resolve_connection
 
         connection = resolve_connection(job_dir=job_dir)
     client = LabelStudioClient(connection, retry=retry)

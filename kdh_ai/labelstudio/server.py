@@ -16,7 +16,7 @@ creates: it pins Django and much else, so it never shares kdh's environment) as 
 * starting twice does not start a second server (a lock and the recorded pid), and a busy port is a clear error.
 
 On the hub, :mod:`kdh_ai.labelstudio.hub` runs one such server per client (own data directory, port,
-PostgreSQL database and admin account) and :func:`resolve_connection` finds a job's client instance.
+PostgreSQL database and admin account); :func:`kdh_ai.labelstudio.connection.resolve_connection` finds a job's client instance.
 
 Annotator accounts (sign-up, log-in for a token, simulated accounts) are in :mod:`kdh_ai.labelstudio.accounts`;
 their names are importable from here too.
@@ -79,7 +79,7 @@ __all__ = [
     "is_simulated",
     "local_connection",
     "login_token",
-    "resolve_connection",
+    "env_connection",
     "running_server",
     "server_status",
     "start_server",
@@ -521,48 +521,25 @@ def local_connection(data_dir: Path | None = None) -> Connection | None:
     return Connection(url=info.url, token=sec["token"], local=True, files_root=info.files_root)
 
 
-def resolve_connection(data_dir: Path | None = None, *, job_dir: str | Path | None = None,
-                       client: str | None = None) -> Connection:
-    """The server to talk to: ``KDH_LS_URL`` + ``KDH_LS_TOKEN`` when set, else the client's instance on the hub
-    (``client``, or the one the job records in ``job.json``), else the local server.
+def env_connection(data_dir: Path | None = None) -> Connection | None:
+    """The server named by ``KDH_LS_URL`` + ``KDH_LS_TOKEN``, or ``None`` when neither is set.
 
-    An explicit ``KDH_LS_URL`` wins over the job's client, with a warning that says so. A remote URL that is in
-    fact a local server kdh runs (same port on this machine) keeps local-files audio; any other is treated as
-    remote (audio by upload).
+    A URL that is in fact a local server kdh runs from ``data_dir`` (same port on this machine) keeps
+    local-files audio; any other is treated as remote (audio by upload).
 
     Raises:
-        ServerError: None is available (the message says how to get one).
+        ServerError: Only one of the two variables is set.
     """
     url, token = os.environ.get("KDH_LS_URL"), os.environ.get("KDH_LS_TOKEN")
     if url and not token or token and not url:
         raise ServerError("set both KDH_LS_URL and KDH_LS_TOKEN to use a central Label Studio server "
                           "(or neither, to use the local one)")
-    if client is None and job_dir is not None:
-        from kdh_ai.labelstudio.hub import job_client
-
-        client = job_client(job_dir)
-    hub_data_dir = None
-    if client is not None:
-        from kdh_ai.labelstudio.hub import Hub
-
-        hub_data_dir = Hub().data_dir(client)
-    if url and token:
-        if client is not None:
-            logger.warning("KDH_LS_URL is set, so kdh uses %s and not the instance of client %r that the job "
-                           "records; unset KDH_LS_URL and KDH_LS_TOKEN to use the client's instance", url, client)
-        local = local_connection(hub_data_dir or data_dir)
-        if local is not None and _same_server(url, local.url):
-            return Connection(url=url, token=token, local=True, files_root=local.files_root)
-        return Connection(url=url, token=token, local=False)
-    if client is not None:
-        from kdh_ai.labelstudio.hub import Hub
-
-        return Hub().connection(client)
+    if not url or not token:
+        return None
     local = local_connection(data_dir)
-    if local is None:
-        raise NoServerError("no Label Studio server: start one with `kdh labelstudio start`, or set KDH_LS_URL and "
-                          "KDH_LS_TOKEN to use the hub's central server")
-    return local
+    if local is not None and _same_server(url, local.url):
+        return Connection(url=url, token=token, local=True, files_root=local.files_root)
+    return Connection(url=url, token=token, local=False)
 
 
 def _same_server(a: str, b: str) -> bool:
@@ -577,8 +554,9 @@ def ensure_server(options: ServerOptions | None = None) -> tuple[Connection, boo
     Returns:
         The connection, and whether this call started a server (so the caller may stop it).
     """
-    if os.environ.get("KDH_LS_URL") and os.environ.get("KDH_LS_TOKEN"):
-        return resolve_connection(options.resolved_data_dir if options else None), False
+    remote = env_connection(options.resolved_data_dir if options else None)
+    if remote is not None:
+        return remote, False
     info = start_server(options)
     conn = local_connection(info.data_dir)
     if conn is None:  # pragma: no cover - just started

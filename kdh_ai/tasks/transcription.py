@@ -2,10 +2,9 @@
 
 What a transcription answer is in Label Studio (an Audio player and a TextArea, :class:`TranscriptionTask`)
 and how an answer is scored against a reference (word errors after Whisper's English normalization). The
-models that produce the answers are engines in :mod:`kdh_ai.engines` (faster-whisper by default); their
-options, :class:`TranscribeOptions`, and :func:`make_transcriber` are re-exported here, where notebooks and
-pipelines have always imported them. :class:`Transcriber` (the faster-whisper engine) is imported from
-:mod:`kdh_ai.engines.faster_whisper` on first use, so that this module does not load the engine.
+models that produce the answers are engines in :mod:`kdh_ai.engines` (faster-whisper by default), one layer
+above: import :class:`~kdh_ai.engines.TranscribeOptions` and :func:`~kdh_ai.engines.make_transcriber` from
+there, and the faster-whisper engine, :class:`~kdh_ai.engines.faster_whisper.Transcriber`, from its module.
 """
 
 from __future__ import annotations
@@ -15,20 +14,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from kdh_ai.engines import ENGINES, TranscribeOptions, make_transcriber
 from kdh_ai.tasks.base import TaskType
 
-__all__ = ["ENGINES", "Transcriber", "TranscribeOptions", "TranscriptionTask", "make_transcriber"]
-
-_ENGINE_NAMES = ("Transcriber", "_Piece", "_Unit")  # the faster-whisper engine's names, loaded on first use
-
-
-def __getattr__(name: str) -> Any:
-    if name in _ENGINE_NAMES:
-        from kdh_ai.engines import faster_whisper
-
-        return getattr(faster_whisper, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["TranscriptionTask"]
 
 
 class TranscriptionTask(TaskType):
