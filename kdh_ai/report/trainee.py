@@ -225,7 +225,7 @@ def write_trainee_page(email: str, jobs: list[str | Path], out: str | Path, *, l
                 v = p.rate if metric == "WER" else 1 - p.rate
                 lo, hi = (p.low, p.high) if metric == "WER" else (1 - p.high, 1 - p.low)
                 fig, interval = f"{v:.1%}", f"{lo:.1%} – {hi:.1%}"
-            warn = "" if p.gold_n >= MIN_GOLD else f'<span class="warn">too few gold answers to judge ({p.gold_n})</span>'
+            warn = "" if p.gold_n >= MIN_GOLD else f'<span class="few-gold">too few gold answers to judge ({p.gold_n})</span>'
             speed = f"{p.speed_ratio:.2f}x" if p.speed_ratio else "n/a"
             rows.append(f"<tr><td>{html.escape(p.job)}</td><td>{html.escape(p.when[:10])}</td><td>{p.gold_n}</td>"
                         f"<td>{fig}</td><td>{interval}</td><td>{speed}</td><td>{warn}</td></tr>")
@@ -270,7 +270,7 @@ def write_trainee_page(email: str, jobs: list[str | Path], out: str | Path, *, l
         email in simulated_annotators(Job(Path(j))) for j in jobs) else ""
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Progress of {html.escape(email)}</title>
 <style>{_CSS} {DIFF_CSS}
-.warn{{color:#8a5300;font-size:.9em}}</style></head><body><main>
+.few-gold{{color:#8a5300;font-size:.9em}}</style></head><body><main>
 <h1>Your progress</h1><div class="sub">{html.escape(email)}{simulated} · {len(progress)} job(s)</div>
 <h2>Your next lesson</h2><p>{html.escape(lesson)}</p>
 {''.join(sections)}
