@@ -89,7 +89,4 @@ def transcribe_then_align(model: Any, audio: np.ndarray, *, language: str | None
             pending = pool.submit(align, group, last_speech)
         if pending is not None:
             out.extend(pending.result()[0])
-    for s in out:
-        for w in s["words"]:
-            w["word"] = str(w["word"])
     return out, info

@@ -51,7 +51,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kdh_ai.audio import SAMPLE_RATE
-from kdh_ai.engines.alignment import transcribe_then_align
+from kdh_ai.engines.alignment import APPEND_PUNCTUATION, PREPEND_PUNCTUATION, transcribe_then_align
 from kdh_ai.engines.common import (VAD_FRAME, TranscribeOptions, UnreadableItem, error_record, join_words,
                                    read_item_audio, segment_record, speech_bounds, transcription_record,
                                    vad_probabilities, word_confidence, word_record)
@@ -64,8 +64,6 @@ __all__ = ["Transcriber"]
 
 logger = logging.getLogger(__name__)
 
-_PREPEND_PUNCT = "\"'“¿([{-"
-_APPEND_PUNCT = "\"'.。,，!！?？:：”)]}、"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -383,8 +381,8 @@ class Transcriber(Prelabeler):
             enc_sv = encoder_output if len(with_text) == len(decoded) else \
                 ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[with_text]))
             seg_lists = [decoded[i].segments for i in with_text]
-            m.add_word_timestamps(seg_lists, tok, enc_sv, [frames[i] for i in with_text], _PREPEND_PUNCT,
-                                  _APPEND_PUNCT, 0.0)
+            m.add_word_timestamps(seg_lists, tok, enc_sv, [frames[i] for i in with_text], PREPEND_PUNCTUATION,
+                                  APPEND_PUNCTUATION, 0.0)
         return decoded
 
     def _assign(self, window: _Window, dec: _Decoded) -> None:
