@@ -308,16 +308,28 @@ class Job:
         latest = self.predictions.latest_by("item_id", where={"config_hash": wanted} if wanted else None)
         return {k: Prediction.from_dict(v) for k, v in latest.items()}
 
+    def units(self, config_hash: str | None = None) -> dict[str, Prediction]:
+        """The units of work by unit key (:func:`kdh_ai.records.unit_key`): each current prediction of a whole
+        item, and one per work segment of a long recording (:meth:`kdh_ai.records.Prediction.units`). Routing,
+        Label Studio, quality and the report work on units; pre-labeling and delivery on whole items
+        (:meth:`current_predictions`).
+
+        Args:
+            config_hash: Read another configuration's predictions instead of the current one.
+        """
+        return {u.key: u for p in self.current_predictions(config_hash).values() for u in p.units()}
+
     # ---- the people's side: roles, gold, pushed tasks, annotations (see kdh_ai.records) ----------------------
     def roles(self, *, step: str | None = None) -> dict[str, RoleRecord]:
-        """Each routed item's role record (latest ``routing.jsonl`` line per item).
+        """Each routed unit's role record by unit key (latest ``routing.jsonl`` line per item or segment).
 
         Args:
             step: Only lines of this routing step (``"calibration"``, ``"route"``, ``"audit"``, ``"select"``...):
                 each item's role as that step left it.
         """
         where = {"step": step} if step is not None else None
-        return {k: RoleRecord.from_dict(v) for k, v in self.log("routing").latest_by("item_id", where=where).items()}
+        latest = self.log("routing").latest_by("item_id", "segment", where=where).values()
+        return {r.key: r for r in map(RoleRecord.from_dict, latest)}
 
     def role_history(self) -> list[RoleRecord]:
         """Every ``routing.jsonl`` line, oldest first."""
@@ -328,22 +340,23 @@ class Job:
         self.log("routing").append(r.to_dict() for r in records)
 
     def gold(self, *, include_withdrawn: bool = False) -> dict[str, GoldAnswer]:
-        """The job's gold set by item_id (latest ``gold.jsonl`` line; withdrawn answers left out)."""
-        latest = (GoldAnswer.from_dict(v) for v in self.log("gold").latest_by("item_id").values())
-        return {g.item_id: g for g in latest if include_withdrawn or g.answer is not None}
+        """The job's gold set by unit key (latest ``gold.jsonl`` line; withdrawn answers left out)."""
+        latest = (GoldAnswer.from_dict(v) for v in self.log("gold").latest_by("item_id", "segment").values())
+        return {g.key: g for g in latest if include_withdrawn or g.answer is not None}
 
     def append_gold(self, records: Iterable[GoldAnswer]) -> None:
         """Append gold answers to ``gold.jsonl``."""
         self.log("gold").append(g.to_dict() for g in records)
 
     def pushed_tasks(self, project: int | None = None) -> dict[str, PushedTask]:
-        """Items sent to Label Studio by item_id (latest ``tasks.jsonl`` line; ``missing`` ones included).
+        """Units sent to Label Studio by unit key (latest ``tasks.jsonl`` line; ``missing`` ones included).
 
         Args:
             project: Only tasks of this Label Studio project.
         """
         where = {"ls_project_id": project} if project is not None else None
-        return {k: PushedTask.from_dict(v) for k, v in self.log("tasks").latest_by("item_id", where=where).items()}
+        latest = self.log("tasks").latest_by("item_id", "segment", where=where).values()
+        return {t.key: t for t in map(PushedTask.from_dict, latest)}
 
     def append_pushed_tasks(self, records: Iterable[PushedTask]) -> None:
         """Append pushed-task records to ``tasks.jsonl``."""

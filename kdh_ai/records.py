@@ -48,13 +48,31 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 __all__ = ["HUMAN_ROLES", "ROLES", "SCHEMA_VERSION", "STATUSES", "Annotation", "GoldAnswer", "Prediction",
-           "PushedTask", "Role", "RoleRecord", "TaskRole", "utc_now"]
+           "PushedTask", "Role", "RoleRecord", "Segment", "TaskRole", "unit_key", "utc_now"]
 
-SCHEMA_VERSION = 1
-"""Version of the prediction record schema (``schema_version`` field)."""
+SCHEMA_VERSION = 2
+"""Version of the record schema (``schema_version`` field of predictions).
+
+* 1: one item, one answer.
+* 2: a long recording's prediction carries its **work segments** (``payload["work_segments"]``, each a
+  :class:`Segment`), and role, gold, pushed-task and annotation records may carry a ``segment`` (the index of
+  the segment they are about; absent or ``None`` for a whole item). Version 1 lines read unchanged: they have
+  no segments, and every record of theirs is about a whole item.
+"""
 
 STATUSES = ("ok", "no_speech", "error")
 """Valid values of :attr:`Prediction.status`."""
+
+
+def unit_key(item_id: str, segment: int | None = None) -> str:
+    """The key of a unit of work: the item's id for a whole item, ``"<item_id>#<segment, 4 digits>"`` for a
+    segment of a long recording. Readers of the job directory key their dicts by it.
+
+    Example:
+        >>> unit_key("interview_03"), unit_key("interview_03", 7)
+        ('interview_03', 'interview_03#0007')
+    """
+    return item_id if segment is None else f"{item_id}#{int(segment):04d}"
 
 
 def utc_now() -> str:
@@ -96,6 +114,7 @@ class Prediction:
     payload: dict[str, Any] = field(default_factory=dict)
     created_at: str = field(default_factory=utc_now)
     schema_version: int = SCHEMA_VERSION
+    segment: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -103,9 +122,49 @@ class Prediction:
         if self.confidence is not None and not 0.0 <= self.confidence <= 1.0:
             raise ValueError(f"confidence must lie in [0, 1], got {self.confidence!r}")
 
+    @property
+    def key(self) -> str:
+        """The unit key (:func:`unit_key`): the item id, or ``item#segment`` for a segment's unit."""
+        return unit_key(self.item_id, self.segment)
+
+    def work_segments(self) -> list[Segment]:
+        """The work segments of a long recording (``payload["work_segments"]``); ``[]`` for a whole item."""
+        return [Segment.from_dict(s) for s in self.payload.get("work_segments") or []]
+
+    def units(self) -> list[Prediction]:
+        """The units of work this prediction answers: itself for a whole item, else one prediction per work
+        segment (``segment`` set, ``text`` and ``confidence`` the segment's, ``payload`` with its ``start``,
+        ``end``, ``duration_s``, ``words`` and the file's ``file_duration_s``). Units are never written to
+        ``predictions.jsonl``; :meth:`kdh_ai.job.Job.units` builds them from the current predictions.
+
+        Example:
+            >>> seg = Segment(index=0, start=0.0, end=12.5, text="hello", confidence=0.8, words=[])
+            >>> p = Prediction(item_id="talk", task="transcription", text="hello", confidence=0.8, status="ok",
+            ...                model={}, config_hash="h", source=None, sha256=None,
+            ...                payload={"duration_s": 40.0, "work_segments": [seg.to_dict()]})
+            >>> [(u.key, u.text, u.payload["duration_s"]) for u in p.units()]
+            [('talk#0000', 'hello', 12.5)]
+        """
+        segments = self.work_segments()
+        if not segments:
+            return [self]
+        out = []
+        for seg in segments:
+            payload = {"start": seg.start, "end": seg.end, "duration_s": round(seg.end - seg.start, 3),
+                       "words": seg.words, "file_duration_s": self.payload.get("duration_s"),
+                       "language": self.payload.get("language")}
+            if seg.check:
+                payload["check"] = {"passed": False, "problems": list(seg.check)}
+            out.append(dataclasses.replace(self, text=seg.text, confidence=seg.confidence, status=seg.status,
+                                           payload=payload, segment=seg.index))
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """The record as a JSON-ready dict (the line written to ``predictions.jsonl``)."""
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if out.get("segment") is None:
+            out.pop("segment", None)
+        return out
 
     def to_json(self) -> str:
         """The record as one JSON line, without the newline."""
@@ -126,6 +185,64 @@ class Prediction:
         return cls(item_id=item_id, task=task, text="", confidence=None, status="error", model=model,
                    config_hash=config_hash, source=source, sha256=sha256, error=error,
                    payload=dict(payload or {}))
+
+
+@dataclass
+class Segment:
+    """A work segment of a long recording: the unit that is routed, reviewed and delivered with timestamps.
+
+    A recording longer than the engine's segment threshold is cut at pauses into segments of at most about
+    30 s (:func:`kdh_ai.segments.cut_segments`); the segments tile the recording from 0 to its end, so audio
+    with speech but no words (Whisper missed it) is a segment too, with an empty text and a low confidence.
+
+    Attributes:
+        index: Position in the recording (0, 1, ...).
+        start: Start time in the recording (s).
+        end: End time (s).
+        text: The model's transcript of the segment.
+        confidence: Its confidence in [0, 1] (same meaning as :attr:`Prediction.confidence`).
+        words: The word records (``word``, ``start``, ``end``, ``probability``; times in the recording).
+        status: ``"ok"`` or ``"no_speech"`` (no words).
+        speech_prob_max: The highest VAD speech probability inside the segment (``None`` without VAD).
+        check: Problems the plausibility check found in this segment (``None`` or empty: none).
+
+    Example:
+        >>> s = Segment(index=2, start=61.0, end=80.5, text="so", confidence=0.9, words=[])
+        >>> Segment.from_dict(s.to_dict()) == s, s.duration_s
+        (True, 19.5)
+    """
+
+    index: int
+    start: float
+    end: float
+    text: str
+    confidence: float
+    words: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "ok"
+    speech_prob_max: float | None = None
+    check: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in ("ok", "no_speech"):
+            raise ValueError(f"segment status must be 'ok' or 'no_speech', got {self.status!r}")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"segment confidence must lie in [0, 1], got {self.confidence!r}")
+        if self.end < self.start:
+            raise ValueError(f"segment {self.index} ends ({self.end}) before it starts ({self.start})")
+
+    @property
+    def duration_s(self) -> float:
+        """Length in seconds."""
+        return round(self.end - self.start, 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The segment as stored in ``payload["work_segments"]``."""
+        return _to_dict(self, ("speech_prob_max", "check"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Segment:
+        """Read a segment back (unknown keys are ignored)."""
+        return _from_dict(cls, data)
 
 
 # ---- the other records of the job directory --------------------------------------------------------------------
@@ -212,6 +329,9 @@ class TaskRole(StrEnum):
 class RoleRecord:
     """One line of ``routing.jsonl``: an item's role from a routing step on (the latest line per item wins).
 
+    ``segment`` names the work segment of a long recording the role is for (``None``: the whole item); the
+    latest line per unit (:attr:`key`) wins.
+
     Example:
         >>> r = RoleRecord.from_dict({"item_id": "a", "role": "human", "reason": "low confidence",
         ...                           "step": "route", "at": "2026-01-01T00:00:00+00:00"})
@@ -224,13 +344,19 @@ class RoleRecord:
     reason: str | None = None
     step: str | None = None
     at: str | None = None
+    segment: int | None = None
 
     def __post_init__(self) -> None:
         self.role = Role.parse(self.role)
 
+    @property
+    def key(self) -> str:
+        """The unit key (:func:`unit_key`)."""
+        return unit_key(self.item_id, self.segment)
+
     def to_dict(self) -> dict[str, Any]:
         """The record as its ``routing.jsonl`` line."""
-        out = _to_dict(self)
+        out = _to_dict(self, ("segment",))
         out["role"] = self.role.value
         return out
 
@@ -251,6 +377,7 @@ class GoldAnswer:
         path: Audio of a gold item that is not part of the job.
         text: Text of a gold item that is not part of the job.
         added_at: When it was recorded.
+        segment: The work segment of a long recording the answer is for (``None``: the whole item).
     """
 
     item_id: str
@@ -259,10 +386,16 @@ class GoldAnswer:
     path: str | None = None
     text: str | None = None
     added_at: str | None = None
+    segment: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The unit key (:func:`unit_key`)."""
+        return unit_key(self.item_id, self.segment)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as its ``gold.jsonl`` line."""
-        return _to_dict(self, ("added_at",))
+        return _to_dict(self, ("added_at", "segment"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GoldAnswer:
@@ -289,6 +422,7 @@ class PushedTask:
         missing: No longer in Label Studio (deleted there); never sent again.
         overlap_set_at: When the overlap was last raised.
         checked_at: When it was found missing.
+        segment: The work segment of a long recording this task reviews (``None``: the whole item).
     """
 
     item_id: str
@@ -305,10 +439,16 @@ class PushedTask:
     missing: bool = False
     overlap_set_at: str | None = None
     checked_at: str | None = None
+    segment: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The unit key (:func:`unit_key`)."""
+        return unit_key(self.item_id, self.segment)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as its ``tasks.jsonl`` line."""
-        out = _to_dict(self, ("overlap_set_at", "checked_at"))
+        out = _to_dict(self, ("overlap_set_at", "checked_at", "segment"))
         out["role"] = str(self.role)
         return out
 
@@ -344,6 +484,7 @@ class Annotation:
         deleted: Deleted in Label Studio since an earlier pull.
         fingerprint: Hash of what pull compares to find changed annotations.
         pulled_at: When this line was written.
+        segment: The work segment of a long recording the task was about (``None``: the whole item).
 
     Example:
         >>> a = Annotation.from_dict({"item_id": "x", "annotation_id": 7, "annotator_id": 3, "answer": "ham"})
@@ -371,10 +512,16 @@ class Annotation:
     deleted: bool = False
     fingerprint: str | None = None
     pulled_at: str | None = None
+    segment: int | None = None
 
     def __post_init__(self) -> None:
         self.item_id = str(self.item_id)
         self.skipped, self.gold, self.deleted = bool(self.skipped), bool(self.gold), bool(self.deleted)
+
+    @property
+    def key(self) -> str:
+        """The unit key (:func:`unit_key`): the item, or ``item#segment``."""
+        return unit_key(self.item_id, self.segment)
 
     @property
     def worker(self) -> str:
@@ -388,7 +535,7 @@ class Annotation:
 
     def to_dict(self) -> dict[str, Any]:
         """The record as its ``annotations.jsonl`` line."""
-        return _to_dict(self)
+        return _to_dict(self, ("segment",))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Annotation:

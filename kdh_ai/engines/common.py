@@ -19,6 +19,7 @@ from kdh_ai.audio import SAMPLE_RATE, AudioError, load_audio, probe_duration
 from kdh_ai.errors import InvalidInputError
 from kdh_ai.items import Item, sha256_file
 from kdh_ai.records import Prediction
+from kdh_ai.segments import empty_confidence, word_confidence
 from kdh_ai.registry import DEFAULT_TRANSCRIPTION_MODEL
 
 __all__ = ["ENGINES", "VAD_FRAME", "TranscribeOptions", "UnreadableItem", "empty_confidence", "error_record",
@@ -181,32 +182,6 @@ def speech_bounds(probs: np.ndarray, n_samples: int, *, pad_s: float = 0.4) -> t
 
 # ----------------------------------------------------------------------------------------------------------
 # Words, segments, confidence and the record
-
-
-def word_confidence(words: list[dict[str, Any]]) -> float:
-    """Geometric mean of word probabilities (0 when there are none).
-
-    Example:
-        >>> round(word_confidence([{"probability": 0.9}, {"probability": 0.4}]), 3)
-        0.6
-    """
-    if not words:
-        return 0.0
-    logs = [math.log(max(float(w["probability"]), 1e-6)) for w in words]
-    return float(min(1.0, max(0.0, math.exp(sum(logs) / len(logs)))))
-
-
-def empty_confidence(speech_max: float | None) -> float:
-    """Confidence of an empty transcript: ``1 -`` the highest speech probability VAD gave the audio.
-
-    Silence gets about 1; speech that VAD barely missed (noisy or telephone-band audio) about 0.5; audio in
-    which VAD found speech but Whisper wrote nothing at most 0.5. Without VAD there is no evidence: 0.
-
-    Example:
-        >>> empty_confidence(0.02), empty_confidence(None)
-        (0.98, 0.0)
-    """
-    return 0.0 if speech_max is None else float(min(1.0, max(0.0, 1.0 - speech_max)))
 
 
 def join_words(words: list[dict[str, Any]]) -> str:
