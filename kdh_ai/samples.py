@@ -6,6 +6,7 @@ Each data set has a function for its folder or file and a ``load_*`` function th
 data set               what it is                                           loader
 =====================  ===================================================  ==================================
 LJ Speech (12 clips)   real speech with exact transcripts                   :func:`load_ljspeech`
+a long recording       LJ clips joined with natural pauses, with reference  :func:`long_recording`
 routing pool           Whisper tiny.en confidences and word errors          :func:`load_routing_pool`
 SMS spam (200)         real SMS labelled ham or spam                        :func:`load_sms_spam`
 BANKING77 subset       bank customer questions, 77 intents                  :func:`load_banking77`
@@ -56,6 +57,8 @@ __all__ = [
     "load_ljspeech",
     "load_routing_pool",
     "load_sms_spam",
+    "long_recording",
+    "LongRecording",
     "routing_pool",
     "sms_spam_dir",
     "sms_spam_texts",
@@ -128,6 +131,95 @@ def ljspeech_clip(item_id: str) -> Path:
         have = sorted(p.stem for p in (ljspeech_dir() / "wavs").glob("*.wav"))
         raise InvalidInputError(f"no bundled LJ Speech clip {item_id!r}; the clips are {have}")
     return path
+
+
+@dataclass
+class LongRecording:
+    """A long recording built by :func:`long_recording`.
+
+    Attributes:
+        path: The WAV file (16 kHz mono, 16-bit).
+        reference: The exact transcript of the whole recording (the clips' references, in order).
+        duration_s: Its length (s).
+        clips: Where each clip lies: ``(clip id, start s, end s, reference)`` in time order.
+    """
+
+    path: Path
+    reference: str
+    duration_s: float
+    clips: list[tuple[str, float, float, str]]
+
+
+def long_recording(path: str | Path, *, minutes: float = 10.0, seed: int = 0, clips_dir: str | Path | None = None,
+                   pause_s: tuple[float, float] = (0.3, 1.8), long_pause_every: int = 9,
+                   long_pause_s: tuple[float, float] = (4.0, 9.0), noise_db: float = -55.0) -> LongRecording:
+    """Write a long recording made of real speech clips joined by natural pauses, and return its reference.
+
+    Clips of ``clips_dir`` (an LJ Speech style folder: ``manifest.csv`` with ``item_id, path, reference``;
+    default: the bundled clips) are drawn in a shuffled order, each clip once before any repeats, until the
+    recording is ``minutes`` long. Between clips: a pause drawn from ``pause_s``; every ``long_pause_every``
+    clips a longer one from ``long_pause_s`` (a speaker thinking, a page turned). A faint noise floor
+    (``noise_db`` dBFS) runs under everything, as in a real room. Deterministic for a given ``seed``.
+
+    Args:
+        path: Where to write the WAV file (its folder is created).
+        minutes: Length to reach (the last clip ends it, so the result can be a few seconds longer).
+        seed: Random seed of the order, the pauses and the noise.
+        clips_dir: A folder of clips with a ``manifest.csv`` (default: :func:`ljspeech_dir`).
+        pause_s: Range of the pause between clips (s).
+        long_pause_every: Every this many clips, the pause is drawn from ``long_pause_s`` (0: never).
+        long_pause_s: Range of the longer pauses (s).
+        noise_db: Level of the noise floor in dBFS (``None``-like very low values such as -120 give silence).
+
+    Raises:
+        InvalidInputError: ``minutes`` not positive, or a pause range out of order.
+
+    Example:
+        >>> import tempfile
+        >>> rec = long_recording(Path(tempfile.mkdtemp()) / "talk.wav", minutes=0.5, seed=1)
+        >>> rec.duration_s >= 30, rec.clips[0][1] > 0, len(rec.reference.split()) > 50
+        (True, True, True)
+    """
+    import wave
+
+    import numpy as np
+    import pandas as pd
+
+    from kdh_ai.audio import SAMPLE_RATE, load_audio
+
+    if minutes <= 0:
+        raise InvalidInputError(f"minutes must be positive, got {minutes!r}")
+    if not (0 <= pause_s[0] <= pause_s[1] and 0 <= long_pause_s[0] <= long_pause_s[1]):
+        raise InvalidInputError(f"pause ranges must be (low, high) with 0 <= low <= high, got {pause_s!r} and "
+                                f"{long_pause_s!r}")
+    folder = Path(clips_dir) if clips_dir is not None else ljspeech_dir()
+    table = pd.read_csv(folder / "manifest.csv")
+    audio = {r.item_id: load_audio(folder / r.path) for r in table.itertuples()}
+    refs = dict(zip(table.item_id, table.reference))
+    rng = np.random.default_rng(seed)
+    parts, placed, t, order = [], [], 0.0, []
+    while t < minutes * 60:
+        if not order:
+            order = [str(c) for c in rng.permutation(list(audio))]
+        long_one = long_pause_every and len(placed) % long_pause_every == long_pause_every - 1
+        pause = rng.uniform(*(long_pause_s if long_one else pause_s)) if placed else rng.uniform(0.5, 1.0)
+        parts.append(np.zeros(int(pause * SAMPLE_RATE), np.float32))
+        t += len(parts[-1]) / SAMPLE_RATE
+        cid = order.pop()
+        parts.append(audio[cid])
+        placed.append((cid, round(t, 3), round(t + len(audio[cid]) / SAMPLE_RATE, 3), str(refs[cid])))
+        t += len(audio[cid]) / SAMPLE_RATE
+    parts.append(np.zeros(int(0.8 * SAMPLE_RATE), np.float32))
+    signal = np.concatenate(parts)
+    signal += rng.normal(0.0, 10 ** (noise_db / 20), len(signal)).astype(np.float32)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes((np.clip(signal, -1, 1) * 32767).astype("<i2").tobytes())
+    return LongRecording(out, " ".join(p[3] for p in placed), round(len(signal) / SAMPLE_RATE, 3), placed)
 
 
 def load_ljspeech() -> pd.DataFrame:
