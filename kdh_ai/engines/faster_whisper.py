@@ -54,7 +54,7 @@ from kdh_ai.engines.alignment import APPEND_PUNCTUATION, PREPEND_PUNCTUATION, tr
 from kdh_ai.engines.common import (VAD_FRAME, PlausibilityCheck, TranscribeOptions, UnreadableItem, check_item,
                                    error_record, join_words, segment_record, speech_bounds, transcription_record,
                                    vad_probabilities, word_confidence, word_record)
-from kdh_ai.engines.streaming import AudioChunks
+from kdh_ai.engines.streaming import AudioChunks, resume_at
 from kdh_ai.items import Item
 from kdh_ai.records import Prediction
 from kdh_ai.registry import ResolvedModel, resolve_model
@@ -579,8 +579,9 @@ class Transcriber(Prelabeler):
         window conditioned on the end of the transcript so far (as the plain loop conditions each window on
         the previous one's text). A chunk's last window sees less than 30 s of audio, where Whisper often
         stops early (the whole-file loop has this only at the file's end): its words are dropped and the next
-        chunk starts at that window's start (:meth:`_chunk_words`), so every window the file is decoded in
-        is a full one, as in the whole-file loop. Chunks without speech (VAD below 0.5 throughout) are not
+        chunk starts at that window's start, or, when VAD hears speech between the last word kept and there
+        (a window boundary in the middle of a phrase), at the pause after that word (:meth:`_chunk_words`),
+        so the file's speech is decoded in full windows, as in the whole-file loop. Chunks without speech (VAD below 0.5 throughout) are not
         decoded. Only the words, the decoder segments and the VAD probabilities are kept. A file found
         damaged or truncated at the end of its stream becomes an error record: nothing of it is kept. Runs
         in a decoding worker."""
@@ -635,6 +636,11 @@ class Transcriber(Prelabeler):
             if last_seek > chunk.length_s - fe.chunk_length and last_seek >= chunk.length_s / 2:
                 aligned = [s for s in aligned if s["seek"] < aligned[-1]["seek"]]  # its short last window
                 done_s = last_seek
+            # Speech between the last word kept and where the next chunk would start (a window boundary in
+            # the middle of a phrase, or short windows that gave no text): start at the pause after that word.
+            last_end = max((w["end"] for s in aligned for w in s["words"]), default=0.0)
+            if last_end >= chunk.length_s / 2 and PlausibilityCheck.speech_s(chunk.probs, last_end, done_s) >= 0.3:
+                done_s = resume_at(chunk.probs, last_end, done_s)
         words: list[dict[str, Any]] = []
         segments: list[dict[str, Any]] = []
         for s in aligned:

@@ -26,7 +26,7 @@ import numpy as np
 from kdh_ai.audio import SAMPLE_RATE, stream_audio
 from kdh_ai.engines.common import VAD_FRAME, vad_probabilities
 
-__all__ = ["AudioChunks", "Chunk", "QUIET", "pause_cut"]
+__all__ = ["AudioChunks", "Chunk", "QUIET", "pause_cut", "resume_at"]
 
 QUIET = 0.35
 """A VAD frame below this speech probability is quiet (Silero's own end-of-speech threshold)."""
@@ -54,6 +54,21 @@ def pause_cut(probs: np.ndarray, lo: int, hi: int) -> int:
         best = int(np.argmin(probs[lo:hi][::-1]))
         best = hi - lo - 1 - best
     return lo + best
+
+
+def resume_at(probs: np.ndarray, after_s: float, before_s: float) -> float:
+    """Where to start decoding again after a word that ends at ``after_s``: the start of the first quiet VAD
+    frame (< :data:`QUIET`) from there, but no later than ``before_s`` (times in seconds into ``probs``).
+
+    Example:
+        >>> resume_at(np.array([0.9, 0.9, 0.9, 0.2, 0.1, 0.9], np.float32), 0.05, 0.18)
+        0.096
+    """
+    frame_s = VAD_FRAME / SAMPLE_RATE
+    first = int(after_s / frame_s)
+    quiet = np.flatnonzero(probs[first:] < QUIET)
+    at = (first + int(quiet[0])) * frame_s if quiet.size else before_s
+    return round(min(max(at, after_s), before_s), 3)
 
 
 @dataclass
