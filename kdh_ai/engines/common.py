@@ -57,9 +57,12 @@ class TranscribeOptions:
         pack_gap_s: Silence between packed clips.
         long_audio: ``"whole"`` (default): audio with more speech than ``pack_max_clip_s`` is transcribed
             whole, window after window, by faster-whisper's own loop with the plain loop's settings (its VAD
-            filter off: VAD has already found the speech), so its text is the plain loop's. ``"packed"``: it is cut at VAD pauses and the pieces are decoded in windows of
-            their own (packed with other pieces when ``pack_short_clips``): faster on long files but words
-            at the cuts are lost (measured in ``benchmarks/README.md``).
+            filter off: VAD has already found the speech), so its text is the plain loop's (a file over 240 s
+            is read and decoded in chunks cut at pauses, with flat memory; the chunk boundaries change a few
+            words, measured in ``benchmarks/README.md``). ``"packed"``: it is cut at VAD pauses and the
+            pieces are decoded in windows of their own (packed with other pieces when ``pack_short_clips``):
+            faster on long files but words at the cuts are lost (measured in ``benchmarks/README.md``), and
+            the file is held whole in memory.
         batch_size: Windows decoded together in one model call (speed only; 1 = one at a time).
         workers: Decoding workers (CTranslate2 model replicas decoding batches at the same time; 2 uses both
             cores of the hub's machines while the next batch's audio is read and VAD runs).

@@ -10,6 +10,9 @@ How an item is transcribed:
    A long file (more speech than ``pack_max_clip_s``) is transcribed whole by faster-whisper, window after
    window (``long_audio="whole"``, the default), or cut at pauses into pieces of at most
    ``pack_max_clip_s`` that are packed like short clips (``long_audio="packed"``: faster, less accurate).
+   A file longer than ``stream_chunk_s`` (240 s) on the default path is never held whole: it is read, checked
+   by VAD and decoded chunk by chunk, each chunk cut in a pause (:meth:`Transcriber._stream`), so a 2-hour
+   recording needs the memory of a short one (``benchmarks/long_memory.py``).
 4. **Each piece gets a Whisper window of its own** (its audio padded with silence to 30 s), so an item's
    answer depends only on its own audio, never on which items share its batch (``pack_short_clips=True``
    packs several pieces into one window instead: faster, but a packed clip's text depends on its
@@ -23,7 +26,12 @@ How an item is transcribed:
    (temperature fallback included); the more plausible transcript is kept. An item still implausible gets
    half its confidence and a ``check`` entry in its payload saying why. (Confidence from word probabilities
    cannot see words that are missing: "the" for "in being comparatively modern." scored near 1.)
-7. ``confidence`` is the geometric mean of the item's word probabilities: a number in [0, 1] that ranks
+7. A recording longer than ``segment_over_s`` (30 s) also gets **work segments**
+   (``payload["work_segments"]``): its words cut at pauses into segments of at most about 30 s that tile the
+   recording, each with its text, words, confidence and plausibility check (speech Whisper skipped becomes a
+   wordless, low-confidence segment), so routing and review work on segments
+   (:func:`kdh_ai.engines.common.work_segments`).
+8. ``confidence`` is the geometric mean of the item's word probabilities: a number in [0, 1] that ranks
    items by expected error (higher means fewer errors). It is not a calibrated probability; routing
    calibrates a threshold on a human-labelled slice of each batch. An empty transcript (``no_speech``)
    gets ``1 -`` the highest speech probability VAD found in the audio: silence about 1, speech that VAD
