@@ -131,7 +131,8 @@ def main() -> None:
         for path in (["chunked"] if minutes in chunked else []) + (["whole"] if minutes in baseline else []):
             t = time.time()
             res = _run(wav, path)
-            print(f"  ran {minutes:g} min {path} in {time.time() - t:.0f} s", flush=True)
+            print(f"  ran {minutes:g} min {path} in {time.time() - t:.0f} s: peak RSS {res['peak_rss_mb']:.0f} MB, "
+                  f"WER {_wer(meta['reference'], res['text']):.2%}", flush=True)
             runs.append((minutes, path, res, meta))
 
     print(f"\n{'file':>8} {'path':>8} {'peak RSS':>9} {'RTF':>7} {'audio s/CPU s':>13} {'WER':>6} "
