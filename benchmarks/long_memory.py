@@ -36,8 +36,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 CHILD = r"""
-import json, resource, sys, time, logging
+import json, sys, threading, time
 from pathlib import Path
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+trace, done = [], threading.Event()
+def sample():
+    t0 = time.perf_counter()
+    while not done.wait(2.0):
+        trace.append((round(time.perf_counter() - t0, 1), round(status("VmRSS"))))
+threading.Thread(target=sample, daemon=True).start()
 from kdh_ai.engines import TranscribeOptions
 from kdh_ai.engines.faster_whisper import Transcriber
 from kdh_ai.job import Job
@@ -45,13 +55,14 @@ from kdh_ai.prelabel import prelabel_transcription
 wav, job_dir, whole = sys.argv[1], sys.argv[2], sys.argv[3] == "whole"
 if whole:
     Transcriber.stream_chunk_s = 1e9  # the path before issue 15: the file is loaded and decoded whole
-rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rss0 = status("VmHWM")  # per process image (getrusage's ru_maxrss keeps the parent's peak across fork+exec)
 t0, c0 = time.perf_counter(), time.process_time()
 summary = prelabel_transcription(str(Path(wav).parent), job_dir, options=TranscribeOptions())
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 pred = next(iter(Job(Path(job_dir)).current_predictions().values()))
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "rss_before_mb": rss0 / 1024, "wall_s": wall, "cpu_s": cpu, "setup_s": summary.setup_s,
+done.set()
+print(json.dumps({"peak_rss_mb": status("VmHWM"), "rss_trace": trace,
+                  "rss_before_mb": rss0, "wall_s": wall, "cpu_s": cpu, "setup_s": summary.setup_s,
                   "status": pred.status, "text": pred.text, "confidence": pred.confidence,
                   "duration_s": pred.payload.get("duration_s"), "check": pred.payload.get("check"),
                   "words": [w for s in pred.payload.get("segments", []) for w in s["words"]],
@@ -60,13 +71,14 @@ print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_max
 
 
 def _recording(cache: Path, minutes: float) -> tuple[Path, dict]:
-    from kdh_ai.samples import long_recording
-
     folder = cache / f"{minutes:g}min"
     wav, meta = folder / "talk.wav", folder / "reference.json"
-    if not (wav.exists() and meta.exists()):
-        rec = long_recording(wav, minutes=minutes, seed=0)
-        meta.write_text(json.dumps({"reference": rec.reference, "clips": rec.clips, "duration_s": rec.duration_s}))
+    if not (wav.exists() and meta.exists()):  # built in a subprocess: this process stays small
+        code = ("import json, sys; from kdh_ai.samples import long_recording; "
+                f"rec = long_recording({str(wav)!r}, minutes={minutes!r}, seed=0); "
+                f"open({str(meta)!r}, 'w').write(json.dumps({{'reference': rec.reference, 'clips': rec.clips, "
+                "'duration_s': rec.duration_s}))")
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     return wav, json.loads(meta.read_text())
 
 
@@ -131,7 +143,10 @@ def main() -> None:
         for path in (["chunked"] if minutes in chunked else []) + (["whole"] if minutes in baseline else []):
             t = time.time()
             res = _run(wav, path)
-            print(f"  ran {minutes:g} min {path} in {time.time() - t:.0f} s: peak RSS {res['peak_rss_mb']:.0f} MB, "
+            trace = res["rss_trace"]
+            quarters = [trace[min(len(trace) - 1, len(trace) * k // 4)][1] for k in range(1, 5)] if trace else []
+            print(f"  ran {minutes:g} min {path} in {time.time() - t:.0f} s: peak RSS {res['peak_rss_mb']:.0f} MB "
+                  f"(RSS at 1/4, 1/2, 3/4 and the end of the run: {quarters} MB), "
                   f"WER {_wer(meta['reference'], res['text']):.2%}", flush=True)
             runs.append((minutes, path, res, meta))
 
@@ -168,7 +183,7 @@ def main() -> None:
                 print("   ", d)
     if args.json:
         args.json.write_text(json.dumps([{"minutes": m, "path": p, **{k: v for k, v in r.items()
-                                                                        if k not in ("text", "words", "work_segments")}}
+                                                                        if k not in ("text", "words", "work_segments", "rss_trace")}}
                                          for m, p, r, _ in runs], indent=1))
 
 

@@ -62,7 +62,7 @@ from kdh_ai.engines.alignment import APPEND_PUNCTUATION, PREPEND_PUNCTUATION, tr
 from kdh_ai.engines.common import (VAD_FRAME, PlausibilityCheck, TranscribeOptions, UnreadableItem, check_item,
                                    error_record, join_words, segment_record, speech_bounds, transcription_record,
                                    vad_probabilities, word_confidence, word_record)
-from kdh_ai.engines.streaming import AudioChunks, resume_at
+from kdh_ai.engines.streaming import AudioChunks, release_memory, resume_at
 from kdh_ai.items import Item
 from kdh_ai.records import Prediction
 from kdh_ai.registry import ResolvedModel, resolve_model
@@ -614,6 +614,8 @@ class Transcriber(Prelabeler):
                         chunks.carry(done_s)
                     with self._lock:
                         self.stats["chunks"] += 1
+                del chunk
+                release_memory()
                 bar.update(min(done_s, max(0.0, bar.total - bar.n)))
         except AudioError as exc:
             return self._error(item, UnreadableItem(str(exc), job.sha256))
