@@ -9,6 +9,7 @@ answers are keyed by unit.
 
 from __future__ import annotations
 
+import io
 import wave
 from pathlib import Path
 
@@ -184,3 +185,29 @@ def _check_segment_task(t: dict, units: dict[str, Prediction], files_root: Path)
     with wave.open(str(clip)) as w:
         assert w.getnframes() / w.getframerate() == pytest.approx(data["clip_end_s"] - data["clip_start_s"],
                                                                   abs=0.01)
+
+
+def test_segment_clips_are_uploaded_to_a_remote_server(labelstudio_server: LabelStudioTestServer,
+                                                       tmp_path: Path) -> None:
+    """A server kdh does not run (no local files): each segment's clip is uploaded, once."""
+    from kdh_ai.labelstudio.client import Connection
+
+    job, _ = build_job(tmp_path / "job", tmp_path)
+    remote = Connection(url=labelstudio_server.connection.url, token=labelstudio_server.connection.token)
+    opts = PushOptions(project="segments uploaded", control_share=0.0, overlap_fraction=0.0, gold_rate=0.0,
+                       max_confidence=0.9)
+    res = push(job.root, opts, connection=remote)
+    assert res.audio_mode == "upload" and not res.issues
+    tasks = conn_tasks(remote, res.project_id)
+    segs = [t for t in tasks if t["data"].get("segment") is not None]
+    assert segs and len(tasks) == res.total_created
+    for t in segs:
+        assert t["data"]["audio"].startswith("/data/upload/")
+        got = httpx.get(remote.url + t["data"]["audio"], headers={"Authorization": f"Token {remote.token}"},
+                        timeout=30)
+        with wave.open(io.BytesIO(got.content)) as w:
+            assert w.getnframes() / w.getframerate() == pytest.approx(
+                t["data"]["clip_end_s"] - t["data"]["clip_start_s"], abs=0.01)
+    uploads = (job.root / "uploads.jsonl").read_bytes()
+    assert push(job.root, opts, connection=remote).total_created == 0
+    assert (job.root / "uploads.jsonl").read_bytes() == uploads

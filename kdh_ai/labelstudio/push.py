@@ -780,11 +780,14 @@ def _resolve_audio(job: Job, client: LabelStudioClient, pid: int, chunk: Sequenc
     ok: list[tuple[str, str]] = []
     notes: dict[str, str] = {}
     clips: dict[str, list[_Planned]] = {}
+    checked: dict[tuple[str | None, str | None], tuple[str, str | None]] = {}  # a recording's segments: hash it once
     for p in chunk:
         if p.note is not None:
             notes[p.key] = ""  # no file: the task describes the error (data.kdh_error)
             continue
-        real, problem = _verified_audio(p.value, p.sha256)
+        if (p.value, p.sha256) not in checked:
+            checked[(p.value, p.sha256)] = _verified_audio(p.value, p.sha256)
+        real, problem = checked[(p.value, p.sha256)]
         if problem:
             result.issues.append(f"item {p.key}: {problem}")
             continue
