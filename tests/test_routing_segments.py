@@ -177,3 +177,18 @@ def test_one_long_recording_routes_with_prior_calibration(tmp_path: Path) -> Non
     assert max(units[k].confidence for k in human) < min(units[k].confidence for k in auto)
     assert pooled.counts.get("auto_accept", 0) >= alone.counts.get("auto_accept", 0)
     assert delivered_wer(job, refs, 0.02) <= 0.10
+
+
+def test_kdh_route_shows_the_audio_people_hear(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kdh_ai.cli import app
+
+    build_segmented_job(tmp_path / "job", long_files=2, segments=10, short=4, gold_short=2)
+    res = CliRunner().invoke(app, ["route", str(tmp_path / "job"), "--calibration", "6"])
+    assert res.exit_code == 0, res.output
+    assert "units (clips, segments)" in res.output and "audio min" in res.output
+    # 6 calibration units of 15 s (segments) or 8 s (clips), 2 gold clips of 8 s: at most 1.8 min of 5.5
+    line = next(x for x in res.output.splitlines() if x.startswith("audio people hear"))
+    heard, total = (float(v) for v in line.split(":")[1].split("min")[0].split(" of "))
+    assert total == pytest.approx((2 * 10 * 15 + 4 * 8) / 60, abs=0.05) and 0 < heard <= 1.8

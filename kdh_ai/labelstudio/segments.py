@@ -117,9 +117,9 @@ def segment_data(unit: Prediction, siblings: list[Prediction], *, context_s: flo
     before, after = _texts_around(siblings, int(unit.segment or 0), chars=context_chars)
     n = len(siblings)
     start, end = float(unit.payload["start"]), float(unit.payload["end"])
-    header = (f"{unit.item_id}, segment {int(unit.segment or 0) + 1} of {n} ({clock(start)}–{clock(end)}). "
-              f"Transcribe only the highlighted part of the audio; the {context_s:g} s before and after it are "
-              "there for context.")
+    header = (f"{unit.item_id}, segment {int(unit.segment or 0) + 1} of {n} ({clock(start)}–{clock(end)} of the "
+              f"recording). Transcribe only the highlighted part of the audio ({clock(clip.region[0])}–"
+              f"{clock(clip.region[1])} of this clip); the seconds before and after it are there for context.")
     return {"item_id": unit.item_id, "segment": unit.segment, "kdh_header": header,
             "context_before": f"Before (the model's text): {before}" if before else "Before: (start of the recording)",
             "context_after": f"After (the model's text): {after}" if after else "After: (end of the recording)",
