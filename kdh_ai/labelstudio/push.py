@@ -7,6 +7,11 @@ What goes out (see :mod:`kdh_ai.labelstudio` for the whole design):
   :class:`~kdh_ai.records.Role` goes to people (``calibration``, ``human``, ``audit``; not ``auto_accept`` or
   ``pending``), items the model failed on included (without a pre-annotation); items not routed yet wait.
   Items in the gold set are held back and only go out as gold.
+* **Units.** A short clip or a text is one task. A long recording with work segments is routed and pushed
+  segment by segment (:meth:`kdh_ai.job.Job.units`, unit keys ``item#0007``): each segment meant for people
+  becomes a task of its own, its clip with a few seconds of context, the segment marked as a region, the
+  model's text around it shown (:mod:`kdh_ai.labelstudio.segments`). Task roles, gold and ``tasks.jsonl``
+  are per unit.
 * **Task roles** (:class:`~kdh_ai.records.TaskRole`). Each item gets one, decided by a hash of
   ``(seed, item_id)`` so that it never changes between pushes: ``overlap`` (a share ``overlap_fraction`` of
   the items, done by ``overlap_k`` annotators each), ``control`` (a share ``control_share`` of the rest, sent
