@@ -43,15 +43,20 @@ def annotations_table(job: Job, *, include_skipped: bool = False, include_gold: 
         job: The job.
         include_skipped: Keep skipped annotations (their answer is ``None``).
         include_gold: Keep annotations of gold tasks.
-        include_empty: Keep annotations whose answer is empty.
+        include_empty: Keep annotations of whole items whose answer is empty. (A segment of a long recording
+            submitted with no text is always kept, with the answer ``""``: the annotator heard no speech in it,
+            and Label Studio stores no text-box result for an empty box.)
     """
     rows = []
     for a in job.annotations():
         if (a.skipped and not include_skipped) or (a.gold and not include_gold):
             continue
-        if not a.skipped and a.answer in (None, "") and not include_empty:
+        answer = a.answer
+        if not a.skipped and answer in (None, "") and a.segment is not None:
+            answer = ""  # a segment submitted with no text: nobody speaks in it (silence is an answer)
+        elif not a.skipped and answer in (None, "") and not include_empty:
             continue
-        rows.append({"task": a.key, "worker": a.worker, "answer": a.answer, "gold": a.gold,
+        rows.append({"task": a.key, "worker": a.worker, "answer": answer, "gold": a.gold,
                      "lead_time_s": a.lead_time_s, "prelabeled": a.prelabeled, "created_at": a.created_at,
                      "annotation_id": a.annotation_id, "annotator_id": a.annotator_id, "updated_at": a.updated_at,
                      "skipped": a.skipped, "role": a.role})

@@ -24,6 +24,7 @@ from kdh_ai.job import Job
 from kdh_ai.labelstudio.client import LabelStudioError
 from kdh_ai.labelstudio.pull import pull
 from kdh_ai.labelstudio.push import PushOptions, push
+from kdh_ai.labelstudio.status import job_status
 from kdh_ai.records import Prediction
 from kdh_ai.routing import current_roles, plan_calibration, route
 from kdh_ai.samples import ljspeech_dir, long_recording
@@ -156,6 +157,10 @@ def test_a_long_recording_is_reviewed_segment_by_segment(labelstudio_server: Lab
     answers = human_answers(job, TRANSCRIPTION)
     assert {k for k in answers if k.startswith("talk#")} == {k for k in pushed if k.startswith("talk#")}
     assert all(answers[k].answer == refs[k] for k in answers)
+    # kdh status counts segment tasks as tasks: all done; the next step is step 2's audit or delivery.
+    st = job_status(job.root)
+    assert st.tasks == len(pushed) and st.tasks_done == len(pushed) and st.remaining == 0
+    assert "push" not in st.next_step.split(":")[0]
 
 
 def conn_tasks(conn, project_id: int) -> list[dict]:

@@ -7,6 +7,7 @@ recordings carry ``payload["work_segments"]`` as the engine writes them, and the
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,31 @@ def test_segments_are_routed_one_by_one_and_the_batch_meets_the_target(tmp_path:
     assert human and max(human) < min(auto)
 
 
+def test_silent_segments_count_as_right_when_left_empty(tmp_path: Path) -> None:
+    """A wordless segment (a long pause) that the model leaves empty is delivered exact: routing's bound counts
+    it as no error (an empty reference used to count as a 100 % error), so silence is auto-accepted."""
+    refs = build_segmented_job(tmp_path / "job", slope=0.9)
+    job = Job(tmp_path / "job")
+    preds = job.current_predictions()
+    lines = []
+    for item_id, p in preds.items():  # every 4th segment of each recording becomes a silent pause
+        segs = p.payload.get("work_segments")
+        if not segs:
+            continue
+        for s in segs[::4]:
+            s.update(text="", words=[], status="no_speech", confidence=0.98, speech_prob_max=0.02)
+            refs[unit_key(item_id, s["index"])] = ""
+        lines.append(dataclasses.replace(p, payload=dict(p.payload, work_segments=segs)).to_dict())
+    job.predictions.append(lines)
+    result = _route_batch(job.root, refs, target=0.10)
+    roles, units = job.roles(), job.units()
+    silent = [k for k, u in units.items() if u.status == "no_speech"]
+    assert len(silent) == 8 * 10
+    assert sum(roles[k].role == "auto_accept" for k in silent) >= 0.8 * sum(roles[k].role != "calibration"
+                                                                            for k in silent)
+    assert result.reachable and delivered_wer(job, refs, 0.02) <= 0.10
+
+
 def test_answers_are_keyed_by_unit(tmp_path: Path) -> None:
     refs = build_segmented_job(tmp_path / "job", long_files=1, segments=5, short=2, gold_short=0)
     job = Job(tmp_path / "job")
@@ -147,6 +173,11 @@ def test_answers_are_keyed_by_unit(tmp_path: Path) -> None:
     assert answers["clip001"].answer == "short clip"
     assert refs  # the references exist for every unit
     assert {a.key for a in job.annotations()} == {"clip001", "talk00#0003"}
+    # Submitted with an empty box (Label Studio then stores no text result: answer None): on a segment, that is
+    # the answer "nobody speaks here"; on a whole clip it is left out, as before.
+    annotate_units(job, {"talk00#0004": None, "clip000": None}, "a@example.org", 200)
+    answers = human_answers(job, TranscriptionTask())
+    assert answers["talk00#0004"].answer == "" and "clip000" not in answers
 
 
 def test_one_long_recording_routes_with_prior_calibration(tmp_path: Path) -> None:
