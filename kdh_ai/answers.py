@@ -50,7 +50,7 @@ def annotations_table(job: Job, *, include_skipped: bool = False, include_gold: 
             continue
         if not a.skipped and a.answer in (None, "") and not include_empty:
             continue
-        rows.append({"task": a.item_id, "worker": a.worker, "answer": a.answer, "gold": a.gold,
+        rows.append({"task": a.key, "worker": a.worker, "answer": a.answer, "gold": a.gold,
                      "lead_time_s": a.lead_time_s, "prelabeled": a.prelabeled, "created_at": a.created_at,
                      "annotation_id": a.annotation_id, "annotator_id": a.annotator_id, "updated_at": a.updated_at,
                      "skipped": a.skipped, "role": a.role})

@@ -18,7 +18,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "kdh_ai"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("kdh_ai.quality", "kdh_ai.errors", "kdh_ai.records", "kdh_ai.segments", "kdh_ai.items", "kdh_ai.audio", "kdh_ai.labels",
+    ("core", ("kdh_ai.quality", "kdh_ai.errors", "kdh_ai.records", "kdh_ai.segments", "kdh_ai.subtitles", "kdh_ai.items", "kdh_ai.audio", "kdh_ai.labels",
               "kdh_ai.calibration", "kdh_ai.registry", "kdh_ai.offline", "kdh_ai.guidelines", "kdh_ai.samples",
               "kdh_ai.evaluate_metrics")),
     ("models", ("kdh_ai.embeddings", "kdh_ai.heads", "kdh_ai.engines", "kdh_ai.tasks", "kdh_ai.second_opinion",
