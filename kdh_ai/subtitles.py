@@ -231,6 +231,8 @@ def make_cues(words: Sequence[dict[str, Any]], *, start: float, end: float, segm
             k = max(range(i + 1, j + 1), key=lambda k: (_break_score(words, i, k, capacity=capacity, min_s=min_s), k))
         spans.append((i, k))
         i = k
+    spans = _merge_short(words, spans, start=start, end=end, max_chars=max_chars, max_lines=max_lines, min_s=min_s,
+                         max_s=max_s)
     cues = []
     for a, b in spans:
         text = _text(words[a:b])
@@ -240,6 +242,34 @@ def make_cues(words: Sequence[dict[str, Any]], *, start: float, end: float, segm
                         segment=segment, first_word=first, last_word=last))
     _stretch(cues, start=start, end=end, min_s=min_s, max_s=max_s)
     return cues
+
+
+def _merge_short(words: Sequence[dict[str, Any]], spans: list[tuple[int, int]], *, start: float, end: float,
+                 max_chars: int, max_lines: int, min_s: float, max_s: float) -> list[tuple[int, int]]:
+    """Join a cue shorter than ``min_s`` that the silence around it cannot stretch to ``min_s`` with the cue
+    before it (or else after it), where the two fit as one."""
+    def dur(a: int, b: int) -> float:
+        return float(words[b - 1]["end"]) - float(words[a]["start"])
+
+    def fits(a: int, b: int) -> bool:
+        return dur(a, b) <= max_s and wrap_lines(_text(words[a:b]), max_chars=max_chars,
+                                                 max_lines=max_lines) is not None
+
+    out = list(spans)
+    k = 0
+    while k < len(out):
+        a, b = out[k]
+        lo = float(words[out[k - 1][1] - 1]["end"]) if k > 0 else start
+        hi = float(words[out[k + 1][0]]["start"]) if k + 1 < len(out) else end
+        if dur(a, b) < min_s and hi - lo < min_s:
+            if k > 0 and fits(out[k - 1][0], b):
+                out[k - 1:k + 1] = [(out[k - 1][0], b)]
+                continue
+            if k + 1 < len(out) and fits(a, out[k + 1][1]):
+                out[k:k + 2] = [(a, out[k + 1][1])]
+                continue
+        k += 1
+    return out
 
 
 def _stretch(cues: list[Cue], *, start: float, end: float, min_s: float, max_s: float) -> None:
@@ -331,7 +361,7 @@ def _fill_runs(tokens: list[str], times: list[Any], *, lo_all: float, hi_all: fl
         else:
             lo = times[a - 1][1] if a > 0 else max(start, min(lo_all, times[b][0] - need))
             hi = times[b][0] if b < n else min(end, max(hi_all, lo + need))
-            if hi - lo < need:  # too little room: the kept neighbours give up their times
+            if hi - lo < need - 1e-9:  # too little room: the kept neighbours give up their times
                 if a > 0:
                     times[a - 1] = None
                 if b < n:
