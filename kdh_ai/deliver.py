@@ -60,8 +60,8 @@ from kdh_ai.records import Prediction, utc_now
 from kdh_ai.routing import routing_result
 from kdh_ai.subtitles import Cue, SubtitleOptions, make_cues, retime_words, to_srt, to_vtt
 
-__all__ = ["PER_FILE", "DeliveryResult", "deliver", "delivered_records", "delivered_units", "file_stem",
-           "transcript_document"]
+__all__ = ["PER_FILE", "DeliveryResult", "deliver", "delivered_records", "delivered_tables", "delivered_units",
+           "file_stem", "transcript_document"]
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +220,16 @@ def delivered_records(job: Job, *, model_weight: int | None = None) -> list[dict
     """The final record of every item of the job (see the module docstring), gold extras left out."""
     ans = _Answers(job, model_weight)
     return [_item_record(ans, item_id, units) for item_id, units in _units_by_item(ans).items()]
+
+
+def delivered_tables(job: Job, *, model_weight: int | None = None
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Both delivered tables at once (the people's answers are read and aggregated once): the item records
+    (:func:`delivered_records`) and the unit records (:func:`delivered_units`)."""
+    ans = _Answers(job, model_weight)
+    by_item = _units_by_item(ans)
+    return ([_item_record(ans, item_id, units) for item_id, units in by_item.items()],
+            [u for units in by_item.values() for u in units])
 
 
 def transcript_document(item: dict[str, Any], units: list[dict[str, Any]], *,
