@@ -16,7 +16,7 @@ keeps the segment's bounds and gives every word of the new text a time: a word p
 order, as the model's) keeps the model's time; the words they changed or added share, by length, the time
 between the kept words around them (within the segment). Such words are marked ``estimated``.
 
-:func:`to_srt` and :func:`to_vtt` write the cues with ``pysubs2``.
+:func:`to_srt` and :func:`to_vtt` write the cues with the ``srt`` and ``webvtt-py`` libraries.
 
 Example:
     >>> words = [{"word": " Hello", "start": 0.5, "end": 0.9}, {"word": " there.", "start": 1.0, "end": 1.5},
@@ -401,18 +401,13 @@ def cue_problems(cues: Sequence[Cue], *, max_chars: int = 42, max_lines: int = 2
     return out
 
 
-def _ssa(cues: Sequence[Cue]) -> Any:
-    import pysubs2
-
-    subs = pysubs2.SSAFile()
-    for c in cues:
-        subs.append(pysubs2.SSAEvent(start=int(round(c.start * 1000)), end=int(round(c.end * 1000)),
-                                     text=r"\N".join(line.replace("\\", "/") for line in c.lines)))
-    return subs
+def _timestamp(seconds: float) -> str:
+    ms = int(round(seconds * 1000))
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
 def to_srt(cues: Sequence[Cue]) -> str:
-    """The cues as a SubRip (``.srt``) file (written by ``pysubs2``).
+    """The cues as a SubRip (``.srt``) file (composed by the ``srt`` library; the text as written).
 
     Example:
         >>> print(to_srt([Cue(1.0, 2.5, ["Hello,", "world."])]).strip())
@@ -421,18 +416,30 @@ def to_srt(cues: Sequence[Cue]) -> str:
         Hello,
         world.
     """
-    return _ssa(cues).to_string("srt")
+    import datetime
+
+    import srt
+
+    return srt.compose([srt.Subtitle(index=k, start=datetime.timedelta(milliseconds=round(c.start * 1000)),
+                                     end=datetime.timedelta(milliseconds=round(c.end * 1000)), content=c.text)
+                        for k, c in enumerate(cues, 1)])
 
 
 def to_vtt(cues: Sequence[Cue]) -> str:
-    """The cues as a WebVTT (``.vtt``) file (written by ``pysubs2``).
+    """The cues as a WebVTT (``.vtt``) file (written by ``webvtt-py``; ``&``, ``<`` and ``>`` escaped as the
+    WebVTT standard asks, so a transcript's "<" is text, not markup).
 
     Example:
-        >>> print(to_vtt([Cue(1.0, 2.5, ["Hello."])]).strip())
+        >>> print(to_vtt([Cue(1.0, 2.5, ["Fish & chips."])]).strip())
         WEBVTT
         <BLANKLINE>
-        1
         00:00:01.000 --> 00:00:02.500
-        Hello.
+        Fish &amp; chips.
     """
-    return _ssa(cues).to_string("vtt")
+    import html
+
+    import webvtt
+
+    captions = [webvtt.Caption(_timestamp(c.start), _timestamp(c.end), html.escape(c.text, quote=False))
+                for c in cues]
+    return webvtt.WebVTT(captions=captions).content

@@ -10,6 +10,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pyarrow.parquet as pq
+import pysubs2
 import pytest
 import srt
 import webvtt
@@ -115,6 +116,21 @@ def test_srt_and_vtt_of_hand_made_cues_parse() -> None:
     vtt = webvtt.from_string(to_vtt(cues))
     assert [(c.start, c.end, c.text) for c in vtt.captions] == [
         ("00:00:00.500", "00:00:02.000", "Hello, world."), ("00:00:02.500", "00:00:04.250", "A second cue\non two lines.")]
+    for text, fmt in ((to_srt(cues), "srt"), (to_vtt(cues), "vtt")):  # a third, independent reader
+        events = pysubs2.SSAFile.from_string(text, format_=fmt).events
+        assert [(e.start, e.end, e.plaintext) for e in events] == [(500, 2000, "Hello, world."),
+                                                                  (2500, 4250, "A second cue\non two lines.")]
+
+
+def test_transcript_text_is_text_not_markup() -> None:
+    """People write "&", "<" or "{laughs}" in transcripts: SRT keeps them as written, WebVTT escapes them."""
+    import html
+
+    cues = [Cue(0.5, 2.0, ["{laughs} fish & chips", "<inaudible> 5 > 3"])]
+    assert list(srt.parse(to_srt(cues)))[0].content == cues[0].text
+    vtt = to_vtt(cues)
+    assert "fish &amp; chips" in vtt and "&lt;inaudible&gt;" in vtt
+    assert html.unescape(webvtt.from_string(vtt).captions[0].text) == cues[0].text
 
 
 def test_file_stems_are_safe_and_distinct() -> None:
@@ -150,11 +166,12 @@ def test_long_recording_subtitles_parse_and_match_the_words(long_job: LongJob, d
     doc = json.loads(base.with_suffix(".json").read_text())
     subs = list(srt.parse(base.with_suffix(".srt").read_text(encoding="utf-8")))
     vtt = webvtt.read(str(base.with_suffix(".vtt")))
-    assert len(subs) == len(vtt.captions) == len(doc["cues"]) > 10
-    for s, v, c in zip(subs, vtt.captions, doc["cues"]):
-        assert s.content == v.text == "\n".join(c["lines"])
-        assert abs(s.start.total_seconds() - c["start"]) < 1e-3 and abs(v.start_in_seconds - int(c["start"])) <= 1
-        assert abs(s.end.total_seconds() - c["end"]) < 1e-3
+    third = pysubs2.load(str(base.with_suffix(".vtt"))).events
+    assert len(subs) == len(vtt.captions) == len(third) == len(doc["cues"]) > 10
+    for s, v, e, c in zip(subs, vtt.captions, third, doc["cues"]):
+        assert s.content == v.text == e.plaintext == "\n".join(c["lines"])
+        assert abs(s.start.total_seconds() - c["start"]) < 1e-3 and abs(e.start / 1000 - c["start"]) < 1e-3
+        assert abs(s.end.total_seconds() - c["end"]) < 1e-3 and abs(e.end / 1000 - c["end"]) < 1e-3
     cues = [Cue(s.start.total_seconds(), s.end.total_seconds(), s.content.split("\n")) for s in subs]
     assert cue_problems(cues) == []  # <= 42 characters, <= 2 lines, 1-7 s, in order
     segments = {s["index"]: s for s in doc["segments"]}
