@@ -39,7 +39,8 @@ audio also ``segments`` (work segments, null for a short clip) and ``segments_ch
 
 Unit record (``delivered_segments.*``): ``key, item_id, segment`` (null for a short clip), ``start, end,
 duration_s, audio_path, answer, provenance, model_answer, confidence, role, checked, edited, annotators,
-aggregation, word_times, words`` (``word, start, end, probability, estimated``), ``status, error``.
+aggregation, model_wer`` (the model's WER against the people's answer, on units people checked), ``word_times,
+words`` (``word, start, end, probability, estimated``), ``status, error``.
 """
 
 from __future__ import annotations
@@ -156,6 +157,10 @@ def _unit_record(ans: _Answers, item_id: str, p: Prediction | None) -> dict[str,
         elif end is not None:
             words = retime_words(answer, model_words, start=start, end=float(end))
             word_times = "estimated" if any(w["estimated"] for w in words) else "model"
+    model_wer = None
+    if provenance in _PEOPLE and answer and p is not None and ans.task.item_kind == "audio":
+        errs = ans.task.item_errors([p.text], [answer])
+        model_wer = float(errs[0, 0] / errs[0, 1]) if errs[0, 1] else None
     return {"key": key, "item_id": item_id, "segment": None if p is None else p.segment, "start": start,
             "end": end, "duration_s": None if end is None else round(float(end) - start, 3),
             "audio_path": item.get("path") or (p.source if p else None), "answer": answer, "provenance": provenance,
@@ -163,7 +168,7 @@ def _unit_record(ans: _Answers, item_id: str, p: Prediction | None) -> dict[str,
             "role": ans.roles.get(key), "checked": provenance in _PEOPLE,
             "edited": provenance in _PEOPLE and answer is not None and not _same_text(answer, p.text if p else None),
             "annotators": h.annotators if h else [], "aggregation": h.method if h and len(h.annotators) > 1 else None,
-            "model_aware": bool(h and h.model_aware), "word_times": word_times, "words": words,
+            "model_aware": bool(h and h.model_aware), "model_wer": model_wer, "word_times": word_times, "words": words,
             "status": p.status if p else "pending", "error": p.error if p else "not pre-labeled yet"}
 
 
@@ -250,7 +255,7 @@ def transcript_document(item: dict[str, Any], units: list[dict[str, Any]], *,
         segments.append({"index": u["segment"], "start": u["start"], "end": u["end"], "text": u["answer"] or "",
                          "model_text": u["model_answer"], "provenance": u["provenance"], "role": u["role"],
                          "checked": u["checked"], "checked_by": u["annotators"], "edited": u["edited"],
-                         "confidence": u["confidence"], "word_times": u["word_times"], "words": u["words"]})
+                         "model_wer": u["model_wer"], "confidence": u["confidence"], "word_times": u["word_times"], "words": u["words"]})
     doc = {"item_id": item["item_id"], "audio_path": item.get("audio_path"), "duration_s": item.get("duration_s"),
            "model": item.get("model"), "provenance": item["provenance"], "text": item["answer"] or "",
            "word_times_note": "A segment whose text people edited keeps its bounds; the words they kept keep "

@@ -210,16 +210,18 @@ def test_people_checked_segments_in_the_json_txt_and_tables(long_job: LongJob, d
         s = segs[index]
         assert s["text"] == text and s["checked"] and s["edited"] and s["role"] == "human"
         assert s["provenance"] == "human" and s["checked_by"] and s["word_times"] == "estimated"
+        n = len(s["model_text"].split())
+        assert s["model_wer"] == pytest.approx(4 / len(text.split()), abs=1e-9) or n < 9  # 1 sub, 1 del, 2 ins
         assert " ".join(w["word"].strip() for w in s["words"]) == text
         assert any(w["estimated"] for w in s["words"]) and not all(w["estimated"] for w in s["words"])
         assert all(s["start"] <= w["start"] <= w["end"] <= s["end"] for w in s["words"])
         assert text in base.with_suffix(".txt").read_text()
     for index in long_job.confirmed:
         s = segs[index]
-        assert s["checked"] and not s["edited"] and s["word_times"] == "model"
+        assert s["checked"] and not s["edited"] and s["word_times"] == "model" and s["model_wer"] == 0
     for index in long_job.waiting:  # routed to people, no answer yet: the model's text, not checked
         s = segs[index]
-        assert not s["checked"] and s["role"] == "human" and s["provenance"] == "model"
+        assert not s["checked"] and s["role"] == "human" and s["provenance"] == "model" and s["model_wer"] is None
     auto = [s for s in doc["segments"] if s["role"] == "auto_accept"]
     assert auto and all(not s["checked"] and s["text"] == s["model_text"] for s in auto)
     assert doc["summary"]["checked"] == len(long_job.edited) + len(long_job.confirmed)

@@ -385,7 +385,8 @@ def _segment_view(task: Any, records: list[dict[str, Any]], units: list[dict[str
             "model_wer": _rate(task, [r["model_answer"] or ""], [ref]) if ref else None,
             "model_wer_on_checked": _rate(task, [u["model_answer"] for u in checked], [u["answer"] for u in checked]),
             "timeline": [{"segment": u["segment"], "start": u["start"], "end": u["end"], "role": u["role"],
-                          "checked": bool(u["checked"]), "edited": bool(u["edited"]), "provenance": u["provenance"]}
+                          "checked": bool(u["checked"]), "edited": bool(u["edited"]), "provenance": u["provenance"],
+                          "model_wer": u["model_wer"]}
                          for u in segs]})
     audio = sum(f["duration_s"] for f in files)
     out: dict[str, Any] = {
