@@ -12,10 +12,14 @@ with ``answer: null`` and the error, never dropped silently. A long recording's 
 answers joined; its provenance is theirs when they agree, else ``mixed``.
 
 **Word times after people edit a segment.** The segment keeps its bounds (they come from the audio: cut in
-pauses); words people kept keep the model's times, the words they changed or added share the time between
-the kept words around them (:func:`kdh_ai.subtitles.retime_words`). Such a segment says
-``"word_times": "estimated"`` (``"model"``: the model's own times; ``"none"``: no words), and each re-timed word
-``"estimated": true``. Subtitle cues never cross a segment's bounds.
+pauses); words people kept keep the model's times. The words they changed or added are re-aligned: the
+people's text is force-aligned to the segment's audio with the job's Whisper model (:mod:`kdh_ai.realign`),
+and those words take their aligned times where these lie in order between the kept words (the segment says
+``"word_times": "aligned"``, each such word ``"aligned": true``). Where the alignment cannot place them (words
+not in the audio are squeezed to nothing) or ``realign=False``, they share the time between the kept words
+by length (:func:`kdh_ai.subtitles.retime_words`; ``"word_times": "estimated"``, each such word
+``"estimated": true``). ``"model"``: the model's own times; ``"none"``: no words. Subtitle cues never cross a
+segment's bounds.
 
 ``kdh deliver JOB_DIR --out DIR`` writes::
 
@@ -40,7 +44,7 @@ audio also ``segments`` (work segments, null for a short clip) and ``segments_ch
 Unit record (``delivered_segments.*``): ``key, item_id, segment`` (null for a short clip), ``start, end,
 duration_s, audio_path, answer, provenance, model_answer, confidence, role, checked, edited, annotators,
 aggregation, model_wer`` (the model's WER against the people's answer, on units people checked), ``word_times,
-words`` (``word, start, end, probability, estimated``), ``status, error``.
+words`` (``word, start, end, probability, aligned, estimated``), ``status, error``.
 """
 
 from __future__ import annotations
@@ -94,9 +98,12 @@ class DeliveryResult:
 class _Answers:
     """Everything needed to pick each unit's delivered answer, read once from the job."""
 
-    def __init__(self, job: Job, model_weight: int | None) -> None:
+    def __init__(self, job: Job, model_weight: int | None, *, realign: bool = False) -> None:
         from kdh_ai.quality import DEFAULT_MODEL_WEIGHT
 
+        self.realign = realign
+        self.realigner_: Any = None  # loaded on the first segment to re-align
+        self.model_name = str((job.read_manifest().get("model") or {}).get("name") or "whisper-tiny.en")
         self.task = job.task_type()
         self.preds = job.current_predictions()
         self.items = job.current_items()
@@ -133,7 +140,8 @@ def _model_words(p: Prediction) -> list[dict[str, Any]]:
     else:
         words = [w for s in p.payload.get("segments") or [] for w in s.get("words") or []]
     return [{"word": str(w["word"]), "start": float(w["start"]), "end": float(w["end"]),
-             "probability": None if w.get("probability") is None else float(w["probability"]), "estimated": False}
+             "probability": None if w.get("probability") is None else float(w["probability"]), "aligned": False,
+             "estimated": False}
             for w in words if str(w.get("word", "")).strip()]
 
 
@@ -156,7 +164,7 @@ def _unit_record(ans: _Answers, item_id: str, p: Prediction | None) -> dict[str,
             words, word_times = model_words, "model"
         elif end is not None:
             words = retime_words(answer, model_words, start=start, end=float(end))
-            word_times = "estimated" if any(w["estimated"] for w in words) else "model"
+            word_times = _word_times(words)
     model_wer = None
     if provenance in _PEOPLE and answer and p is not None and ans.task.item_kind == "audio":
         errs = ans.task.item_errors([p.text], [answer])
@@ -172,11 +180,56 @@ def _unit_record(ans: _Answers, item_id: str, p: Prediction | None) -> dict[str,
             "status": p.status if p else "pending", "error": p.error if p else "not pre-labeled yet"}
 
 
+def _word_times(words: list[dict[str, Any]]) -> str:
+    """A unit's ``word_times``: ``estimated`` if any word was spread by length, else ``aligned`` if any was
+    aligned to the audio, else ``model``."""
+    if any(w["estimated"] for w in words):
+        return "estimated"
+    return "aligned" if any(w.get("aligned") for w in words) else "model"
+
+
+def _realign_units(ans: _Answers, preds: list[Prediction], records: list[dict[str, Any]]) -> None:
+    """Re-time the edited units of one recording whose words were spread by length, with a forced alignment
+    of the people's text to the audio (:class:`kdh_ai.realign.Realigner`); in place. A unit that cannot be
+    aligned keeps its spread times (``word_times: estimated``)."""
+    from kdh_ai.audio import AudioError
+    from kdh_ai.realign import Realigner, read_spans
+
+    todo = [(p, r) for p, r in zip(preds, records) if r["word_times"] == "estimated" and r["answer"]
+            and r["end"] is not None and r["end"] - r["start"] <= 30.0]
+    if not todo or not records[0]["audio_path"]:
+        return
+    try:
+        clips = read_spans(records[0]["audio_path"], [(r["start"], r["end"]) for _, r in todo])
+        if ans.realigner_ is None:
+            ans.realigner_ = Realigner(ans.model_name, language=preds[0].payload.get("language") or "en")
+    except (AudioError, OSError, ValueError, RuntimeError) as exc:  # no audio or model: keep spread times
+        logger.warning("Cannot re-align the edited segments of %s (%s); their word times stay estimated",
+                       records[0]["item_id"], exc)
+        return
+    for (p, r), audio in zip(todo, clips):
+        words = ans.realigner_.align(audio, r["answer"], start=r["start"], end=r["end"])
+        if words is None:
+            continue
+        tokens: list[tuple[float, float]] = []
+        for w in words:  # the aligner's words, grouped back into the text's white-space words
+            if w["word"].startswith(" ") or not tokens:
+                tokens.append((w["start"], w["end"]))
+            else:
+                tokens[-1] = (tokens[-1][0], w["end"])
+        if len(tokens) != len(r["answer"].split()):
+            continue
+        r["words"] = retime_words(r["answer"], _model_words(p), start=r["start"], end=r["end"], aligned=tokens)
+        r["word_times"] = _word_times(r["words"])
+
+
 def _units_by_item(ans: _Answers) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for item_id in sorted(set(ans.items) | set(ans.preds)):
         units = ans.units.get(item_id) or [None]
         out[item_id] = [_unit_record(ans, item_id, u) for u in units]
+        if ans.realign and ans.task.item_kind == "audio" and units[0] is not None:
+            _realign_units(ans, units, out[item_id])  # type: ignore[arg-type]
     return out
 
 
@@ -259,8 +312,9 @@ def transcript_document(item: dict[str, Any], units: list[dict[str, Any]], *,
     doc = {"item_id": item["item_id"], "audio_path": item.get("audio_path"), "duration_s": item.get("duration_s"),
            "model": item.get("model"), "provenance": item["provenance"], "text": item["answer"] or "",
            "word_times_note": "A segment whose text people edited keeps its bounds; the words they kept keep "
-                              "the model's times, the others share the time between them (word_times "
-                              "'estimated', those words 'estimated': true).",
+                              "the model's times; the others are aligned to the audio (word_times 'aligned', "
+                              "those words 'aligned': true) or, where that fails, share the time between the "
+                              "kept words (word_times 'estimated', those words 'estimated': true).",
            "subtitle_rules": opts.as_kwargs(),
            "summary": {"segments": len(units), "checked": sum(u["checked"] for u in units),
                        "edited": sum(u["edited"] for u in units),
@@ -327,8 +381,8 @@ def _write_transcripts(out: Path, items: list[dict[str, Any]], by_item: dict[str
 
 
 def deliver(job_dir: str | Path, out_dir: str | Path, *, model_weight: int | None = None,
-            per_file: Literal["long", "all", "none"] = "long", subtitles: SubtitleOptions | None = None
-            ) -> DeliveryResult:
+            per_file: Literal["long", "all", "none"] = "long", subtitles: SubtitleOptions | None = None,
+            realign: bool = True) -> DeliveryResult:
     """Write the delivered dataset (JSONL, Parquet, Hugging Face ``datasets``) for a job, and for audio the
     per-unit table and each long recording's transcript, subtitles and timed JSON (see the module docstring).
 
@@ -340,6 +394,9 @@ def deliver(job_dir: str | Path, out_dir: str | Path, *, model_weight: int | Non
         per_file: Which audio items get ``transcripts/ITEM.{txt,srt,vtt,json}``: ``"long"`` (recordings cut
             into work segments), ``"all"`` (every audio item with an answer) or ``"none"``.
         subtitles: The subtitle rules (default: 42 characters per line, 2 lines, 1 to 7 s per cue).
+        realign: Time the words people changed in a segment by aligning their text to the segment's audio
+            with the job's Whisper model (:mod:`kdh_ai.realign`; loaded only when a segment needs it); where
+            that fails, or with ``False``, they share the time between the words people kept.
 
     Raises:
         InvalidInputError: Not a job directory, or ``per_file`` not one of :data:`PER_FILE`.
@@ -350,7 +407,7 @@ def deliver(job_dir: str | Path, out_dir: str | Path, *, model_weight: int | Non
     if not job.read_manifest():
         raise InvalidInputError(f"{job.root} is not a job directory (no job.json); run `kdh prelabel` first")
     opts = subtitles or SubtitleOptions()
-    ans = _Answers(job, model_weight)
+    ans = _Answers(job, model_weight, realign=realign)
     by_item = _units_by_item(ans)
     records = [_item_record(ans, item_id, units) for item_id, units in by_item.items()]
     out = Path(out_dir)

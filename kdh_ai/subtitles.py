@@ -287,7 +287,8 @@ def _stretch(cues: list[Cue], *, start: float, end: float, min_s: float, max_s: 
 
 
 def retime_words(text: str, model_words: Sequence[dict[str, Any]], *, start: float, end: float,
-                 min_word_s: float = 0.12) -> list[dict[str, Any]]:
+                 aligned: Sequence[tuple[float, float]] | None = None, min_word_s: float = 0.12
+                 ) -> list[dict[str, Any]]:
     """Word times for a segment's text after people edited it, inside the segment's bounds.
 
     Words of ``text`` that match the model's words in order (compared by :func:`normalize_word`, aligned with
@@ -296,16 +297,26 @@ def retime_words(text: str, model_words: Sequence[dict[str, Any]], *, start: flo
     the segment's bounds without model words). When that time is shorter than ``min_word_s`` per word, the
     kept words next to the run give up their times too, until the run fits.
 
+    With ``aligned`` (each word's times from a forced alignment of ``text`` to the segment's audio, e.g.
+    :class:`kdh_ai.realign.Realigner`), a run takes its aligned times instead, where they lie in order inside
+    the run's time and give each word at least half of ``min_word_s`` (the alignment squeezes words that are
+    not in the audio to nothing); otherwise it is spread as above.
+
     Args:
         text: The delivered (edited) text.
         model_words: The model's words of the segment (``word``, ``start``, ``end``, ``probability``).
         start: The segment's start (s).
         end: The segment's end (s).
+        aligned: ``(start, end)`` per word of ``text`` (split on white space), in the recording's time.
         min_word_s: Least time a re-timed word gets, where the segment allows.
 
     Returns:
         One dict per word of ``text``: ``word`` (with a leading space), ``start``, ``end``, ``probability``
-        (the model's, for a kept word; else ``None``) and ``estimated`` (``False`` for a kept word).
+        (the model's, for a kept word; else ``None``), ``aligned`` (timed by ``aligned``) and ``estimated``
+        (spread by length: neither the model's time nor an aligned one).
+
+    Raises:
+        ValueError: ``end`` before ``start``, or ``aligned`` not one pair per word.
 
     Example:
         >>> model = [{"word": " the", "start": 1.0, "end": 1.2, "probability": 0.9},
@@ -314,15 +325,20 @@ def retime_words(text: str, model_words: Sequence[dict[str, Any]], *, start: flo
         >>> [(w["word"], w["start"], w["end"], w["estimated"]) for w in retime_words(
         ...     "The hat sat.", model, start=0.0, end=3.0)]
         [(' The', 1.0, 1.2, False), (' hat', 1.2, 1.7, True), (' sat.', 1.7, 2.0, False)]
+        >>> [(w["start"], w["end"], w["aligned"]) for w in retime_words(
+        ...     "The hat sat.", model, start=0.0, end=3.0, aligned=[(1.0, 1.2), (1.32, 1.62), (1.7, 2.0)])][1]
+        (1.32, 1.62, True)
     """
     if end < start:
         raise ValueError(f"the segment ends ({end}) before it starts ({start})")
     tokens = text.split()
+    if aligned is not None and len(aligned) != len(tokens):
+        raise ValueError(f"aligned has {len(aligned)} times for {len(tokens)} words")
     if not tokens:
         return []
     model = [w for w in model_words if str(w.get("word", "")).strip()]
-    # per token: (start, end, probability, kept) or None while untimed
-    times: list[tuple[float, float, float | None, bool] | None] = [None] * len(tokens)
+    # per token: (start, end, probability, "model" | "aligned" | "estimated") or None while untimed
+    times: list[tuple[float, float, float | None, str] | None] = [None] * len(tokens)
     if model:
         sm = difflib.SequenceMatcher(None, [normalize_word(str(w["word"])) for w in model],
                                      [normalize_word(t) for t in tokens], autojunk=False)
@@ -330,24 +346,28 @@ def retime_words(text: str, model_words: Sequence[dict[str, Any]], *, start: flo
             for d in range(block.size):
                 w = model[block.a + d]
                 prob = w.get("probability")
-                times[block.b + d] = (float(w["start"]), float(w["end"]), None if prob is None else float(prob), True)
+                times[block.b + d] = (float(w["start"]), float(w["end"]), None if prob is None else float(prob),
+                                      "model")
         lo_all = min(max(float(model[0]["start"]), start), end)
         hi_all = max(min(float(model[-1]["end"]), end), lo_all)
     else:
         lo_all, hi_all = start, end
-    _fill_runs(tokens, times, lo_all=lo_all, hi_all=hi_all, start=start, end=end, min_word_s=min_word_s)
+    _fill_runs(tokens, times, lo_all=lo_all, hi_all=hi_all, start=start, end=end, min_word_s=min_word_s,
+               aligned=aligned)
     out = []
     for tok, t in zip(tokens, times):
-        s, e, prob, kept = t  # type: ignore[misc]  # every run was filled
+        s, e, prob, kind = t  # type: ignore[misc]  # every run was filled
         s, e = min(max(s, start), end), min(max(e, start), end)
         out.append({"word": " " + tok, "start": round(s, 3), "end": round(max(s, e), 3),
-                    "probability": prob if kept else None, "estimated": not kept})
+                    "probability": prob if kind == "model" else None, "aligned": kind == "aligned",
+                    "estimated": kind == "estimated"})
     return out
 
 
 def _fill_runs(tokens: list[str], times: list[Any], *, lo_all: float, hi_all: float, start: float, end: float,
-               min_word_s: float) -> None:
-    """Spread each run of untimed tokens, by length, over the time between its timed neighbours (in place)."""
+               min_word_s: float, aligned: Sequence[tuple[float, float]] | None = None) -> None:
+    """Time each run of untimed tokens: with its aligned times where they fit the time between its timed
+    neighbours, else spread by length over that time (in place)."""
     n = len(times)
     while (a := next((k for k, t in enumerate(times) if t is None), None)) is not None:
         b = a
@@ -367,13 +387,27 @@ def _fill_runs(tokens: list[str], times: list[Any], *, lo_all: float, hi_all: fl
                 if b < n:
                     times[b] = None
                 continue
+        if aligned is not None and _fits(aligned[a:b], lo, hi, min_word_s / 2):
+            for k in range(a, b):
+                times[k] = (float(aligned[k][0]), float(aligned[k][1]), None, "aligned")
+            continue
         weights = [len(t) + 1 for t in tokens[a:b]]
         total, t0, acc = float(sum(weights)), lo, 0
         for k, wgt in enumerate(weights):
             acc += wgt
             t1 = lo + (hi - lo) * acc / total
-            times[a + k] = (t0, t1, None, False)
+            times[a + k] = (t0, t1, None, "estimated")
             t0 = t1
+
+
+def _fits(run: Sequence[tuple[float, float]], lo: float, hi: float, least_s: float) -> bool:
+    """Aligned times of a run: in order, inside ``[lo, hi]`` (10 ms of slack), each word at least ``least_s``."""
+    prev = lo - 0.01
+    for s, e in run:
+        if s < prev - 1e-6 or e - s < least_s or e > hi + 0.01:
+            return False
+        prev = e
+    return True
 
 
 def cue_problems(cues: Sequence[Cue], *, max_chars: int = 42, max_lines: int = 2, min_s: float = 1.0,

@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("answers", ("kdh_ai.answers",)),
     ("loop", ("kdh_ai.prelabel", "kdh_ai.ray_runner", "kdh_ai.active_learning", "kdh_ai.routing")),
     ("people", ("kdh_ai.labelstudio", "kdh_ai.qualify", "kdh_ai.lab")),
-    ("delivery", ("kdh_ai.deliver",)),
+    ("delivery", ("kdh_ai.deliver", "kdh_ai.realign")),
     ("report", ("kdh_ai.report",)),
     ("cli", ("kdh_ai.cli",)),
 ]

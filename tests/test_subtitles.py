@@ -176,7 +176,7 @@ def test_long_recording_subtitles_parse_and_match_the_words(long_job: LongJob, d
     assert cue_problems(cues) == []  # <= 42 characters, <= 2 lines, 1-7 s, in order
     segments = {s["index"]: s for s in doc["segments"]}
     assert len(segments) == len(long_job.segments)
-    # Cues of unedited segments: within 0.3 s of their words (as parsed back from the SRT file)
+    # Cues of unedited (and re-aligned) segments: within 0.3 s of their words (as parsed back from the SRT file)
     by_segment: dict[int, list[int]] = {}
     for k, c in enumerate(doc["cues"]):
         by_segment.setdefault(c["segment"], []).append(k)
@@ -189,7 +189,7 @@ def test_long_recording_subtitles_parse_and_match_the_words(long_job: LongJob, d
             start, end = s.start.total_seconds(), s.end.total_seconds()
             assert seg["start"] - 1e-3 <= start < end <= seg["end"] + 1e-3  # inside its segment
             shown, at = _words_of(s.content.replace("\n", " "), seg["words"], at)
-            if seg["word_times"] == "model":
+            if seg["word_times"] in ("model", "aligned"):
                 stretched = abs((end - start) - 1.0) < 2e-3
                 assert abs(start - shown[0]["start"]) <= TOLERANCE_S or stretched, (s, shown[0])
                 assert abs(end - shown[-1]["end"]) <= TOLERANCE_S or stretched, (s, shown[-1])
@@ -209,11 +209,12 @@ def test_people_checked_segments_in_the_json_txt_and_tables(long_job: LongJob, d
     for index, text in long_job.edited.items():
         s = segs[index]
         assert s["text"] == text and s["checked"] and s["edited"] and s["role"] == "human"
-        assert s["provenance"] == "human" and s["checked_by"] and s["word_times"] == "estimated"
+        assert s["provenance"] == "human" and s["checked_by"] and s["word_times"] in ("aligned", "estimated")
         n = len(s["model_text"].split())
         assert s["model_wer"] == pytest.approx(4 / len(text.split()), abs=1e-9) or n < 9  # 1 sub, 1 del, 2 ins
         assert " ".join(w["word"].strip() for w in s["words"]) == text
-        assert any(w["estimated"] for w in s["words"]) and not all(w["estimated"] for w in s["words"])
+        changed = [w for w in s["words"] if w["estimated"] or w["aligned"]]
+        assert changed and len(changed) < len(s["words"])  # the kept words keep the model's times
         assert all(s["start"] <= w["start"] <= w["end"] <= s["end"] for w in s["words"])
         assert text in base.with_suffix(".txt").read_text()
     for index in long_job.confirmed:
@@ -236,7 +237,8 @@ def test_people_checked_segments_in_the_json_txt_and_tables(long_job: LongJob, d
     assert [r["segment"] for r in table] == sorted(segs) and all(r["item_id"] == "interview" for r in table)
     assert all(r["key"] == f"interview#{r['segment']:04d}" for r in table)
     assert [r["start"] for r in table] == [segs[i]["start"] for i in sorted(segs)]
-    assert table[0]["words"] and set(table[0]["words"][0]) == {"word", "start", "end", "probability", "estimated"}
+    assert table[0]["words"] and set(table[0]["words"][0]) == {"word", "start", "end", "probability", "aligned",
+                                                               "estimated"}
     ds = datasets.load_from_disk(str(delivered / "hf_segments"))
     assert len(ds) == len(segs) and ds[0]["audio_path"].endswith("interview.wav")
     summary = json.loads((delivered / "delivery.json").read_text())
@@ -273,3 +275,35 @@ def test_short_clips_get_files_with_per_file_all(tmp_path: Path) -> None:
     res = deliver(job.root, tmp_path / "d2", per_file="all")
     subs = list(srt.parse(res.transcripts["clip"].with_suffix(".srt").read_text()))
     assert [(s.start.total_seconds(), s.end.total_seconds(), s.content) for s in subs] == [(0.4, 1.6, "Hello there.")]
+
+
+@pytest.mark.slow
+def test_realigner_agrees_with_the_models_own_word_times(long_job: LongJob, delivered: Path) -> None:
+    """Forced alignment of a segment's own text, on the segment's audio cut from the file, gives the words the
+    times the model gave them (same alignment, another window); a replaced word takes the replaced one's place."""
+    from kdh_ai.realign import Realigner, read_spans
+
+    p = long_job.job.current_predictions()["interview"]
+    segs = [s for s in long_job.segments if s.words and s.end - s.start <= 30]
+    clips = read_spans(p.source, [(s.start, s.end) for s in segs])
+    realigner = Realigner("whisper-tiny.en")
+    gaps = []
+    for s, audio in zip(segs, clips):
+        assert len(audio) == pytest.approx((s.end - s.start) * 16000, abs=2)
+        words = realigner.align(audio, s.text, start=s.start, end=s.end)
+        assert words is not None and "".join(w["word"] for w in words).split() == s.text.split()
+        if len(words) == len(s.words):
+            gaps += [abs(a["start"] - b["start"]) for a, b in zip(words, s.words)]
+    assert len(gaps) > 100
+    assert float(np.median(gaps)) < 0.1 and float(np.quantile(gaps, 0.9)) < TOLERANCE_S, np.quantile(gaps, [.5, .9])
+    # in the delivered edit, "corrected" replaced the model's second word: it sits where that word was
+    doc = json.loads((delivered / "transcripts" / "interview.json").read_text())
+    for index in long_job.edited:
+        seg = next(s for s in doc["segments"] if s["index"] == index)
+        model = next(s for s in long_job.segments if s.index == index).words
+        assert seg["words"][1]["word"] == " corrected" and not seg["words"][1]["estimated"]
+        assert abs(seg["words"][1]["start"] - model[1]["start"]) < TOLERANCE_S
+    res = deliver(long_job.job.root, delivered.parent / "no-realign", realign=False)
+    doc = json.loads(res.transcripts["interview"].with_suffix(".json").read_text())
+    assert all(s["word_times"] == "estimated" for s in doc["segments"] if s["edited"])
+    assert not any(w["aligned"] for s in doc["segments"] for w in s["words"])

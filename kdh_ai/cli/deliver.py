@@ -24,6 +24,9 @@ def deliver_command(
     max_lines: Annotated[int, typer.Option(help="Subtitles: most lines per cue.")] = 2,
     min_cue_s: Annotated[float, typer.Option(help="Subtitles: shortest time a cue is on screen (s).")] = 1.0,
     max_cue_s: Annotated[float, typer.Option(help="Subtitles: longest time a cue is on screen (s).")] = 7.0,
+    realign: Annotated[bool, typer.Option(help="Time the words people changed in a segment by aligning their text "
+                                          "to the audio with the job's Whisper model (--no-realign: place them "
+                                          "between the words they kept, by length).")] = True,
 ) -> None:
     """Write the delivered dataset: JSONL, Parquet and a Hugging Face datasets folder; for audio also one row
     per clip or work segment (delivered_segments.*, hf_segments/), and per long recording its transcript
@@ -31,7 +34,8 @@ def deliver_command(
 
     Each item carries its final answer (people's where there is one, aggregated where several, otherwise the
     model's), its provenance, the annotators, the model and its confidence. A segment people edited keeps its
-    bounds; its words' times are estimated around the words people kept (word_times: estimated).
+    bounds and the model's times of the words they kept; the words they changed are aligned to the audio
+    (word_times: aligned) or, where that fails, placed between the kept words (word_times: estimated).
     """
     from kdh_ai.deliver import PER_FILE, deliver
     from kdh_ai.subtitles import SubtitleOptions
@@ -42,7 +46,8 @@ def deliver_command(
         rules = SubtitleOptions(max_chars=max_line_chars, max_lines=max_lines, min_s=min_cue_s, max_s=max_cue_s)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    result = deliver(job_dir, out, model_weight=model_weight, per_file=per_file, subtitles=rules)  # type: ignore[arg-type]
+    result = deliver(job_dir, out, model_weight=model_weight, per_file=per_file,  # type: ignore[arg-type]
+                     subtitles=rules, realign=realign)
     console.print(f"Delivered {sum(result.counts.values())} items to [bold]{result.out_dir}[/]: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())))
     for f in result.files:

@@ -456,8 +456,9 @@ def _segment_section(metrics: dict[str, Any], images: dict[str, str], plot_data:
             f"was routed on its own. People checked {view['checked_segments']} of the {view['segments']} segments "
             f"of the {len(files)} long recording{'s' if len(files) != 1 else ''}: {_pct(view['checked_share'])} of "
             f"{minutes:.1f} minutes of audio. The model's transcript of the other segments is delivered as it "
-            "stands. A segment whose text people changed keeps its start and end; the times of the words they "
-            "changed or added are estimated between the words they kept (marked in each recording's JSON).")
+            "stands. A segment whose text people changed keeps its start and end; the words they changed or added "
+            "are timed by aligning their text to the audio, or, where that fails, placed between the words they "
+            "kept (each recording's JSON says which).")
     out.append(f'<p id="segment-summary">{_e(text)}</p>')
     if "segment_timeline" in images:
         out.append(f'<img alt="timeline of each long recording: segments people checked" '

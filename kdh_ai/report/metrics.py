@@ -380,7 +380,6 @@ def _segment_view(task: Any, records: list[dict[str, Any]], units: list[dict[str
             "checked_share": float(c["checked_share"]), "human_s": float(c["human_s"]),
             "human_s_per_audio_min": float(c["human_s_per_audio_min"]),
             "edited_segments": sum(bool(u["edited"]) for u in segs),
-            "estimated_word_times": sum(u["word_times"] == "estimated" for u in segs),
             "delivered_wer": _rate(task, [r["answer"] or ""], [ref]) if ref else None,
             "model_wer": _rate(task, [r["model_answer"] or ""], [ref]) if ref else None,
             "model_wer_on_checked": _rate(task, [u["model_answer"] for u in checked], [u["answer"] for u in checked]),
