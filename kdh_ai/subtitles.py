@@ -273,8 +273,11 @@ def _merge_short(words: Sequence[dict[str, Any]], spans: list[tuple[int, int]], 
 
 
 def _stretch(cues: list[Cue], *, start: float, end: float, min_s: float, max_s: float) -> None:
-    """Give each cue at least ``min_s`` on screen where the silence around it allows, at most ``max_s``."""
+    """Give each cue at least ``min_s`` on screen where the silence around it allows, at most ``max_s``; a cue
+    ends before the next starts (Whisper's word times can overlap by a few hundredths of a second)."""
     for k, c in enumerate(cues):
+        if k + 1 < len(cues) and c.end > cues[k + 1].start:
+            c.end = max(c.start, cues[k + 1].start)
         if c.end - c.start > max_s:
             c.end = c.start + max_s
         if c.end - c.start < min_s:

@@ -79,6 +79,15 @@ def test_a_long_pause_ends_a_cue_and_a_lone_word_gets_a_second() -> None:
     assert (cues[1].start, cues[1].end) == (4.0, 5.0)  # no further than its segment's end
 
 
+def test_overlapping_word_times_never_overlap_cues() -> None:
+    """Whisper's word times overlap now and then ("most" ends at 528.96, "if" starts at 528.86: a real case)."""
+    words = [{"word": " alpha", "start": 520.0, "end": 520.5}, {"word": " mostly", "start": 520.5, "end": 521.2},
+             {"word": " if", "start": 521.1, "end": 521.4}, {"word": " not.", "start": 521.4, "end": 522.6}]
+    cues = make_cues(words, start=519.0, end=523.0, max_chars=12, max_lines=1)
+    assert [c.text for c in cues] == ["alpha mostly", "if not."]
+    assert cues[0].end == cues[1].start == 521.1 and cue_problems(cues, max_chars=12, max_lines=1) == []
+
+
 def test_wrap_lines_keeps_the_limits() -> None:
     text = "the invention of movable metal letters in the middle of the 15th century"
     lines = wrap_lines(text)
