@@ -657,7 +657,8 @@ def _banner(job: Job, metrics: dict[str, Any], q: _Quality, client: str | None) 
     sections += [
         f"<h1>Quality report{': ' + _e(client) if client else ''}</h1>",
         f'<div class="sub">Batch {_e(job.root.name)} · {"audio transcription" if is_audio else "text classification"}'
-        f" · {metrics['items']} {unit}" + (f" ({metrics['audio_hours'] * 60:.1f} minutes of audio)"
+        f" · {metrics['items']} {unit if metrics['items'] != 1 else unit[:-1]}"
+        + (f" ({metrics['audio_hours'] * 60:.1f} minutes of audio)"
                                           if metrics.get("audio_hours") else "")
         + f" · model {_e(model.get('name') or 'n/a')} {_e(model.get('version') or '')}</div>",
     ]
