@@ -406,3 +406,26 @@ def test_segment_view_of_a_long_recording(long_job, tmp_path: Path) -> None:
     assert orange > 0.005 and grey > 0.01, (orange, grey)
     dom, found, _ = render(out, tmp_path)
     assert found["scroll"] <= found["width"] and not found["bad"], found
+
+
+@pytest.mark.slow
+def test_trainee_feedback_on_a_segment_of_a_long_recording(long_job, tmp_path: Path) -> None:
+    """Gold on a work segment: the feedback page finds the trainee's error in that segment, times it in the
+    recording (from the model's word times) and plays the audio around it."""
+    import shutil
+
+    from kdh_ai.records import Annotation, GoldAnswer
+    from kdh_ai.report import write_feedback
+
+    job = Job(shutil.copytree(long_job.job.root, tmp_path / "job"))
+    seg = next(s for s in long_job.segments if s.index in long_job.confirmed)
+    words = seg.text.split()
+    job.append_gold([GoldAnswer(item_id="interview", segment=seg.index, answer=seg.text, source="test")])
+    typed = " ".join(words[:3] + ["wrongword"] + words[4:])  # the trainee got the fourth word wrong
+    job.append_annotations([Annotation(item_id="interview", segment=seg.index, annotation_id=9000,
+                                       annotator_email="trainee@hub.example", answer=typed, lead_time_s=60.0,
+                                       created_at="2026-11-29T11:00:00+00:00")])
+    page = write_feedback(job.root, "trainee@hub.example", tmp_path / "fb.html").read_text()
+    at = float(re.search(r"<td>([0-9.]+) s<br><span class=diff>", page).group(1))
+    assert abs(at - seg.words[3]["start"]) < 0.15 and seg.start <= at <= seg.end
+    assert f"interview#{seg.index:04d}" in page and "wrongword" in page and "data:audio/wav;base64," in page
