@@ -398,6 +398,8 @@ def test_segment_view_of_a_long_recording(long_job, tmp_path: Path) -> None:
     assert f"{100 * f['checked_share']:.1f}% of {long_job.rec.duration_s / 60:.1f} minutes of audio" in text
     assert f"{f['checked_segments']} of {f['segments']}" in text and f"{100 * f['delivered_wer']:.1f}%" in text
     assert f"{f['human_s_per_audio_min']:.0f} s" in text and "clips and segments" in text
+    assert f"What you receive (after people's corrections) against your reference answers (1 clip): WER " \
+           f"{100 * delivered['wer']:.1f}%" in text
     # the timeline image has the checked colour (orange) and the auto-accepted grey
     src = re.search(r'alt="timeline of each long recording[^"]*" src="data:image/png;base64,([^"]+)"', page).group(1)
     img = np.asarray(Image.open(io.BytesIO(base64.b64decode(src))).convert("RGB"), dtype=int)

@@ -747,6 +747,10 @@ def _model_section(metrics: dict[str, Any], images: dict[str, str], q: _Quality,
                      + (f", character error rate {_pct(ref.get('cer'))}." if ref.get("cer") is not None else "."))
     else:
         lines.append("Against your reference answers: not measured (you sent none).")
+    dv = metrics.get("delivered_vs_client_reference")
+    if dv and ref:
+        lines.append(f"What you receive (after people's corrections) against your reference answers ({dv['items']} "
+                     f"{unit if dv['items'] != 1 else unit[:-1]}): {q.name} {q.value(dv['error_rate'])}.")
     if mv:
         lines.append(f"Against the people's answers ({mv['items']} {unit} people checked): {q.name} "
                      f"{q.value(mv['error_rate'])}." + (
