@@ -21,7 +21,7 @@ by length (:func:`kdh_ai.subtitles.retime_words`; ``"word_times": "estimated"``,
 ``"estimated": true``). ``"model"``: the model's own times; ``"none"``: no words. Subtitle cues never cross a
 segment's bounds.
 
-``kdh deliver JOB_DIR --out DIR`` writes::
+``kdh deliver JOB_DIR --out DIR`` writes (``docs/delivery.md`` says it for clients and leads)::
 
     DIR/delivered.jsonl            one record per item (schema below)
     DIR/delivered.parquet          the same table
