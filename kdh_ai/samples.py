@@ -193,7 +193,7 @@ def long_recording(path: str | Path, *, minutes: float = 10.0, seed: int = 0, cl
         raise InvalidInputError(f"pause ranges must be (low, high) with 0 <= low <= high, got {pause_s!r} and "
                                 f"{long_pause_s!r}")
     folder = Path(clips_dir) if clips_dir is not None else ljspeech_dir()
-    table = pd.read_csv(folder / "manifest.csv")
+    table = pd.read_csv(folder / "manifest.csv", keep_default_na=False)
     audio = {r.item_id: load_audio(folder / r.path) for r in table.itertuples()}
     refs = dict(zip(table.item_id, table.reference))
     rng = np.random.default_rng(seed)
