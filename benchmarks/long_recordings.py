@@ -61,6 +61,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,13 @@ def _ref_words(clips: list[list[Any]]) -> tuple[list[str], list[float]]:
 
 def segment_errors(segments: list[Segment], clips: list[list[Any]]) -> tuple[np.ndarray, np.ndarray]:
     """Word errors and reference words of each segment (see the module docstring: one alignment per file)."""
+    errors, words, _refs = segment_alignment(segments, clips)
+    return errors, words
+
+
+def segment_alignment(segments: list[Segment], clips: list[list[Any]]
+                      ) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+    """:func:`segment_errors`, and the (normalized) reference words that belong to each segment."""
     import jiwer
 
     ref, ref_t = _ref_words(clips)
@@ -249,23 +257,26 @@ def segment_errors(segments: list[Segment], clips: list[list[Any]]) -> tuple[np.
         hyp_seg += [s.index] * len(ws)
     starts = [s.start for s in segments]
     errors, words = np.zeros(len(segments)), np.zeros(len(segments))
+    refs: list[list[str]] = [[] for _ in segments]
 
     def at_time(t: float, lo: int, hi: int) -> int:
         return min(max(bisect.bisect_right(starts, t) - 1, lo), hi)
 
     if not hyp or not ref:
-        for t in ref_t:
+        for w, t in zip(ref, ref_t):
             k = at_time(t, 0, len(segments) - 1)
             errors[k] += 1
             words[k] += 1
+            refs[k].append(w)
         for k in hyp_seg:
             errors[k] += 1
-        return errors, words
+        return errors, words, refs
     for c in jiwer.process_words(" ".join(ref), " ".join(hyp)).alignments[0]:
         if c.type in ("equal", "substitute"):
             for r, h in zip(range(c.ref_start_idx, c.ref_end_idx), range(c.hyp_start_idx, c.hyp_end_idx)):
                 words[hyp_seg[h]] += 1
                 errors[hyp_seg[h]] += c.type == "substitute"
+                refs[hyp_seg[h]].append(ref[r])
         elif c.type == "insert":
             for h in range(c.hyp_start_idx, c.hyp_end_idx):
                 errors[hyp_seg[h]] += 1
@@ -276,7 +287,8 @@ def segment_errors(segments: list[Segment], clips: list[list[Any]]) -> tuple[np.
                 k = at_time(ref_t[r], lo, hi)
                 errors[k] += 1
                 words[k] += 1
-    return errors, words
+                refs[k].append(ref[r])
+    return errors, words, refs
 
 
 def unit_table(job: Job, manifest: Path, *, context_s: float) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -445,6 +457,149 @@ def describe(table: pd.DataFrame, check: dict[str, Any], notes: list[str], engin
           f"normalization) the largest difference is {gap:.2%} absolute")
 
 
+# ------------------------------------------------------------------------------------------------------------
+# End to end: one long file through prelabel, route, push, pull, deliver (--end-to-end MINUTES)
+
+E2E_PASSWORD = "kakuma-bench-2026"
+E2E_ANNOTATORS = ("simulated.bench1@kdh.demo", "simulated.bench2@kdh.demo")
+
+
+def _timed_kdh(steps: list[tuple[str, float]], name: str, *args: str, env: dict[str, str],
+               ok: tuple[int, ...] = (0,)) -> None:
+    """Run ``kdh ARGS`` (the command a lead types) and record its wall time under ``name``."""
+    import subprocess  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    rc = subprocess.call([sys.executable, "-m", "kdh_ai.cli", *args], env=env, stdout=subprocess.DEVNULL)
+    steps.append((name, time.perf_counter() - t0))
+    print(f"  kdh {' '.join(args[:2])} ...: {steps[-1][1]:.1f} s (exit {rc})", flush=True)
+    if rc not in ok:
+        raise SystemExit(f"kdh {args[0]} failed with exit code {rc}")
+
+
+def _unit_of(data: dict[str, Any]) -> str | None:
+    """The unit key a Label Studio task stands for (a whole item, or one segment of it)."""
+    from kdh_ai.records import unit_key  # noqa: PLC0415
+
+    for key in ("unit_key", "kdh_unit", "key"):
+        if data.get(key):
+            return str(data[key])
+    item = data.get("item_id") or data.get("kdh_item_id")
+    if item is None:
+        return None
+    seg = data.get("segment", data.get("kdh_segment"))
+    return unit_key(str(item), None if seg is None else int(seg))
+
+
+def _answer_tasks(project_id: int, answers: dict[str, str], clients: list[Any], rng: np.random.Generator,
+                  task_type: Any, error_rate: float = 0.02) -> int:
+    """SIMULATED annotators: take every task the label stream serves and submit the unit's reference with
+    ``error_rate`` of its words dropped (no timing: people's time is not the software's)."""
+    from kdh_ai.labelstudio.client import LabelStudioError  # noqa: PLC0415
+
+    done = 0
+    for client in clients:
+        while True:
+            try:
+                task = client.get_json(f"api/projects/{project_id}/next/", what="next task")
+            except LabelStudioError:
+                break
+            unit = _unit_of(task.get("data") or {})
+            if unit is None or unit not in answers:
+                break
+            text = " ".join(w for w in answers[unit].split() if rng.random() >= error_rate)
+            client.request("POST", f"api/tasks/{task['id']}/annotations/", what="annotate",
+                           json_body={"result": task_type.answer_to_result(text), "lead_time": 1.0})
+            done += 1
+    return done
+
+
+def end_to_end(minutes: float, *, target: float, human_wer: float, keep: bool = False) -> None:
+    """One ``minutes``-long recording through the loop a lead runs; prints each step's time against the
+    audio's length. Label Studio is a real server on a free port; the annotators are SIMULATED."""
+    import shutil  # noqa: PLC0415
+
+    from kdh_ai.labelstudio.accounts import add_annotator, login_token  # noqa: PLC0415
+    from kdh_ai.labelstudio.client import Connection, LabelStudioClient  # noqa: PLC0415
+    from kdh_ai.labelstudio.push import read_ls_state  # noqa: PLC0415
+    from kdh_ai.labelstudio.server import ServerOptions, local_connection, start_server, stop_server  # noqa: PLC0415
+
+    root = CACHE / f"e2e-{minutes:g}m"
+    ls_dir = root / "labelstudio"
+    if ls_dir.exists():
+        stop_server(ls_dir)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    lj_dir, lj_note = lj_clips_dir()
+    rec = long_recording(root / "recording.wav", minutes=minutes, seed=11, clips_dir=lj_dir)
+    (root / "recording.clips.json").write_text(json.dumps(rec.clips))
+    manifest = root / "manifest.csv"
+    pd.DataFrame([{"item_id": "recording", "path": "recording.wav", "reference": ""}]).to_csv(manifest, index=False)
+    print(f"End to end: one recording of {rec.duration_s / 60:.1f} min ({lj_note}); Label Studio on 127.0.0.1; "
+          f"annotators SIMULATED", flush=True)
+    env = {**os.environ, "KDH_LS_DATA_DIR": str(ls_dir), "KDH_HUB_DIR": str(root / "hub"),
+           "KDH_QUALIFICATION": "off"}
+    for k in ("KDH_LS_URL", "KDH_LS_TOKEN"):
+        env.pop(k, None)
+    job = root / "job"
+    steps: list[tuple[str, float]] = []
+    _timed_kdh(steps, "prelabel", "prelabel", "transcribe", "--input", str(manifest), "--out", str(job),
+               "--no-progress", env=env)
+    pred = Job(job).current_predictions()["recording"]
+    segs = pred.work_segments()
+    answers = {"recording": rec.reference}
+    if segs:
+        _e, _n, refs = segment_alignment(segs, rec.clips)
+        answers = {f"recording#{s.index:04d}": " ".join(r) for s, r in zip(segs, refs)}
+    print(f"  {len(segs) or 'no'} work segments", flush=True)
+    _timed_kdh(steps, "route (calibration slice)", "route", str(job), "--calibration", "0.2",
+               "--target-wer", str(target), env=env)
+    t0 = time.perf_counter()
+    info = start_server(ServerOptions(data_dir=ls_dir, port=_free_port(), start_timeout_s=600.0))
+    startup = time.perf_counter() - t0
+    conn = local_connection(ls_dir)
+    clients = []
+    for email in E2E_ANNOTATORS:
+        add_annotator(conn, email, password=E2E_PASSWORD, last_name=email.split("@")[0], simulated=True)
+        clients.append(LabelStudioClient(Connection(url=conn.url, token=login_token(conn.url, email, E2E_PASSWORD))))
+    try:
+        rng = np.random.default_rng(0)
+        task_type = TranscriptionTask()
+        _timed_kdh(steps, "push (calibration)", "push", str(job), "--project", "bench: long recording",
+                   "--no-progress", env=env)
+        project_id = int(read_ls_state(Job(job))["project_id"])
+        n1 = _answer_tasks(project_id, answers, clients, rng, task_type, human_wer)
+        _timed_kdh(steps, "pull (calibration)", "pull", str(job), env=env)
+        _timed_kdh(steps, "route (threshold)", "route", str(job), "--target-wer", str(target), "--human-wer",
+                   str(human_wer), env=env, ok=(0, 1))
+        _timed_kdh(steps, "push (routed)", "push", str(job), "--no-progress", env=env)
+        n2 = _answer_tasks(project_id, answers, clients, rng, task_type, human_wer)
+        _timed_kdh(steps, "pull (routed)", "pull", str(job), env=env)
+        _timed_kdh(steps, "deliver", "deliver", str(job), "--out", str(root / "delivery"), env=env)
+    finally:
+        if not keep:
+            stop_server(ls_dir)
+    audio_min = rec.duration_s / 60
+    total = sum(t for _n, t in steps)
+    print(f"\nLabel Studio started in {startup:.0f} s (once per hub, not per file); SIMULATED annotators "
+          f"answered {n1} + {n2} tasks (their time is not counted)")
+    print(f"{'step':<28} {'seconds':>8} {'s per audio min':>16}")
+    for name, t in steps:
+        print(f"{name:<28} {t:>8.1f} {t / audio_min:>16.2f}")
+    print(f"{'total (software)':<28} {total:>8.1f} {total / audio_min:>16.2f}")
+    print(f"audio {rec.duration_s:.0f} s: end to end {total:.0f} s = {total / rec.duration_s:.2f}x the audio's "
+          f"length ({rec.duration_s / total:.1f}x real time); delivered files: "
+          f"{', '.join(sorted(p.name for p in (root / 'delivery').rglob('*') if p.is_file())[:12])}")
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -462,7 +617,14 @@ def main(argv: list[str] | None = None) -> int:
                    "(default: 0 and 4)")
     p.add_argument("--context-s", type=float, default=2.0, help="seconds of context a reviewer hears on each "
                    "side of a segment (2)")
+    p.add_argument("--end-to-end", type=float, metavar="MINUTES", help="instead: time one recording of this "
+                   "many minutes through prelabel, route, push, pull (SIMULATED annotators), route, push, pull, "
+                   "deliver, against its length (a real Label Studio server on a free port)")
+    p.add_argument("--keep-server", action="store_true", help="with --end-to-end: leave Label Studio running")
     args = p.parse_args(argv)
+    if args.end_to_end:
+        end_to_end(args.end_to_end, target=max(args.targets), human_wer=args.human_wer, keep=args.keep_server)
+        return 0
     manifest, notes = build_recordings(n_lj=args.lj, n_noisy=args.noisy, lj_minutes=args.lj_minutes, n_syn=args.synthetic)
     job, engine_note = transcribe(manifest)
     table, check = unit_table(job, manifest, context_s=args.context_s)
