@@ -615,8 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-hours", type=float, nargs="+", default=[0.0, 4.0], help="client batch sizes: 0 is "
                    "the recordings themselves; more draws recordings with replacement up to that many hours "
                    "(default: 0 and 4)")
-    p.add_argument("--context-s", type=float, default=2.0, help="seconds of context a reviewer hears on each "
-                   "side of a segment (2)")
+    p.add_argument("--context-s", type=float, default=3.0, help="seconds of context a reviewer hears on each "
+                   "side of a segment (3, as kdh push cuts a segment's clip)")
     p.add_argument("--end-to-end", type=float, metavar="MINUTES", help="instead: time one recording of this "
                    "many minutes through prelabel, route, push, pull (SIMULATED annotators), route, push, pull, "
                    "deliver, against its length (a real Label Studio server on a free port)")
