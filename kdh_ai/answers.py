@@ -34,7 +34,8 @@ def annotations_table(job: Job, *, include_skipped: bool = False, include_gold: 
                       include_empty: bool = False) -> pd.DataFrame:
     """The job's current annotations (:meth:`Job.annotations`) as one table, in the crowd-kit contract.
 
-    Columns: ``task`` (item_id), ``worker`` (annotator e-mail, or id), ``answer``, ``gold`` (on a gold item),
+    Columns: ``task`` (the unit key, :attr:`kdh_ai.records.Annotation.key`: the item id, or ``item#0007`` for
+    a work segment of a long recording), ``worker`` (annotator e-mail, or id), ``answer``, ``gold`` (on a gold item),
     ``lead_time_s``, ``prelabeled``, ``created_at``, ``annotation_id``, ``annotator_id``, ``updated_at``,
     ``skipped``, ``role`` (the pushed task's role). Deleted annotations are always left out.
 
@@ -42,15 +43,20 @@ def annotations_table(job: Job, *, include_skipped: bool = False, include_gold: 
         job: The job.
         include_skipped: Keep skipped annotations (their answer is ``None``).
         include_gold: Keep annotations of gold tasks.
-        include_empty: Keep annotations whose answer is empty.
+        include_empty: Keep annotations of whole items whose answer is empty. (A segment of a long recording
+            submitted with no text is always kept, with the answer ``""``: the annotator heard no speech in it,
+            and Label Studio stores no text-box result for an empty box.)
     """
     rows = []
     for a in job.annotations():
         if (a.skipped and not include_skipped) or (a.gold and not include_gold):
             continue
-        if not a.skipped and a.answer in (None, "") and not include_empty:
+        answer = a.answer
+        if not a.skipped and answer in (None, "") and a.segment is not None:
+            answer = ""  # a segment submitted with no text: nobody speaks in it (silence is an answer)
+        elif not a.skipped and answer in (None, "") and not include_empty:
             continue
-        rows.append({"task": a.item_id, "worker": a.worker, "answer": a.answer, "gold": a.gold,
+        rows.append({"task": a.key, "worker": a.worker, "answer": answer, "gold": a.gold,
                      "lead_time_s": a.lead_time_s, "prelabeled": a.prelabeled, "created_at": a.created_at,
                      "annotation_id": a.annotation_id, "annotator_id": a.annotator_id, "updated_at": a.updated_at,
                      "skipped": a.skipped, "role": a.role})
@@ -58,7 +64,7 @@ def annotations_table(job: Job, *, include_skipped: bool = False, include_gold: 
 
 
 def gold_answers(job: Job) -> dict[str, str]:
-    """Known answers by item_id (:meth:`Job.gold`; withdrawn items left out)."""
+    """Known answers by unit key (:meth:`Job.gold`; withdrawn items left out)."""
     return {k: str(g.answer) for k, g in job.gold().items()}
 
 
@@ -81,15 +87,16 @@ class HumanAnswer:
 
 def human_answers(job: Job, task: TaskType, *, model_answers: dict[str, str] | None = None,
                   model_weight: int = 1, items: set[str] | None = None) -> dict[str, HumanAnswer]:
-    """Each item's human answer: the single answer, or an aggregate of several.
+    """Each unit's human answer by unit key (item id, or ``item#0007`` for a segment): the single answer, or
+    an aggregate of several. Quality and aggregation see each segment of a long recording as a task of its own.
 
     Args:
         job: The job.
         task: The job's task type (decides the aggregation: texts or labels).
-        model_answers: The model's answers; when given, they join items with 2 or more human answers as
+        model_answers: The model's answers by unit key; when given, they join items with 2 or more human answers as
             ``model_weight`` extra annotators (model-aware aggregation).
         model_weight: Copies of the model's answer in the aggregation.
-        items: Only these items (default: all annotated items, gold items included).
+        items: Only these unit keys (default: all annotated units, gold included).
     """
     from kdh_ai import quality
 

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from kdh_ai.errors import KdhError
 
-__all__ = ["MIN_DECODED_SHARE", "SAMPLE_RATE", "AudioError", "load_audio", "probe_duration", "wav_header_duration"]
+__all__ = ["MIN_DECODED_SHARE", "SAMPLE_RATE", "AudioError", "load_audio", "probe_duration", "stream_audio",
+           "wav_header_duration"]
 
 logger = logging.getLogger(__name__)
 
@@ -152,12 +154,50 @@ def load_audio(path: str | Path) -> np.ndarray:
             data in it, or less than :data:`MIN_DECODED_SHARE` of the length its header states can be
             decoded (truncated).
     """
+    return np.concatenate(list(_decode_s16(Path(path)))).astype(np.float32) / 32768.0
+
+
+def stream_audio(path: str | Path, *, block_s: float = 60.0) -> Iterator[np.ndarray]:
+    """Decode a file block by block: float32 mono blocks of ``block_s`` seconds at :data:`SAMPLE_RATE` (the
+    last one shorter), so that a long recording is never held whole in memory.
+
+    The file is refused as :func:`load_audio` refuses it; for a damaged or truncated file the
+    :class:`AudioError` comes after the blocks decoded before the problem was known (at the end of the
+    stream), so a reader must not keep a result made of them.
+
+    Raises:
+        AudioError: As :func:`load_audio`.
+
+    Example:
+        >>> from kdh_ai.samples import ljspeech_clip
+        >>> path = ljspeech_clip("LJ001-0001")
+        >>> blocks = list(stream_audio(path, block_s=2.0))
+        >>> {len(b) for b in blocks[:-1]}, np.allclose(np.concatenate(blocks), load_audio(path))
+        ({32000}, True)
+    """
+    size = max(1, int(block_s * SAMPLE_RATE))
+    pending: list[np.ndarray] = []
+    have = 0
+    for chunk in _decode_s16(Path(path)):
+        pending.append(chunk)
+        have += len(chunk)
+        while have >= size:
+            joined = np.concatenate(pending)
+            yield joined[:size].astype(np.float32) / 32768.0
+            rest = joined[size:]
+            pending, have = [rest], len(rest)
+    if have:
+        yield np.concatenate(pending).astype(np.float32) / 32768.0
+
+
+def _decode_s16(p: Path) -> Iterator[np.ndarray]:
+    """The file's 16-bit mono samples at :data:`SAMPLE_RATE`, frame by frame; raises :class:`AudioError` (at
+    the end) for a damaged or truncated file and when no samples decode at all."""
     import av
 
-    p = Path(path)
     _check_file(p)
-    chunks: list[np.ndarray] = []
     decoded_s = 0.0
+    n_samples = 0
     damaged_at: float | None = None
     try:
         with av.open(str(p), mode="r", metadata_errors="ignore") as container:
@@ -178,9 +218,13 @@ def load_audio(path: str | Path) -> np.ndarray:
                 decoded_s += frame.samples / float(frame.sample_rate or stream.rate or 1)
                 frame.pts = None
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    samples = out.to_ndarray().reshape(-1)
+                    n_samples += len(samples)
+                    yield samples
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                samples = out.to_ndarray().reshape(-1)
+                n_samples += len(samples)
+                yield samples
     except AudioError:
         raise
     except Exception as exc:  # PyAV raises many error types for corrupt input
@@ -193,7 +237,5 @@ def load_audio(path: str | Path) -> np.ndarray:
         of = f" of {declared:.1f} s" if declared else ""
         raise AudioError(f"damaged: the decoder found invalid data in {p.name} at {damaged_at:.1f} s{of}; ask "
                          "the client for the file again")
-    audio = np.concatenate(chunks).astype(np.float32) / 32768.0 if chunks else np.empty(0, np.float32)
-    if audio.size == 0:
+    if n_samples == 0:
         raise AudioError(f"{p.name} decodes to no samples; the file holds no audio, send it again")
-    return audio

@@ -161,6 +161,8 @@ def run_prelabel(
         job.items.append(changed)
 
         prelabeler = make_prelabeler()
+        if hasattr(prelabeler, "log_progress"):  # a long file's own bar, in seconds of audio
+            prelabeler.log_progress = log_progress
         config_hash = prelabeler.config_hash
         done = {k: p.sha256 for k, p in job.current_predictions(config_hash).items()}
         todo = []

@@ -18,7 +18,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "kdh_ai"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("kdh_ai.quality", "kdh_ai.errors", "kdh_ai.records", "kdh_ai.segments", "kdh_ai.items", "kdh_ai.audio", "kdh_ai.labels",
+    ("core", ("kdh_ai.quality", "kdh_ai.errors", "kdh_ai.records", "kdh_ai.segments", "kdh_ai.subtitles", "kdh_ai.items", "kdh_ai.audio", "kdh_ai.labels",
               "kdh_ai.calibration", "kdh_ai.registry", "kdh_ai.offline", "kdh_ai.guidelines", "kdh_ai.samples",
               "kdh_ai.evaluate_metrics")),
     ("models", ("kdh_ai.embeddings", "kdh_ai.heads", "kdh_ai.engines", "kdh_ai.tasks", "kdh_ai.second_opinion",
@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("answers", ("kdh_ai.answers",)),
     ("loop", ("kdh_ai.prelabel", "kdh_ai.ray_runner", "kdh_ai.active_learning", "kdh_ai.routing")),
     ("people", ("kdh_ai.labelstudio", "kdh_ai.qualify", "kdh_ai.lab")),
-    ("delivery", ("kdh_ai.deliver",)),
+    ("delivery", ("kdh_ai.deliver", "kdh_ai.realign")),
     ("report", ("kdh_ai.report",)),
     ("cli", ("kdh_ai.cli",)),
 ]

@@ -84,3 +84,41 @@ def test_comparison_needs_both_groups() -> None:
     df["prelabeled"] = ["yes", True, False, False]
     with pytest.raises(ValueError, match="'prelabeled' must be True or False; rows 0"):
         compare_prelabel_effort(df)
+
+
+def test_effort_per_audio_minute_splits_by_prelabel_and_tolerates_one_group() -> None:
+    from kdh_ai.quality import effort_per_audio_minute
+
+    df = _annotations()
+    e = effort_per_audio_minute(df)
+    pre, scratch = df[df["prelabeled"]], df[~df["prelabeled"]]
+    assert e.all == pytest.approx(60 * df["lead_time"].sum() / df["duration"].sum())
+    assert e.with_prelabels == pytest.approx(60 * pre["lead_time"].sum() / pre["duration"].sum())
+    assert e.without_prelabels == pytest.approx(60 * scratch["lead_time"].sum() / scratch["duration"].sum())
+    assert e.n_with == e.n_without == 20 and e.with_prelabels < e.without_prelabels
+    only = effort_per_audio_minute(pre)  # every task pre-labelled: no comparison, still a cost per minute
+    assert only.without_prelabels is None and only.with_prelabels == pytest.approx(e.with_prelabels)
+    assert effort_per_audio_minute(df.drop(columns="prelabeled")).with_prelabels is None
+    with pytest.raises(ValueError, match="'prelabeled' must be True, False or missing"):
+        effort_per_audio_minute(df.assign(prelabeled="yes"))
+    with pytest.raises(InsufficientDataError):
+        effort_per_audio_minute(df.assign(lead_time=None))
+
+
+def test_review_coverage_per_file() -> None:
+    from kdh_ai.quality import review_coverage
+
+    segs = pd.DataFrame({"item": ["a", "a", "a", "b"], "start": [0.0, 12.0, 30.0, 0.0],
+                         "end": [12.0, 30.0, 60.0, 20.0], "checked": [True, False, True, False],
+                         "work_s": [40.0, None, 80.0, None]})
+    cov = review_coverage(segs)
+    assert list(cov.index) == ["a", "b"]
+    assert cov.loc["a", "checked_s"] == 42.0 and cov.loc["a", "checked_share"] == pytest.approx(0.7)
+    assert cov.loc["a", "human_s_per_audio_min"] == pytest.approx(120.0) and cov.loc["b", "human_s"] == 0
+    assert int(cov.loc["b", "checked_segments"]) == 0 and int(cov.loc["a", "segments"]) == 3
+    with pytest.raises(ValueError, match="start <= end; rows 0"):
+        review_coverage(segs.assign(end=[-1.0, 30.0, 60.0, 20.0]))
+    with pytest.raises(ValueError, match="'checked' must be True or False"):
+        review_coverage(segs.assign(checked=["yes", True, True, False]))
+    with pytest.raises(ValueError, match="missing column|column"):
+        review_coverage(segs.drop(columns="checked"))

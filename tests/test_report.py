@@ -346,3 +346,88 @@ def test_small_sample_warning_reads_routings_evidence_plan(routed_job: tuple[Job
     job.update_manifest(routing=routing)
     assert not job_metrics(job)["evidence"]["small"]
     assert 'id="small-sample"' not in write_client_report(job.root, tmp_path / "r2.html").read_text()
+
+
+# ---- long recordings: the segment view -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def long_job(tmp_path_factory: pytest.TempPathFactory):
+    from long_job import build_long_job
+
+    return build_long_job(tmp_path_factory.mktemp("long-report"), minutes=1.5, seed=5)
+
+
+@pytest.mark.slow
+def test_segment_view_of_a_long_recording(long_job, tmp_path: Path) -> None:
+    """A real transcription of a long recording, some segments checked by (simulated) people: the report's
+    segment view says how much of the file people checked, and the timeline plot draws the same segments."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from kdh_ai import quality
+    from kdh_ai.deliver import delivered_records
+
+    job = long_job.job
+    out = write_client_report(job.root, tmp_path / "long.html")
+    page = out.read_text()
+    metrics = json.loads(report_paths(out)["metrics"].read_text())
+    plots = json.loads(report_paths(out)["plots"].read_text())
+    view = metrics["segment_view"]
+    f = view["files"][0]
+    answered = [s for s in long_job.segments if s.index in long_job.edited or s.index in long_job.confirmed]
+    assert f["item_id"] == "interview" and f["segments"] == len(long_job.segments)
+    assert f["checked_segments"] == len(answered) and f["edited_segments"] == len(long_job.edited)
+    assert f["checked_s"] == pytest.approx(sum(s.end - s.start for s in answered), abs=1e-3)
+    assert f["human_s"] == pytest.approx(2.5 * sum(s.end - s.start for s in answered), abs=1e-3)  # lead times
+    assert f["human_s_per_audio_min"] == pytest.approx(f["human_s"] / (long_job.rec.duration_s / 60), rel=1e-3)
+    # delivered WER against the recording's exact reference, computed here independently
+    delivered = metrics["delivered_vs_client_reference"]
+    rows = {r["item_id"]: r for r in delivered_records(job)}
+    assert f["delivered_wer"] == pytest.approx(quality.wer(long_job.rec.reference, rows["interview"]["answer"]))
+    assert delivered["wer"] == pytest.approx(f["delivered_wer"]) and f["model_wer"] < 0.2
+    assert f["model_wer_on_checked"] > 0  # the people's corrections are errors of the model
+    # the plot draws the same segments, coloured by what happened to them; its share is the text's share
+    bars = plots["segment_timeline"]["files"][0]["bars"]
+    checked = sum(b - a for a, b, cat, _ in bars if cat.startswith("checked"))
+    assert checked == pytest.approx(f["checked_s"], abs=1e-3)
+    assert sum(cat == "with people, not answered yet" for *_, cat, _ in bars) == len(long_job.waiting)
+    assert sum(edited for *_, edited in bars) == len(long_job.edited)
+    text = _text(page)
+    assert f"People checked {f['checked_segments']} of the {f['segments']} segments" in text
+    assert f"{100 * f['checked_share']:.1f}% of {long_job.rec.duration_s / 60:.1f} minutes of audio" in text
+    assert f"{f['checked_segments']} of {f['segments']}" in text and f"{100 * f['delivered_wer']:.1f}%" in text
+    assert f"{f['human_s_per_audio_min']:.0f} s" in text and "clips and segments" in text
+    assert f"What you receive (after people's corrections) against your reference answers (1 clip): WER " \
+           f"{100 * delivered['wer']:.1f}%" in text
+    # the timeline image has the checked colour (orange) and the auto-accepted grey
+    src = re.search(r'alt="timeline of each long recording[^"]*" src="data:image/png;base64,([^"]+)"', page).group(1)
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(src))).convert("RGB"), dtype=int)
+    orange = ((abs(img[..., 0] - 255) < 20) & (abs(img[..., 1] - 127) < 25) & (img[..., 2] < 40)).mean()
+    grey = ((abs(img[..., 0] - 208) < 4) & (abs(img[..., 1] - 208) < 4) & (abs(img[..., 2] - 208) < 4)).mean()
+    assert orange > 0.005 and grey > 0.01, (orange, grey)
+    dom, found, _ = render(out, tmp_path)
+    assert found["scroll"] <= found["width"] and not found["bad"], found
+
+
+@pytest.mark.slow
+def test_trainee_feedback_on_a_segment_of_a_long_recording(long_job, tmp_path: Path) -> None:
+    """Gold on a work segment: the feedback page finds the trainee's error in that segment, times it in the
+    recording (from the model's word times) and plays the audio around it."""
+    import shutil
+
+    from kdh_ai.records import Annotation, GoldAnswer
+    from kdh_ai.report import write_feedback
+
+    job = Job(shutil.copytree(long_job.job.root, tmp_path / "job"))
+    seg = next(s for s in long_job.segments if s.index in long_job.confirmed)
+    words = seg.text.split()
+    job.append_gold([GoldAnswer(item_id="interview", segment=seg.index, answer=seg.text, source="test")])
+    typed = " ".join(words[:3] + ["wrongword"] + words[4:])  # the trainee got the fourth word wrong
+    job.append_annotations([Annotation(item_id="interview", segment=seg.index, annotation_id=9000,
+                                       annotator_email="trainee@hub.example", answer=typed, lead_time_s=60.0,
+                                       created_at="2026-11-29T11:00:00+00:00")])
+    page = write_feedback(job.root, "trainee@hub.example", tmp_path / "fb.html").read_text()
+    at = float(re.search(r"<td>([0-9.]+) s<br><span class=diff>", page).group(1))
+    assert abs(at - seg.words[3]["start"]) < 0.15 and seg.start <= at <= seg.end
+    assert f"interview#{seg.index:04d}" in page and "wrongword" in page and "data:audio/wav;base64," in page

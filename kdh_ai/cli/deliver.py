@@ -18,19 +18,43 @@ def deliver_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Delivery folder (created).")],
     model_weight: Annotated[Optional[int], typer.Option(help="Copies of the model's answer when several people's "
                                                         "answers are aggregated (model-aware).")] = None,
+    per_file: Annotated[str, typer.Option(help="Which audio items get transcripts/ITEM.txt, .srt, .vtt and "
+                                          ".json: long (recordings cut into work segments), all, or none.")] = "long",
+    max_line_chars: Annotated[int, typer.Option(help="Subtitles: most characters per line.")] = 42,
+    max_lines: Annotated[int, typer.Option(help="Subtitles: most lines per cue.")] = 2,
+    min_cue_s: Annotated[float, typer.Option(help="Subtitles: shortest time a cue is on screen (s).")] = 1.0,
+    max_cue_s: Annotated[float, typer.Option(help="Subtitles: longest time a cue is on screen (s).")] = 7.0,
+    realign: Annotated[bool, typer.Option(help="Time the words people changed in a segment by aligning their text "
+                                          "to the audio with the job's Whisper model (--no-realign: place them "
+                                          "between the words they kept, by length).")] = True,
 ) -> None:
-    """Write the delivered dataset: JSONL, Parquet and a Hugging Face datasets folder.
+    """Write the delivered dataset: JSONL, Parquet and a Hugging Face datasets folder; for audio also one row
+    per clip or work segment (delivered_segments.*, hf_segments/), and per long recording its transcript
+    (TXT), subtitles (SRT, WebVTT) and a JSON with segments, word times and who checked each segment.
 
     Each item carries its final answer (people's where there is one, aggregated where several, otherwise the
-    model's), its provenance, the annotators, the model and its confidence.
+    model's), its provenance, the annotators, the model and its confidence. A segment people edited keeps its
+    bounds and the model's times of the words they kept; the words they changed are aligned to the audio
+    (word_times: aligned) or, where that fails, placed between the kept words (word_times: estimated).
     """
-    from kdh_ai.deliver import deliver
+    from kdh_ai.deliver import PER_FILE, deliver
+    from kdh_ai.subtitles import SubtitleOptions
 
-    result = deliver(job_dir, out, model_weight=model_weight)
+    if per_file not in PER_FILE:
+        raise fail(f"--per-file must be one of {', '.join(PER_FILE)}; got {per_file!r}")
+    try:
+        rules = SubtitleOptions(max_chars=max_line_chars, max_lines=max_lines, min_s=min_cue_s, max_s=max_cue_s)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    result = deliver(job_dir, out, model_weight=model_weight, per_file=per_file,  # type: ignore[arg-type]
+                     subtitles=rules, realign=realign)
     console.print(f"Delivered {sum(result.counts.values())} items to [bold]{result.out_dir}[/]: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())))
     for f in result.files:
         console.print(f"  {f}")
+    if result.transcripts:
+        console.print(f"  {result.out_dir / 'transcripts'}: TXT, SRT, WebVTT and JSON of "
+                      f"{len(result.transcripts)} recording(s)")
 
 
 def report_command(

@@ -58,6 +58,10 @@ def prelabel_transcribe(
         "(repeatable). Without it, a path that leads out of the batch folder ('..', an absolute path, a "
         "symbolic link) is refused.")] = None,
     ray: Annotated[Optional[str], typer.Option("--ray", help=RAY_HELP)] = None,
+    segment_over: Annotated[Optional[float], typer.Option(
+        "--segment-over", metavar="SECONDS", help="Recordings longer than this are also cut at pauses into work "
+        "segments of at most about 30 s, each with its own text, word times and confidence, so that routing "
+        "and review work on segments; shorter clips stay whole. [default: 30]")] = None,
 ) -> None:
     """Transcribe a batch of audio with Whisper, offline, into JOB_DIR (resumable).
 
@@ -73,7 +77,7 @@ def prelabel_transcribe(
     overrides: dict[str, Any] = {k: v for k, v in {
         "model": model, "beam_size": beam_size, "compute_type": compute_type, "language": language, "vad": vad,
         "pack_short_clips": pack, "max_duration_s": max_duration, "engine": engine,
-        "second_opinion": second_opinion}.items() if v is not None}
+        "second_opinion": second_opinion, "segment_over_s": segment_over}.items() if v is not None}
     options, roots = transcription_options(config, overrides, allow_root or [])
     with _interrupted():
         summary = prelabel_transcription(input, out, options=options, allow_roots=roots,

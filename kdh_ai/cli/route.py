@@ -101,18 +101,42 @@ def route_command(
         result = route(job_dir, target=target, budget=budget, audit_rate=audit_rate, delta=delta,
                        human_error=human_error, seed=seed, prior=prior_calibration or (),
                        calibration_reviewed=calibration_reviewed)
+    minutes = _audio_minutes(job_dir)  # long recordings: what people hear, not only how many units
     table = Table(title=f"routing ({result.step}): {job_dir}")
     table.add_column("role")
-    table.add_column("items", justify="right")
+    table.add_column("items" if minutes is None else "units (clips, segments)", justify="right")
+    if minutes is not None:
+        table.add_column("audio min", justify="right")
     for role, n in result.counts.items():
-        table.add_row(role, str(n))
+        table.add_row(role, str(n), *([] if minutes is None else [f"{minutes.get(str(role), 0.0):.1f}"]))
     console.print(table)
     console.print(f"human share: [bold]{result.human_share:.1%}[/] of items (calibration + human + audit + gold)")
+    if minutes is not None:
+        total = sum(minutes.values())
+        people = sum(v for k, v in minutes.items() if k in ("calibration", "human", "audit", "gold"))
+        console.print(f"audio people hear: [bold]{people:.1f}[/] of {total:.1f} min ({people / max(total, 1e-9):.0%}); "
+                      "long recordings are routed segment by segment")
     if result.threshold is not None:
         console.print(f"threshold: [bold]{result.threshold:.4f}[/] (auto-accept at or above)")
     console.print(result.message)
     if not result.reachable:
         raise typer.Exit(1)
+
+
+def _audio_minutes(job_dir: Path) -> dict[str, float] | None:
+    """Audio minutes per role when the job has long recordings cut into segments, else ``None``."""
+    from kdh_ai.job import Job
+
+    job = Job(job_dir)
+    units = job.units()
+    if not any(u.segment is not None for u in units.values()):
+        return None
+    out: dict[str, float] = {}
+    for key, rec in job.roles().items():
+        u = units.get(key)
+        if u is not None:
+            out[str(rec.role)] = out.get(str(rec.role), 0.0) + float(u.payload.get("duration_s") or 0.0) / 60
+    return out
 
 
 def register(app: typer.Typer) -> None:

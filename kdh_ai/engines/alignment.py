@@ -6,7 +6,8 @@ that changes which audio each window sees, and the transcript loses words the pl
 (``benchmarks/README.md``, long files). So a long file is decoded with ``word_timestamps=False`` (the plain
 loop's text, by construction), and its words are timed afterwards, window by window, with the same
 cross-attention alignment faster-whisper uses (:meth:`faster_whisper.WhisperModel.add_word_timestamps`) on
-the window each segment was decoded from. The alignment of one window runs in a second thread while the
+the window each segment was decoded from; a window's words end where the next window starts
+(:func:`end_words_by`). The alignment of one window runs in a second thread while the
 next window decodes, so a single long file keeps both cores busy.
 
 Example:
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PREPEND_PUNCTUATION", "APPEND_PUNCTUATION", "transcribe_then_align", "window_groups"]
+__all__ = ["PREPEND_PUNCTUATION", "APPEND_PUNCTUATION", "end_words_by", "transcribe_then_align", "window_groups"]
 
 PREPEND_PUNCTUATION = "\"'“¿([{-"
 """Punctuation merged into the next word (faster-whisper's default)."""
@@ -40,8 +41,38 @@ def window_groups(segments: Iterable[Any]) -> Iterator[list[Any]]:
         yield list(group)
 
 
-def transcribe_then_align(model: Any, audio: np.ndarray, *, language: str | None, beam_size: int
-                          ) -> tuple[list[dict[str, Any]], Any]:
+def end_words_by(segments: list[dict[str, Any]], t: float) -> None:
+    """Make the words of one window's segments end by ``t``, the start of the next window (in place).
+
+    When the plain loop's window ends in an unfinished segment, the next window starts (``seek``) at the last
+    timestamp, before the audio the aligner was shown; the aligner then stretches the window's last words over
+    that audio (on a 10-minute recording: "of" from 131.2 s to 139.8 s, and "fine" after "typography," that
+    the next window times at 131.7 s). The words from the first one that ends after ``t`` are spread evenly
+    over ``[its start (at most t), t]``, so word times never go back and never cross into the next window.
+
+    Example:
+        >>> segs = [{"start": 0.0, "end": 9.0, "words": [
+        ...     {"word": " an", "start": 0.0, "end": 0.5}, {"word": " of", "start": 0.5, "end": 8.5},
+        ...     {"word": " fine", "start": 8.5, "end": 9.0}]}]
+        >>> end_words_by(segs, 1.5)
+        >>> [(w["word"], w["start"], w["end"]) for w in segs[0]["words"]], segs[0]["end"]
+        ([(' an', 0.0, 0.5), (' of', 0.5, 1.0), (' fine', 1.0, 1.5)], 1.5)
+    """
+    words = [w for seg in segments for w in seg.get("words") or []]
+    late = next((i for i, w in enumerate(words) if w["end"] > t), None)
+    if late is None:
+        return
+    lo = min(float(words[late]["start"]), t)
+    step = (t - lo) / (len(words) - late)
+    for k, w in enumerate(words[late:]):
+        w["start"], w["end"] = round(lo + k * step, 3), round(lo + (k + 1) * step, 3)
+    for seg in segments:
+        if seg.get("words"):
+            seg["start"], seg["end"] = min(seg["start"], seg["words"][0]["start"]), min(seg["end"], t)
+
+
+def transcribe_then_align(model: Any, audio: np.ndarray, *, language: str | None, beam_size: int,
+                          initial_prompt: str | None = None) -> tuple[list[dict[str, Any]], Any]:
     """Decode ``audio`` with the plain loop's settings, then time its words window by window.
 
     Args:
@@ -49,6 +80,8 @@ def transcribe_then_align(model: Any, audio: np.ndarray, *, language: str | None
         audio: 16 kHz mono float32 samples.
         language: The language code, or ``None`` to detect it.
         beam_size: Beam size of the decoding.
+        initial_prompt: Text the first window is conditioned on (the end of the previous chunk's transcript
+            when a long file is decoded chunk by chunk: conditioning goes on across the cut).
 
     Returns:
         ``(segments, info)``: one dict per decoded segment with text (``"start"``, ``"end"``, ``"tokens"``,
@@ -60,7 +93,8 @@ def transcribe_then_align(model: Any, audio: np.ndarray, *, language: str | None
     from faster_whisper.tokenizer import Tokenizer
 
     segments, info = model.transcribe(audio, language=language, beam_size=beam_size, word_timestamps=False,
-                                      vad_filter=False, condition_on_previous_text=True)
+                                      vad_filter=False, condition_on_previous_text=True,
+                                      initial_prompt=initial_prompt or None)
     fe = model.feature_extractor
     features = fe(audio)  # the same log-mel faster-whisper decodes from (its clamp is over the whole file)
     content_frames = features.shape[-1] - 1
@@ -85,6 +119,8 @@ def transcribe_then_align(model: Any, audio: np.ndarray, *, language: str | None
         for group in window_groups(segments):  # decoding the next window overlaps aligning this one
             if pending is not None:
                 done, last_speech = pending.result()
+                end_words_by(done, group[0].seek * fe.time_per_frame)
+                last_speech = min(last_speech, group[0].seek * fe.time_per_frame)
                 out.extend(done)
             pending = pool.submit(align, group, last_speech)
         if pending is not None:

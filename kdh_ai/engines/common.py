@@ -19,12 +19,12 @@ from kdh_ai.audio import SAMPLE_RATE, AudioError, load_audio, probe_duration
 from kdh_ai.errors import InvalidInputError
 from kdh_ai.items import Item, sha256_file
 from kdh_ai.records import Prediction
-from kdh_ai.segments import empty_confidence, word_confidence
 from kdh_ai.registry import DEFAULT_TRANSCRIPTION_MODEL
+from kdh_ai.segments import cut_segments, empty_confidence, word_confidence
 
-__all__ = ["ENGINES", "VAD_FRAME", "TranscribeOptions", "UnreadableItem", "empty_confidence", "error_record",
-           "join_words", "read_item_audio", "segment_record", "speech_bounds", "transcription_record",
-           "vad_probabilities", "word_confidence", "word_record"]
+__all__ = ["ENGINES", "VAD_FRAME", "PlausibilityCheck", "TranscribeOptions", "UnreadableItem", "check_item",
+           "empty_confidence", "error_record", "join_words", "read_item_audio", "segment_record", "speech_bounds",
+           "transcription_record", "vad_probabilities", "word_confidence", "word_record", "work_segments"]
 
 VAD_FRAME = 512
 """Samples per Silero VAD speech probability (32 ms at 16 kHz)."""
@@ -74,6 +74,10 @@ class TranscribeOptions:
         second_opinion: A second model (registry name or local directory, as ``model``) that transcribes every
             decoded item too; their disagreement lowers the item's routing score (:mod:`kdh_ai.second_opinion`).
             ``None`` (default): routing uses the confidence alone.
+        segment_over_s: A recording longer than this (s) is also cut into **work segments** of at most about
+            30 s at pauses (``payload["work_segments"]``, :func:`kdh_ai.segments.cut_segments`), each with its
+            text, words, confidence and plausibility check, so that routing and review work on segments;
+            shorter clips stay whole. The file's own ``text`` and ``confidence`` are unchanged.
     """
 
     model: str = DEFAULT_TRANSCRIPTION_MODEL
@@ -93,6 +97,7 @@ class TranscribeOptions:
     cpu_threads: int = Field(0, ge=0)
     engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
     second_opinion: str | None = None
+    segment_over_s: float = Field(30.0, gt=0)
 
     def __post_init__(self) -> None:
         if self.second_opinion is not None and self.second_opinion == self.model:
@@ -104,8 +109,8 @@ class TranscribeOptions:
         return {"compute_type": self.compute_type, "beam_size": self.beam_size, "language": self.language,
                 "vad": self.vad, "pack_short_clips": self.pack_short_clips,
                 "pack_max_clip_s": self.pack_max_clip_s, "pack_window_s": self.pack_window_s,
-                "pack_gap_s": self.pack_gap_s, "redo_checks": self.redo_checks, "engine_version": 4,
-                "long_audio": self.long_audio}
+                "pack_gap_s": self.pack_gap_s, "redo_checks": self.redo_checks, "engine_version": 5,
+                "long_audio": self.long_audio, "segment_over_s": self.segment_over_s}
 
 
 
@@ -122,11 +127,11 @@ class UnreadableItem:
     payload: dict[str, Any] | None = None
 
 
-def read_item_audio(item: Item, *, max_duration_s: float) -> tuple[str, np.ndarray] | UnreadableItem:
-    """The item's SHA-256 and its audio decoded to 16 kHz mono, or why it cannot be read.
+def check_item(item: Item, *, max_duration_s: float) -> tuple[str, float] | UnreadableItem:
+    """The item's SHA-256 and duration (from its header, nothing decoded yet), or why it cannot be read.
 
-    A manifest error, a missing path, a missing, unreadable, empty, corrupt or non-audio file, and a file
-    longer than ``max_duration_s`` are refused with a message that names the problem and what to do.
+    A manifest error, a missing path, a missing, unreadable, empty or non-audio file, and a file longer
+    than ``max_duration_s`` are refused with a message that names the problem and what to do.
     """
     if item.error:
         return UnreadableItem(item.error)
@@ -143,10 +148,25 @@ def read_item_audio(item: Item, *, max_duration_s: float) -> tuple[str, np.ndarr
                               "again")
     try:
         duration = probe_duration(item.path)
-        if duration > max_duration_s:
-            return UnreadableItem(f"audio is {duration:.0f} s long, over max_duration_s={max_duration_s:.0f}; "
-                                  "split the file or raise the limit", sha, {"duration_s": round(duration, 3)})
-        return sha, load_audio(item.path)
+    except AudioError as exc:
+        return UnreadableItem(str(exc), sha)
+    if duration > max_duration_s:
+        return UnreadableItem(f"audio is {duration:.0f} s long, over max_duration_s={max_duration_s:.0f}; "
+                              "split the file or raise the limit", sha, {"duration_s": round(duration, 3)})
+    return sha, duration
+
+
+def read_item_audio(item: Item, *, max_duration_s: float) -> tuple[str, np.ndarray] | UnreadableItem:
+    """The item's SHA-256 and its audio decoded to 16 kHz mono, or why it cannot be read.
+
+    Refuses what :func:`check_item` refuses, and a corrupt, damaged or truncated file.
+    """
+    checked = check_item(item, max_duration_s=max_duration_s)
+    if isinstance(checked, UnreadableItem):
+        return checked
+    sha, _ = checked
+    try:
+        return sha, load_audio(item.path)  # type: ignore[arg-type]
     except AudioError as exc:
         return UnreadableItem(str(exc), sha)
 
@@ -217,10 +237,112 @@ def error_record(item: Item, failure: UnreadableItem, *, task: str, model: dict[
                              payload=failure.payload)
 
 
+@dataclass(frozen=True)
+class PlausibilityCheck:
+    """Is a stretch's transcript plausible for its speech? Uses VAD and word timings only, never Whisper's
+    probabilities (they cannot see the words that are missing: "the" for "in being comparatively modern."
+    scored near 1).
+
+    On stretches with at least ``min_speech_s`` of speech (VAD probability >= 0.5):
+
+    1. words per second of speech within ``[min_words_per_speech_s, max_words_per_speech_s]`` (read speech
+       runs at 2-4; "the" for 1.8 s of speech is 0.6);
+    2. no word stretched over more than ``max_word_speech_s`` of speech (the word aligner stretches the last
+       word it has over speech whose words are missing, so word timestamps alone look like full coverage);
+    3. at most ``max_uncovered_s`` of speech, in one stretch or after the last word, that no word covers.
+    """
+
+    min_speech_s: float = 1.0
+    min_words_per_speech_s: float = 1.0
+    max_words_per_speech_s: float = 6.5
+    max_word_speech_s: float = 1.6
+    max_uncovered_s: float = 1.0
+
+    @staticmethod
+    def speech_s(speech: np.ndarray, lo: float, hi: float) -> float:
+        """Seconds of speech (VAD probability >= 0.5) between ``lo`` and ``hi`` (seconds into ``speech``)."""
+        if hi <= lo:
+            return 0.0
+        a = int(lo * SAMPLE_RATE) // VAD_FRAME
+        b = int(math.ceil(hi * SAMPLE_RATE / VAD_FRAME))
+        return float(np.count_nonzero(speech[max(0, a):max(0, b)] >= 0.5)) * VAD_FRAME / SAMPLE_RATE
+
+    def problems(self, words: list[dict[str, Any]], speech: np.ndarray, *, offset_s: float, length_s: float
+                 ) -> list[str]:
+        """What is implausible (empty: nothing) about ``words`` (times in the recording) for the stretch of
+        ``length_s`` seconds starting at ``offset_s`` whose VAD speech probabilities are ``speech``.
+
+        Example:
+            >>> speech = np.ones(int(3.0 * SAMPLE_RATE) // VAD_FRAME, np.float32)  # 3 s of clear speech
+            >>> PlausibilityCheck().problems([{"word": " the", "start": 0.1, "end": 0.3}], speech,
+            ...                              offset_s=0.0, length_s=3.0)[0]
+            '1 words for 3.0 s of speech (0.34/s, expected at least 1/s): words are missing'
+        """
+        total = self.speech_s(speech, 0.0, length_s)
+        if total < self.min_speech_s:
+            return []
+        out: list[str] = []
+        spans = [(w["start"] - offset_s, w["end"] - offset_s, w["word"].strip()) for w in words]
+        rate = len(spans) / total
+        if rate < self.min_words_per_speech_s:
+            out.append(f"{len(spans)} words for {total:.1f} s of speech ({rate:.2f}/s, expected at least "
+                       f"{self.min_words_per_speech_s:g}/s): words are missing")
+        elif rate > self.max_words_per_speech_s:
+            out.append(f"{len(spans)} words for {total:.1f} s of speech ({rate:.2f}/s, expected at most "
+                       f"{self.max_words_per_speech_s:g}/s): words are invented or repeated")
+        longest = max(spans, key=lambda w: self.speech_s(speech, w[0], w[1]), default=None)
+        if longest is not None:
+            stretched = self.speech_s(speech, longest[0], longest[1])
+            if stretched > self.max_word_speech_s:
+                out.append(f"the word {longest[2]!r} is stretched over {stretched:.1f} s of speech: words are "
+                           "missing")
+        reach, gaps = 0.0, []
+        for lo, hi, _ in sorted(spans):
+            if lo > reach:
+                gaps.append((reach, lo))
+            reach = max(reach, hi)
+        gaps.append((reach, length_s))
+        worst = max((self.speech_s(speech, lo, hi) for lo, hi in gaps), default=0.0)
+        if worst > self.max_uncovered_s:
+            out.append(f"{worst:.1f} s of speech in one stretch has no words")
+        return out
+
+
+def work_segments(words: list[dict[str, Any]], *, duration_s: float, speech_probs: np.ndarray | None,
+                  check: PlausibilityCheck | None = PlausibilityCheck(), failed_check_factor: float = 0.5
+                  ) -> list[dict[str, Any]]:
+    """The work segments of a long recording as stored in ``payload["work_segments"]``.
+
+    :func:`kdh_ai.segments.cut_segments` cuts the words at pauses (skipped speech becomes a wordless,
+    low-confidence segment); then every segment with words gets the engine's plausibility check
+    (:class:`PlausibilityCheck`, ``None``: skip it) on its own stretch of audio, so a file whose check fails
+    says *which* segments are suspect: a failing segment's ``check`` lists its problems and its confidence is
+    multiplied by ``failed_check_factor`` (once, also when ``cut_segments`` flagged it already).
+    """
+    segments = cut_segments(words, duration_s=duration_s, speech_probs=speech_probs,
+                            frame_s=VAD_FRAME / SAMPLE_RATE)
+    out = []
+    for seg in segments:
+        if check is not None and speech_probs is not None and seg.words:
+            first = int(seg.start * SAMPLE_RATE) // VAD_FRAME
+            offset = first * VAD_FRAME / SAMPLE_RATE
+            last = int(math.ceil(seg.end * SAMPLE_RATE / VAD_FRAME))
+            problems = check.problems(seg.words, speech_probs[first:last], offset_s=offset,
+                                      length_s=seg.end - offset)
+            if problems:
+                if not seg.check:
+                    seg.confidence *= failed_check_factor
+                seg.check = [*(seg.check or []), *problems]
+        out.append(seg.to_dict())
+    return out
+
+
 def transcription_record(item: Item, *, task: str, sha256: str, duration_s: float, text: str,
                          words: list[dict[str, Any]], segments: list[dict[str, Any]], language: str | None,
                          speech_max: float | None, model: dict[str, Any], config_hash: str,
-                         check: list[str] | None = None, failed_check_factor: float = 0.5) -> Prediction:
+                         check: list[str] | None = None, failed_check_factor: float = 0.5,
+                         segment_over_s: float | None = None, speech_probs: np.ndarray | None = None,
+                         segment_check: PlausibilityCheck | None = PlausibilityCheck()) -> Prediction:
     """The record of a transcribed item: ``ok``, or ``no_speech`` when ``text`` (:func:`join_words` of
     ``words``) is empty.
 
@@ -228,6 +350,9 @@ def transcription_record(item: Item, *, task: str, sha256: str, duration_s: floa
     non-empty ``check`` (the transcript failed the plausibility check even when decoded again on its own:
     Whisper's probabilities cannot see words that are missing) multiplies the confidence by
     ``failed_check_factor``, so routing sends the item to people, and the payload says why.
+
+    A recording longer than ``segment_over_s`` also gets ``payload["work_segments"]`` (:func:`work_segments`
+    of ``words``, the VAD's ``speech_probs`` and ``segment_check``); shorter ones (and ``None``) stay whole.
     """
     payload: dict[str, Any] = {"duration_s": round(duration_s, 3), "language": language, "segments": segments}
     if speech_max is not None:
@@ -236,6 +361,9 @@ def transcription_record(item: Item, *, task: str, sha256: str, duration_s: floa
     if check:
         confidence *= failed_check_factor
         payload["check"] = {"passed": False, "problems": check}
+    if segment_over_s is not None and duration_s > segment_over_s:
+        payload["work_segments"] = work_segments(words, duration_s=duration_s, speech_probs=speech_probs,
+                                                 check=segment_check, failed_check_factor=failed_check_factor)
     return Prediction(item_id=item.item_id, task=task, text=text, confidence=confidence,
                       status="ok" if text else "no_speech", model=model, config_hash=config_hash,
                       source=item.path, sha256=sha256, payload=payload)

@@ -40,7 +40,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import threading
 from collections import deque
@@ -50,11 +49,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from kdh_ai.audio import SAMPLE_RATE
+from kdh_ai.audio import SAMPLE_RATE, AudioError, load_audio
 from kdh_ai.engines.alignment import APPEND_PUNCTUATION, PREPEND_PUNCTUATION, transcribe_then_align
-from kdh_ai.engines.common import (VAD_FRAME, TranscribeOptions, UnreadableItem, error_record, join_words,
-                                   read_item_audio, segment_record, speech_bounds, transcription_record,
+from kdh_ai.engines.common import (VAD_FRAME, PlausibilityCheck, TranscribeOptions, UnreadableItem, check_item,
+                                   error_record, join_words, segment_record, speech_bounds, transcription_record,
                                    vad_probabilities, word_confidence, word_record)
+from kdh_ai.engines.streaming import AudioChunks, resume_at
 from kdh_ai.items import Item
 from kdh_ai.records import Prediction
 from kdh_ai.registry import ResolvedModel, resolve_model
@@ -81,6 +81,7 @@ class _Unit:
     remaining: int = 0
     language: str | None = None
     speech_max: float | None = None  # highest VAD speech probability (None without VAD)
+    probs: np.ndarray | None = None  # VAD speech probabilities of the whole item (its work segments' evidence)
 
 
 @dataclass
@@ -113,6 +114,15 @@ class _WholeFile:
     audio: np.ndarray
     speech_max: float | None = None
     probs: np.ndarray | None = None
+
+
+@dataclass
+class _StreamedFile:
+    """A long file to read and transcribe chunk by chunk (see :meth:`Transcriber._stream`)."""
+
+    item: Item
+    sha256: str
+    duration_s: float  # from its header
 
 
 @dataclass
@@ -177,6 +187,13 @@ class Transcriber(Prelabeler):
     max_words_per_speech_s: ClassVar[float] = 6.5
     max_word_speech_s: ClassVar[float] = 1.6
     failed_check_factor: ClassVar[float] = 0.5
+    # Long files (``long_audio="whole"``, VAD on) longer than ``stream_chunk_s`` are read, VAD-checked and
+    # decoded in chunks of at most this length, each cut in the longest pause of its last ``stream_search_s``
+    # seconds; each chunk's first window is conditioned on the previous chunk's last ``prompt_words`` words.
+    # Memory stays flat whatever the file's length (benchmarks/long_memory.py).
+    stream_chunk_s: ClassVar[float] = 240.0
+    stream_search_s: ClassVar[float] = 30.0
+    prompt_words: ClassVar[int] = 120
 
     def __init__(self, options: TranscribeOptions, *, model: ResolvedModel | None = None) -> None:
         from faster_whisper import WhisperModel
@@ -198,25 +215,34 @@ class Transcriber(Prelabeler):
         identity = {"name": self.resolved.name, "version": self.resolved.version,
                     "model_bin_size": bin_path.stat().st_size if bin_path.exists() else None,
                     "decode": options.decode_signature(), "engine": "faster-whisper",
-                    "empty_confidence": "1-vad_max"}
+                    "empty_confidence": "1-vad_max",
+                    "stream": [self.stream_chunk_s, self.stream_search_s, self.prompt_words]}
         self.config_hash = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         # Counters (for benchmarks and logs): windows decoded, pieces decoded, pieces sent to another window,
         # tails cut off, pieces decoded alone, pieces decoded again by faster-whisper's loop, pieces (and
         # whole files) still implausible after that.
         self._lock = threading.Lock()
         self.stats: dict[str, int] = {"windows": 0, "pieces": 0, "requeued": 0, "tails": 0, "alone": 0,
-                                      "second_opinions": 0, "flagged": 0}
+                                      "second_opinions": 0, "flagged": 0, "chunks": 0}
+        self.log_progress = False
+        """Show a progress bar in seconds of audio while a long file is decoded chunk by chunk (set by
+        :func:`kdh_ai.prelabel.run_prelabel` from its own ``log_progress``)."""
 
     # ------------------------------------------------------------------------------------------------------
     # Records
 
     def _record(self, item: Item, sha: str, duration: float, text: str, words: list[dict[str, Any]],
                 segments: list[dict[str, Any]], language: str | None, speech_max: float | None,
-                check: list[str] | None = None) -> Prediction:
+                check: list[str] | None = None, probs: np.ndarray | None = None) -> Prediction:
         return transcription_record(item, task=self.task, sha256=sha, duration_s=duration, text=text,
                                     words=words, segments=segments, language=language, speech_max=speech_max,
                                     model=self.model_info, config_hash=self.config_hash, check=check,
-                                    failed_check_factor=self.failed_check_factor)
+                                    failed_check_factor=self.failed_check_factor,
+                                    segment_over_s=self.options.segment_over_s, speech_probs=probs,
+                                    segment_check=self._check if self.options.redo_checks else None)
+
+    def _error(self, item: Item, failure: UnreadableItem) -> Prediction:
+        return error_record(item, failure, task=self.task, model=self.model_info, config_hash=self.config_hash)
 
     def _unit_record(self, unit: _Unit) -> Prediction:
         pieces = sorted(unit.pieces, key=lambda p: p.offset_s)
@@ -224,29 +250,35 @@ class Transcriber(Prelabeler):
         segments = [s for p in pieces for s in p.segments]
         check = [c for p in pieces for c in p.check]
         return self._record(unit.item, unit.sha256, unit.duration_s, join_words(words), words, segments,
-                            unit.language or self.language, unit.speech_max, check)
+                            unit.language or self.language, unit.speech_max, check, unit.probs)
 
     # ------------------------------------------------------------------------------------------------------
     # Reading an item and cutting it into pieces
 
-    def _prepare(self, item: Item) -> list[Prediction] | _Unit | _WholeFile:
-        """Read, check and cut one item: a finished record (error, no speech), a unit of pieces, or a long
-        file to transcribe whole."""
+    def _prepare(self, item: Item) -> list[Prediction] | _Unit | _WholeFile | _StreamedFile:
+        """Read, check and cut one item: a finished record (error, no speech), a unit of pieces, a long
+        file to transcribe whole, or a longer one to read and transcribe chunk by chunk."""
         opts = self.options
-        read = read_item_audio(item, max_duration_s=opts.max_duration_s)
-        if isinstance(read, UnreadableItem):
-            return [error_record(item, read, task=self.task, model=self.model_info, config_hash=self.config_hash)]
-        sha, audio = read
+        checked = check_item(item, max_duration_s=opts.max_duration_s)
+        if isinstance(checked, UnreadableItem):
+            return [self._error(item, checked)]
+        sha, probed = checked
+        if opts.vad and opts.long_audio == "whole" and probed > self.stream_chunk_s:
+            return _StreamedFile(item, sha, probed)
+        try:
+            audio = load_audio(item.path)  # type: ignore[arg-type]
+        except AudioError as exc:
+            return [self._error(item, UnreadableItem(str(exc), sha))]
         duration = len(audio) / SAMPLE_RATE
         if not opts.vad and duration > opts.pack_window_s:
             return _WholeFile(item, sha, audio)
         spans, probs = self._speech_spans(audio)
         speech_max = None if probs is None else float(probs.max(initial=0.0))
         if not spans:
-            return [self._record(item, sha, duration, "", [], [], self.language, speech_max)]
+            return [self._record(item, sha, duration, "", [], [], self.language, speech_max, probs=probs)]
         if len(spans) > 1 and opts.long_audio == "whole":
             return _WholeFile(item, sha, audio, speech_max, probs)
-        unit = _Unit(item, sha, duration, speech_max=speech_max)
+        unit = _Unit(item, sha, duration, speech_max=speech_max, probs=probs)
         for start, end in spans:
             speech = None if probs is None else probs[start // VAD_FRAME:(end + VAD_FRAME - 1) // VAD_FRAME]
             unit.pieces.append(_Piece(unit, audio[start:end], start / SAMPLE_RATE, speech))
@@ -417,61 +449,25 @@ class Transcriber(Prelabeler):
             if dec.language:
                 p.unit.language = p.unit.language or dec.language
 
-    def _uncovered_speech(self, piece: _Piece, lo: float, hi: float) -> float:
-        """Seconds of speech (VAD) between ``lo`` and ``hi`` (seconds into the piece)."""
-        if hi <= lo:
-            return 0.0
-        if piece.speech is None:
-            return hi - lo
-        a = int(lo * SAMPLE_RATE) // VAD_FRAME
-        b = int(math.ceil(hi * SAMPLE_RATE / VAD_FRAME))
-        return float(np.count_nonzero(piece.speech[a:b] >= 0.5)) * VAD_FRAME / SAMPLE_RATE
+    @property
+    def _check(self) -> PlausibilityCheck:
+        return PlausibilityCheck(self.min_check_speech_s, self.min_words_per_speech_s, self.max_words_per_speech_s,
+                                 self.max_word_speech_s, self.max_uncovered_s)
 
     def _speech_s(self, piece: _Piece, lo: float = 0.0, hi: float | None = None) -> float:
-        """Seconds of speech (VAD probability >= 0.5) in the piece, or between ``lo`` and ``hi``."""
-        return self._uncovered_speech(piece, lo, piece.length_s if hi is None else hi)
+        """Seconds of speech (VAD probability >= 0.5) in the piece, or between ``lo`` and ``hi`` (seconds into
+        the piece; without VAD, all of it)."""
+        hi = piece.length_s if hi is None else hi
+        if piece.speech is None:
+            return max(0.0, hi - lo)
+        return PlausibilityCheck.speech_s(piece.speech, lo, hi)
 
     def _implausible(self, piece: _Piece) -> list[str]:
-        """What is implausible about a piece's words given its speech (empty: nothing). Uses VAD and word
-        timings only, never Whisper's probabilities (they cannot see the words that are missing).
-
-        1. Words per second of speech outside ``[min_words_per_speech_s, max_words_per_speech_s]``.
-        2. A word stretched over more than ``max_word_speech_s`` of speech (the aligner stretches the last
-           word it has over the speech whose words are missing).
-        3. More than ``max_uncovered_s`` of speech, in one stretch or after the last word, that no word
-           covers (only the words' own timings count: a decoder segment can span a whole piece whose words
-           were given to another clip or never written).
-        """
+        """What is implausible about a piece's words given its speech (empty: nothing; see
+        :class:`~kdh_ai.engines.common.PlausibilityCheck`)."""
         if piece.speech is None:
             return []
-        speech = self._speech_s(piece)
-        if speech < self.min_check_speech_s:
-            return []
-        problems: list[str] = []
-        spans = [(w["start"] - piece.offset_s, w["end"] - piece.offset_s, w["word"].strip()) for w in piece.words]
-        rate = len(spans) / speech
-        if rate < self.min_words_per_speech_s:
-            problems.append(f"{len(spans)} words for {speech:.1f} s of speech ({rate:.2f}/s, expected at least "
-                            f"{self.min_words_per_speech_s:g}/s): words are missing")
-        elif rate > self.max_words_per_speech_s:
-            problems.append(f"{len(spans)} words for {speech:.1f} s of speech ({rate:.2f}/s, expected at most "
-                            f"{self.max_words_per_speech_s:g}/s): words are invented or repeated")
-        longest = max(spans, key=lambda w: self._speech_s(piece, w[0], w[1]), default=None)
-        if longest is not None:
-            stretched = self._speech_s(piece, longest[0], longest[1])
-            if stretched > self.max_word_speech_s:
-                problems.append(f"the word {longest[2]!r} is stretched over {stretched:.1f} s of speech: words "
-                                "are missing")
-        reach, gaps = 0.0, []
-        for lo, hi, _ in sorted(spans):
-            if lo > reach:
-                gaps.append((reach, lo))
-            reach = max(reach, hi)
-        gaps.append((reach, piece.length_s))
-        worst = max((self._speech_s(piece, lo, hi) for lo, hi in gaps), default=0.0)
-        if worst > self.max_uncovered_s:
-            problems.append(f"{worst:.1f} s of speech in one stretch has no words")
-        return problems
+        return self._check.problems(piece.words, piece.speech, offset_s=piece.offset_s, length_s=piece.length_s)
 
     def _verdict(self, piece: _Piece, dec: _Decoded, packed: bool) -> tuple[str, float]:
         """``("ok", 0)``, ``("whole", 0)``: transcribe the piece again, or ``("tail", t)``: the words stop at
@@ -568,13 +564,93 @@ class Transcriber(Prelabeler):
         if self.options.redo_checks and probs is not None and words:
             # The same plausibility check as for pieces, over the whole file (no second decoding: this
             # already was faster-whisper's full loop); a failure halves the confidence and is reported.
-            check = self._implausible(_Piece(_Unit(item, sha, len(audio) / SAMPLE_RATE), audio, 0.0, probs,
-                                             words=words))
+            check = self._check.problems(words, probs, offset_s=0.0, length_s=len(audio) / SAMPLE_RATE)
             if check:
                 with self._lock:
                     self.stats["flagged"] += 1
         return self._record(item, sha, len(audio) / SAMPLE_RATE, join_words(words), words, segments,
-                            info.language, speech_max, check)
+                            info.language, speech_max, check, probs)
+
+    def _stream(self, job: _StreamedFile) -> Prediction:
+        """A long file read and transcribed chunk by chunk (:class:`~kdh_ai.engines.streaming.AudioChunks`):
+        the whole-file path's decoding (:meth:`_whole`) with memory that does not grow with the file.
+
+        Each chunk with speech is decoded by faster-whisper's loop with the plain loop's settings, its first
+        window conditioned on the end of the transcript so far (as the plain loop conditions each window on
+        the previous one's text). A chunk's last window sees less than 30 s of audio, where Whisper often
+        stops early (the whole-file loop has this only at the file's end): its words are dropped and the next
+        chunk starts at that window's start, or, when VAD hears speech between the last word kept and there
+        (a window boundary in the middle of a phrase), at the pause after that word (:meth:`_chunk_words`),
+        so the file's speech is decoded in full windows, as in the whole-file loop. Chunks without speech (VAD below 0.5 throughout) are not
+        decoded. Only the words, the decoder segments and the VAD probabilities are kept. A file found
+        damaged or truncated at the end of its stream becomes an error record: nothing of it is kept. Runs
+        in a decoding worker."""
+        from tqdm.auto import tqdm
+
+        item = job.item
+        chunks = AudioChunks(item.path, chunk_s=self.stream_chunk_s,  # type: ignore[arg-type]
+                             search_s=self.stream_search_s)
+        words: list[dict[str, Any]] = []
+        segments: list[dict[str, Any]] = []
+        language = self.language
+        bar = tqdm(total=round(job.duration_s), unit="s", desc=f"{item.item_id} (audio s)", leave=False,
+                   disable=not self.log_progress, dynamic_ncols=True)
+        try:
+            for chunk in chunks:
+                done_s = chunk.length_s
+                if float(chunk.probs.max(initial=0.0)) >= 0.5:
+                    w, s, language, done_s = self._chunk_words(chunk, words, language)
+                    words += w
+                    segments += s
+                    if done_s < chunk.length_s:
+                        chunks.carry(done_s)
+                    with self._lock:
+                        self.stats["chunks"] += 1
+                bar.update(min(done_s, max(0.0, bar.total - bar.n)))
+        except AudioError as exc:
+            return self._error(item, UnreadableItem(str(exc), job.sha256))
+        finally:
+            bar.close()
+        probs, duration = chunks.probs, chunks.n_samples / SAMPLE_RATE
+        speech_max = float(probs.max(initial=0.0))
+        check: list[str] = []
+        if self.options.redo_checks and words:  # as in _whole
+            check = self._check.problems(words, probs, offset_s=0.0, length_s=duration)
+            if check:
+                with self._lock:
+                    self.stats["flagged"] += 1
+        return self._record(item, job.sha256, duration, join_words(words), words, segments, language,
+                            speech_max, check, probs)
+
+    def _chunk_words(self, chunk: Any, before: list[dict[str, Any]], language: str | None
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None, float]:
+        """Decode one chunk of a streamed file: its words and decoder segments (times in the file), the
+        language, and how many seconds of the chunk they cover (the rest starts the next chunk)."""
+        prompt = join_words(before[-self.prompt_words:]) or None
+        aligned, info = transcribe_then_align(self.model, chunk.audio, language=language or self.language,
+                                              beam_size=self.options.beam_size, initial_prompt=prompt)
+        done_s = chunk.length_s
+        if not chunk.last and aligned:
+            fe = self.model.feature_extractor
+            last_seek = aligned[-1]["seek"] * fe.time_per_frame
+            if last_seek > chunk.length_s - fe.chunk_length and last_seek >= chunk.length_s / 2:
+                aligned = [s for s in aligned if s["seek"] < aligned[-1]["seek"]]  # its short last window
+                done_s = last_seek
+            # Speech between the last word kept and where the next chunk would start (a window boundary in
+            # the middle of a phrase, or short windows that gave no text): start at the pause after that word.
+            last_end = max((w["end"] for s in aligned for w in s["words"]), default=0.0)
+            if last_end >= chunk.length_s / 2 and PlausibilityCheck.speech_s(chunk.probs, last_end, done_s) >= 0.3:
+                done_s = resume_at(chunk.probs, last_end, done_s)
+        words: list[dict[str, Any]] = []
+        segments: list[dict[str, Any]] = []
+        for s in aligned:
+            sw = [word_record(w["word"], w["start"], w["end"], w["probability"], offset_s=chunk.offset_s)
+                  for w in s["words"]]
+            if sw:
+                words.extend(sw)
+                segments.append(segment_record(sw, avg_logprob=s["avg_logprob"], no_speech_prob=s["no_speech_prob"],
+                                               compression_ratio=s["compression_ratio"]))
+        return words, segments, language or info.language, done_s
 
     def _finish(self, piece: _Piece, finished: list[Prediction]) -> None:
         piece.audio, piece.speech = np.empty(0, np.float32), None  # let the audio go
@@ -735,11 +811,12 @@ class Transcriber(Prelabeler):
                 if isinstance(prepared, list):
                     yield prepared
                     continue
-                if isinstance(prepared, _WholeFile):
+                if isinstance(prepared, (_WholeFile, _StreamedFile)):
+                    run = self._whole if isinstance(prepared, _WholeFile) else self._stream
                     if pool is None:
-                        yield [self._whole(prepared)]
+                        yield [run(prepared)]  # type: ignore[arg-type]
                         continue
-                    wholes.append(pool.submit(self._whole, prepared))
+                    wholes.append(pool.submit(run, prepared))
                     while wholes and (wholes[0].done() or len(wholes) >= opts.workers):
                         yield [wholes.popleft().result()]
                     continue

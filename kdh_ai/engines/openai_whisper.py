@@ -15,6 +15,8 @@ An item goes through the same steps and rules as with the default engine, and gi
    ``whisper.transcribe`` (beam search at temperature 0 with Whisper's temperature fallback, word
    timestamps on, no conditioning on previous text), window after window for long audio.
 4. ``confidence`` is the geometric mean of the word probabilities, as with the default engine.
+5. A recording longer than ``segment_over_s`` gets work segments (``payload["work_segments"]``), cut and
+   checked as with the default engine (:func:`kdh_ai.engines.common.work_segments`).
 
 What differs: the engine runs float32 PyTorch (``compute_type`` does not apply), one item at a time
 (``pack_short_clips``, ``batch_size``, ``long_audio`` and ``redo_checks`` do not apply), and it is slower
@@ -114,25 +116,27 @@ class OpenAIWhisperTranscriber(Prelabeler):
                     "model_bin_size": bin_path.stat().st_size, "engine": ENGINE,
                     "engine_version": self.engine_version, "converter_version": CONVERTER_VERSION,
                     "decode": {"beam_size": options.beam_size, "language": options.language, "vad": options.vad,
-                               "compute_type": "float32"},
+                               "compute_type": "float32", "segment_over_s": options.segment_over_s},
                     "empty_confidence": "1-vad_max"}
         self.config_hash = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------------------------------------------
 
-    def _speech(self, audio: np.ndarray) -> tuple[tuple[int, int] | None, float | None]:
-        """The stretch of audio to transcribe (``None``: no speech) and the highest VAD speech probability."""
+    def _speech(self, audio: np.ndarray) -> tuple[tuple[int, int] | None, np.ndarray | None]:
+        """The stretch of audio to transcribe (``None``: no speech) and VAD's speech probabilities (``None``
+        without VAD)."""
         if not self.options.vad:
             return (0, len(audio)), None
         probs = vad_probabilities(audio)
-        return speech_bounds(probs, len(audio)), float(probs.max(initial=0.0))
+        return speech_bounds(probs, len(audio)), probs
 
     def _transcribe(self, item: Item) -> Prediction:
         read = read_item_audio(item, max_duration_s=self.options.max_duration_s)
         if isinstance(read, UnreadableItem):
             return error_record(item, read, task=self.task, model=self.model_info, config_hash=self.config_hash)
         sha, audio = read
-        span, speech_max = self._speech(audio)
+        span, probs = self._speech(audio)
+        speech_max = None if probs is None else float(probs.max(initial=0.0))
         language = self.language
         words: list[dict[str, Any]] = []
         segments: list[dict[str, Any]] = []
@@ -152,8 +156,9 @@ class OpenAIWhisperTranscriber(Prelabeler):
                                                    no_speech_prob=s["no_speech_prob"],
                                                    compression_ratio=s["compression_ratio"]))
         return transcription_record(item, task=self.task, sha256=sha, duration_s=len(audio) / SAMPLE_RATE,
-                                    text=join_words(words), words=words, segments=segments, language=language, speech_max=speech_max,
-                                    model=self.model_info, config_hash=self.config_hash)
+                                    text=join_words(words), words=words, segments=segments, language=language,
+                                    speech_max=speech_max, model=self.model_info, config_hash=self.config_hash,
+                                    segment_over_s=self.options.segment_over_s, speech_probs=probs)
 
     def predict_batches(self, items: Iterable[Item]) -> Iterator[list[Prediction]]:
         """Lazily transcribe items, one record per item (errors included), in input order."""

@@ -8,8 +8,9 @@ Modules: :mod:`~kdh_ai.labelstudio.server` (start/stop/status of a local server,
 ``KDH_LS_URL``/``KDH_LS_TOKEN``), :mod:`~kdh_ai.labelstudio.accounts` (annotator accounts: sign-up, log-in,
 simulated accounts), :mod:`~kdh_ai.labelstudio.client` (retries, backoff,
 token redaction), :mod:`~kdh_ai.labelstudio.project` (projects from a task type's template),
-:mod:`~kdh_ai.labelstudio.push`, :mod:`~kdh_ai.labelstudio.pull`, :mod:`~kdh_ai.labelstudio.status` and
-:mod:`~kdh_ai.labelstudio.gold`.
+:mod:`~kdh_ai.labelstudio.push`, :mod:`~kdh_ai.labelstudio.pull`, :mod:`~kdh_ai.labelstudio.status`,
+:mod:`~kdh_ai.labelstudio.gold` and :mod:`~kdh_ai.labelstudio.segments` (review tasks for the work segments of
+long recordings: a clip with context, the segment a region, the model's text around it).
 
 Design in short
 ---------------

@@ -7,7 +7,8 @@ token could read or edit them. They come from
   ``text`` (texts) for items that are not part of this job; relative paths are taken from the manifest's
   folder; or
 * an **earlier job**: its gold items, and its items whose human annotations all agree (at least
-  ``min_annotators`` of them, not skipped, not deleted).
+  ``min_annotators`` of them, not skipped, not deleted). Segments of long recordings are not taken (their
+  audio is a span of a recording, not an item a gold task could be made of).
 
 ``gold.jsonl`` records (:class:`kdh_ai.records.GoldAnswer`, read with :meth:`kdh_ai.job.Job.gold`):
 ``{item_id, answer, source, path, text, added_at}``; the latest record per item_id wins. A record with
@@ -142,11 +143,13 @@ def gold_from_job(job_dir: str | Path, *, min_annotators: int = 1) -> list[GoldI
     source = f"job:{prev.root}"
     out: dict[str, GoldItem] = {}
     for item_id, g in prev.gold().items():
+        if g.segment is not None:  # a segment of a long recording: its audio is not an item of its own
+            continue
         item = items.get(item_id, {})
         out[item_id] = GoldItem(item_id, str(g.answer), source, g.path or item.get("path"), g.text or item.get("text"))
     answers: dict[str, dict[Any, str]] = defaultdict(dict)
     for a in prev.annotations():
-        if a.skipped or a.answer is None or a.gold:
+        if a.skipped or a.answer is None or a.gold or a.segment is not None:
             continue
         answers[a.item_id][a.annotator_id] = a.answer
     for item_id, by_annotator in answers.items():

@@ -10,6 +10,10 @@ skipped annotations included), and compares it with what the job already holds:
   with ``deleted: true``;
 * an unchanged annotation writes nothing.
 
+Each answer is recorded for its unit: the task's item and, for a review task of a long recording's work segment
+(:mod:`kdh_ai.labelstudio.segments`), its segment (``Annotation.segment``, from ``tasks.jsonl``, else from the
+task's ``data.segment``). Only the text box is the answer; the region that marks the segment is not.
+
 All new records are appended in one write, after the whole export was read and checked, so a pull that fails
 half-way leaves the job directory as it was. The cost is that of the export plus one call listing users (for
 e-mails), close to the export alone (measured by ``benchmarks/labelstudio_bulk.py``, in ``docs/labelstudio.md``).
@@ -85,7 +89,8 @@ def annotations_frame(job_dir: str | Path, *, include_skipped: bool = False, inc
     """The job's current annotations in the crowd-kit contract for labels (``task, worker, label``).
 
     The same table as :func:`kdh_ai.answers.annotations_table`, with the answer in ``label`` and the lead time
-    in ``lead_time``; annotations with an empty answer are kept. Columns: ``task`` (the item_id), ``worker``
+    in ``lead_time``; annotations with an empty answer are kept. Columns: ``task`` (the unit key: item id, or
+    ``item#0007`` for a segment), ``worker``
     (annotator e-mail, or id when unknown), ``label`` (the answer), then ``annotation_id, annotator_id,
     lead_time, created_at, updated_at, skipped, gold, prelabeled, role``. Deleted annotations are left out.
 
@@ -167,7 +172,10 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
         for t in exported:
             result.tasks_seen += 1
             info = by_task.get(t["id"])
-            item_id = info.item_id if info else (t.get("data") or {}).get("item_id")
+            data = t.get("data") or {}
+            item_id = info.item_id if info else data.get("item_id")
+            segment = info.segment if info else data.get("segment")
+            segment = None if segment is None else int(segment)
             if item_id is None:
                 result.unknown_items += 1
                 continue
@@ -193,7 +201,7 @@ def pull(job_dir: str | Path, *, connection: Connection | None = None, task_type
                     lead_time_s=ann.get("lead_time"), created_at=ann.get("created_at"),
                     updated_at=ann.get("updated_at"), skipped=skipped, gold=role == "gold",
                     prelabeled=info.prelabeled if info else bool(t.get("predictions")),
-                    role=role, deleted=False, fingerprint=fp, pulled_at=now))
+                    role=role, deleted=False, fingerprint=fp, pulled_at=now, segment=segment))
                 if old is None or old.deleted:
                     result.new += 1
                 else:

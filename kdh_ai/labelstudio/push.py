@@ -7,6 +7,11 @@ What goes out (see :mod:`kdh_ai.labelstudio` for the whole design):
   :class:`~kdh_ai.records.Role` goes to people (``calibration``, ``human``, ``audit``; not ``auto_accept`` or
   ``pending``), items the model failed on included (without a pre-annotation); items not routed yet wait.
   Items in the gold set are held back and only go out as gold.
+* **Units.** A short clip or a text is one task. A long recording with work segments is routed and pushed
+  segment by segment (:meth:`kdh_ai.job.Job.units`, unit keys ``item#0007``): each segment meant for people
+  becomes a task of its own, its clip with a few seconds of context, the segment marked as a region, the
+  model's text around it shown (:mod:`kdh_ai.labelstudio.segments`). Task roles, gold and ``tasks.jsonl``
+  are per unit.
 * **Task roles** (:class:`~kdh_ai.records.TaskRole`). Each item gets one, decided by a hash of
   ``(seed, item_id)`` so that it never changes between pushes: ``overlap`` (a share ``overlap_fraction`` of
   the items, done by ``overlap_k`` annotators each), ``control`` (a share ``control_share`` of the rest, sent
@@ -67,7 +72,8 @@ from kdh_ai.labelstudio.client import Connection, LabelStudioClient, LabelStudio
 from kdh_ai.labelstudio.project import create_project, data_key, project_url, read_guidelines
 from kdh_ai.labelstudio.state import read_ls_state
 from kdh_ai.labelstudio.state import write_ls_state as _write_ls_state
-from kdh_ai.records import GoldAnswer, Prediction, PushedTask, Role, RoleRecord, TaskRole, utc_now
+from kdh_ai.labelstudio import segments as segs
+from kdh_ai.records import GoldAnswer, Prediction, PushedTask, Role, RoleRecord, TaskRole, unit_key, utc_now
 from kdh_ai.routing import routing_result
 from kdh_ai.tasks import TaskType
 
@@ -285,6 +291,12 @@ def _ensure_project(job: Job, client: LabelStudioClient, task: TaskType, opts: P
         else:
             project = create_project(client, task, title=title, guidelines=guidelines, labels=opts.labels,
                                      description=f"{task.name} batch; {marker}")
+    config = task.label_config(labels=opts.labels) if opts.labels else task.label_config()
+    if task.name == "transcription" and project.get("label_config") != config:
+        # A project made before segment review: its template gains the header, region and context lines
+        # (the text box keeps its name, so the annotations already made stay valid).
+        client.request("PATCH", f"api/projects/{project['id']}/", what="update the labeling template",
+                       json_body={"label_config": config})
     if guidelines and project.get("expert_instruction") != guidelines:
         client.request("PATCH", f"api/projects/{project['id']}/", what="update the guidelines",
                        json_body={"expert_instruction": guidelines, "show_instruction": True})
@@ -318,37 +330,40 @@ def _ensure_local_storage(client: LabelStudioClient, conn: Connection, project_i
 # ---- reconciling ------------------------------------------------------------------------------------------
 def _reconcile(job: Job, client: LabelStudioClient, project_id: int, recorded: dict[str, PushedTask],
                roles_for: dict[str, tuple[str, int]], result: PushResult) -> None:
-    """Make tasks.jsonl agree with the tasks in Label Studio (by data.item_id)."""
+    """Make tasks.jsonl agree with the tasks in Label Studio (by unit: data.item_id and data.segment)."""
     project = client.get_json(f"api/projects/{project_id}/", what=f"read project {project_id}")
     if int(project.get("task_number") or 0) == len(recorded):
         return
     logger.info("Project %d has %s tasks, tasks.jsonl records %d: reconciling by item_id", project_id,
                 project.get("task_number"), len(recorded))
-    in_ls: dict[str, dict[str, Any]] = {}
+    in_ls: dict[str, tuple[str, int | None, dict[str, Any]]] = {}
     for t in client.iter_tasks(project_id):
-        item_id = (t.get("data") or {}).get("item_id")
-        if item_id is None:
+        data = t.get("data") or {}
+        if data.get("item_id") is None:
             continue
-        item_id = str(item_id)
-        if item_id in in_ls:
-            logger.warning("Project %d holds two tasks for item %s (%d and %d); kdh uses the first", project_id,
-                           item_id, in_ls[item_id]["id"], t["id"])
+        item_id, segment = str(data["item_id"]), data.get("segment")
+        segment = None if segment is None else int(segment)
+        key = unit_key(item_id, segment)
+        if key in in_ls:
+            logger.warning("Project %d holds two tasks for %s (%d and %d); kdh uses the first", project_id,
+                           key, in_ls[key][2]["id"], t["id"])
             continue
-        in_ls[item_id] = t
+        in_ls[key] = (item_id, segment, t)
     now = utc_now()
     records = []
-    for item_id, t in in_ls.items():
-        rec = recorded.get(item_id)
+    for key, (item_id, segment, t) in in_ls.items():
+        rec = recorded.get(key)
         if rec is not None and rec.ls_task_id == t["id"]:
             continue
-        role, overlap = roles_for.get(item_id, (TaskRole.HUMAN, 1))
+        role, overlap = roles_for.get(key, (TaskRole.HUMAN, 1))
         records.append(PushedTask(item_id, project_id, t["id"], str(role), prelabeled=bool(t.get("total_predictions")),
                                   overlap=overlap, overlap_applied=int(t.get("overlap") or 1), model_version=None,
-                                  data_url=None, pushed_at=t.get("created_at") or now, adopted=True, missing=False))
-    for item_id, rec in recorded.items():
-        if item_id not in in_ls:
+                                  data_url=None, pushed_at=t.get("created_at") or now, adopted=True, missing=False,
+                                  segment=segment))
+    for key, rec in recorded.items():
+        if key not in in_ls:
             logger.warning("Item %s (task %s) is no longer in project %d; it will not be sent again",
-                           item_id, rec.ls_task_id, project_id)
+                           key, rec.ls_task_id, project_id)
             records.append(dataclasses.replace(rec, missing=True, checked_at=now))
     job.append_pushed_tasks(records)
     result.adopted = sum(1 for r in records if r.adopted and not r.missing)
@@ -414,6 +429,13 @@ class _Planned:
     overlap: int
     sha256: str | None = None  # audio: the hash the model's decoding recorded (the file must still have it)
     note: str | None = None  # audio the model could not decode: what went wrong (sent instead of the file)
+    segment: int | None = None  # a work segment of a long recording: its index (the task is its clip)
+    data: dict[str, Any] | None = None  # extra task data (segment: context, header, clip bounds)
+    clip: segs.SegmentClip | None = None  # a segment: where its clip lies in the recording
+
+    @property
+    def key(self) -> str:
+        return unit_key(self.item_id, self.segment)
 
 
 _ABS_PATH = re.compile(r"(?<![\w.])/[^\s'\"]+")
@@ -497,6 +519,7 @@ class _Run:
     folder: Path | None
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     preds: dict[str, Prediction] = field(default_factory=dict)
+    units: dict[str, Prediction] = field(default_factory=dict)  # by unit key (segments of long recordings)
     gold: dict[str, GoldAnswer] = field(default_factory=dict)
     roles: dict[str, RoleRecord] | None = None  # None: the job was never routed
     recorded: dict[str, PushedTask] = field(default_factory=dict)  # tasks.jsonl of the project, missing included
@@ -506,14 +529,15 @@ class _Run:
     def pid(self) -> int:
         return int(self.project["id"])
 
-    def role_of(self, item_id: str) -> tuple[str, int]:
-        """The task role of an item and the annotators it needs (gold; else stable by the role hash)."""
-        if item_id in self.gold:
+    def role_of(self, key: str) -> tuple[str, int]:
+        """The task role of a unit (item or segment, by unit key) and the annotators it needs (gold; else
+        stable by the role hash)."""
+        if key in self.gold:
             return TaskRole.GOLD.value, self.gold_overlap
-        routed = (self.roles or {}).get(item_id)
+        routed = (self.roles or {}).get(key)
         o = self.opts
         role = TaskRole.HUMAN.value if routed is not None and routed.role == Role.HUMAN else assign_role(
-            item_id, seed=o.seed, overlap_fraction=o.overlap_fraction, control_share=o.control_share)
+            key, seed=o.seed, overlap_fraction=o.overlap_fraction, control_share=o.control_share)
         return role, (o.overlap_k if role == TaskRole.OVERLAP else 1)
 
 
@@ -541,66 +565,91 @@ def _read_job(run: _Run) -> None:
     """Read the job's items, predictions, gold and roles; reconcile tasks.jsonl with the project."""
     job = run.job
     run.items, run.preds, run.gold = job.current_items(), job.current_predictions(), job.gold()
+    run.units = {u.key: u for p in run.preds.values() for u in p.units()}
     run.roles = job.roles() if job.log("routing").path.exists() else None
     has_gold = bool(run.gold) or any(t.role == TaskRole.GOLD for t in job.pushed_tasks(run.pid).values())
     run.gold_overlap = run.opts.gold_overlap or (max(1, _annotator_count(run.client)) if has_gold else 1)
     run.result.gold_overlap = run.gold_overlap
     live = {k: t for k, t in job.pushed_tasks(run.pid).items() if not t.missing}
-    _reconcile(job, run.client, run.pid, live, {i: run.role_of(i) for i in list(run.items) + list(run.gold)},
-               run.result)
+    keys = set(run.items) | set(run.units) | set(run.gold)
+    _reconcile(job, run.client, run.pid, live, {k: run.role_of(k) for k in keys}, run.result)
     run.recorded = job.pushed_tasks(run.pid)
 
 
 def _choose_items(run: _Run) -> tuple[list[_Planned], Counter[str]]:
-    """The ordinary items to send now (routing's roles, or the confidence cut), and why others are not sent."""
-    task, opts, result = run.task, run.opts, run.result
+    """The ordinary units to send now (routing's roles, or the confidence cut), and why others are not sent.
+
+    A short clip or a text is one unit; a long recording with work segments is one unit per segment (its clip,
+    :mod:`kdh_ai.labelstudio.segments`), and only its segments meant for people go out."""
+    opts, result = run.opts, run.result
     skipped: Counter[str] = Counter()
     ordinary: list[_Planned] = []
     for item_id, item in run.items.items():
-        if item_id in run.recorded:
-            result.already += 1
-            continue
-        if item_id in run.gold:
-            continue
         pred = run.preds.get(item_id)
-        if item.get("error") and (run.roles is None or task.item_kind != "audio"):
-            skipped["item could not be read at ingest"] += 1
-            continue
-        if run.roles is not None:
-            r = run.roles.get(item_id)
-            if r is None:
-                skipped["not routed yet"] += 1
-                continue
-            if not r.role.to_people:
-                skipped[str(r.role)] += 1
-                continue
-            if r.role == Role.GOLD:
-                result.issues.append(f"item {item_id}: routed as gold but gold.jsonl has no answer for it; "
-                                     "add it with --gold")
-                continue
-            if pred is not None and pred.status not in _PUSHABLE:
-                pred = None  # routed to people although the model failed on it: no pre-annotation
-        else:
-            why = _not_for_people(pred, opts.max_confidence)
-            if why:
-                skipped[why] += 1
-                continue
-        value = item.get("path") if task.item_kind == "audio" else item.get("text")
-        role, overlap = run.role_of(item_id)
-        sha, note = None, None
-        if task.item_kind == "audio":
-            decoded = pred is not None and pred.status in _PUSHABLE and bool(pred.sha256) and not item.get("error")
-            if decoded:
-                sha = pred.sha256
-            else:  # never decoded as audio: people get a description of the error, never the file
-                value, note = None, _error_note(item_id, item.get("error") or (
-                    run.preds[item_id].error if item_id in run.preds else None))
-        ordinary.append(_Planned(item_id, role, value, pred if role != TaskRole.CONTROL else None, overlap,
-                                 sha256=sha, note=note))
+        siblings = pred.units() if pred is not None and pred.work_segments() else None
+        for unit in siblings or [pred]:
+            key = unit.key if siblings else item_id
+            planned = _choose_unit(run, key, item_id, item, unit, skipped, siblings)
+            if planned is not None:
+                ordinary.append(planned)
     if opts.limit is not None and len(ordinary) > opts.limit:
         skipped["over --limit (next push)"] += len(ordinary) - opts.limit
         ordinary = ordinary[:opts.limit]
     return ordinary, skipped
+
+
+def _choose_unit(run: _Run, key: str, item_id: str, item: dict[str, Any], pred: Prediction | None,
+                 skipped: Counter[str], siblings: list[Prediction] | None) -> _Planned | None:
+    """One unit's task, or ``None`` (already sent, gold, or not for people: counted in ``skipped``)."""
+    task, opts, result = run.task, run.opts, run.result
+    if key in run.recorded:
+        result.already += 1
+        return None
+    if key in run.gold:
+        return None
+    if item.get("error") and (run.roles is None or task.item_kind != "audio"):
+        skipped["item could not be read at ingest"] += 1
+        return None
+    if run.roles is not None:
+        r = run.roles.get(key)
+        if r is None:
+            skipped["not routed yet"] += 1
+            return None
+        if not r.role.to_people:
+            skipped[str(r.role)] += 1
+            return None
+        if r.role == Role.GOLD:
+            result.issues.append(f"item {key}: routed as gold but gold.jsonl has no answer for it; add it with --gold")
+            return None
+        if pred is not None and pred.status not in _PUSHABLE:
+            pred = None  # routed to people although the model failed on it: no pre-annotation
+    else:
+        why = _not_for_people(pred, opts.max_confidence)
+        if why:
+            skipped[why] += 1
+            return None
+    value = item.get("path") if task.item_kind == "audio" else item.get("text")
+    role, overlap = run.role_of(key)
+    sha, note = None, None
+    if task.item_kind == "audio":
+        decoded = pred is not None and pred.status in _PUSHABLE and bool(pred.sha256) and not item.get("error")
+        if decoded:
+            sha = pred.sha256
+        else:  # never decoded as audio: people get a description of the error, never the file
+            value, note = None, _error_note(item_id, item.get("error") or (
+                run.preds[item_id].error if item_id in run.preds else None))
+    planned = _Planned(item_id, role, value, pred if role != TaskRole.CONTROL else None, overlap, sha256=sha,
+                       note=note)
+    if siblings is not None and pred is not None:
+        _as_segment(planned, pred, siblings)
+    return planned
+
+
+def _as_segment(planned: _Planned, unit: Prediction, siblings: list[Prediction]) -> None:
+    """Make a unit's task a segment's: its clip with context (:mod:`kdh_ai.labelstudio.segments`)."""
+    planned.segment = unit.segment
+    planned.clip = segs.segment_clip(unit)
+    planned.data = segs.segment_data(unit, siblings)
 
 
 def _not_for_people(pred: Prediction | None, max_confidence: float | None) -> str | None:
@@ -632,9 +681,9 @@ def _mix_in_gold(run: _Run, ordinary: list[_Planned]) -> list[_Planned]:
     gold_planned = []
     for g in pool[:n_gold]:
         grec = gold[g]
-        item = run.items.get(g, {})
+        item = run.items.get(grec.item_id, {})
         value = (item.get("path") or grec.path) if task.item_kind == "audio" else (item.get("text") or grec.text)
-        pred = run.preds.get(g)
+        pred = run.units.get(g) if grec.segment is not None else run.preds.get(g)
         prelabel = pred is not None and pred.status in _PUSHABLE and assign_role(
             g, seed=opts.seed, overlap_fraction=0.0, control_share=opts.control_share) != TaskRole.CONTROL
         sha = pred.sha256 if pred is not None and pred.status in _PUSHABLE else None
@@ -643,7 +692,13 @@ def _mix_in_gold(run: _Run, ordinary: list[_Planned]) -> list[_Planned]:
                                  f"{(pred.error if pred is not None else None) or 'no pre-label yet'}); "
                                  "it is not sent: fix the file and run kdh prelabel again")
             continue
-        gold_planned.append(_Planned(g, TaskRole.GOLD, value, pred if prelabel else None, gold_overlap, sha256=sha))
+        planned = _Planned(grec.item_id, TaskRole.GOLD, value, pred if prelabel else None, gold_overlap, sha256=sha)
+        if grec.segment is not None:
+            if pred is None:
+                result.issues.append(f"gold {g}: the recording has no segment {grec.segment}; it is not sent")
+                continue
+            _as_segment(planned, pred, run.preds[grec.item_id].units())
+        gold_planned.append(planned)
     rng = random.Random(f"{opts.seed}:{run.pid}:{len(run.recorded)}")
     plan = list(ordinary)
     for pos, gp in zip(sorted(rng.sample(range(len(ordinary) + len(gold_planned)), len(gold_planned))),
@@ -662,10 +717,10 @@ def _send(run: _Run, plan: list[_Planned], log_progress: bool) -> None:
         for start in range(0, len(plan), opts.chunk_size):
             chunk = plan[start:start + opts.chunk_size]
             urls = _resolve_audio(job, client, pid, chunk, run.folder, result, task, opts)
-            sent = [p for p in chunk if p.item_id in urls]
+            sent = [p for p in chunk if p.key in urls]
             if not sent:
                 continue
-            payload = [_task_payload(p, key, urls[p.item_id], task) for p in sent]
+            payload = [_task_payload(p, key, urls[p.key], task) for p in sent]
             body = client.request(
                 "POST", f"api/projects/{pid}/import", what=f"import {len(payload)} tasks into project {pid}",
                 params={"return_task_ids": "true"}, idempotent=False,
@@ -679,7 +734,7 @@ def _send(run: _Run, plan: list[_Planned], log_progress: bool) -> None:
             job.append_pushed_tasks(
                 PushedTask(p.item_id, pid, tid, str(p.role), prelabeled=p.prediction is not None, overlap=p.overlap,
                            overlap_applied=1, model_version=_model_version(p.prediction) if p.prediction else None,
-                           data_url=urls[p.item_id], pushed_at=now, adopted=False, missing=False)
+                           data_url=urls[p.key], pushed_at=now, adopted=False, missing=False, segment=p.segment)
                 for p, tid in zip(sent, ids))
             for p in sent:
                 result.created[str(p.role)] = result.created.get(str(p.role), 0) + 1
@@ -695,13 +750,24 @@ def _send(run: _Run, plan: list[_Planned], log_progress: bool) -> None:
 
 
 def _task_payload(p: _Planned, key: str, url: str, task: TaskType) -> dict[str, Any]:
-    """One task of an import: its data (and the error note) and the model's pre-annotation."""
+    """One task of an import: its data (and the error note) and the model's pre-annotation.
+
+    A transcription task also carries the template's header and context lines (:mod:`kdh_ai.labelstudio.segments`:
+    empty context for a short clip); a segment's pre-annotation holds the region that marks it in its clip
+    (a control task, sent without the model's text, still gets the region)."""
     entry: dict[str, Any] = {"data": {key: url, "item_id": p.item_id}}
+    if task.name == "transcription":
+        entry["data"].update(p.data or segs.short_clip_data(p.item_id))
     if p.note is not None:
         entry["data"]["kdh_error"] = p.note
+        if task.name == "transcription":
+            entry["data"]["kdh_header"] = p.note
+    region = [segs.region_result(p.clip.region, to_name=task.to_name)] if p.clip is not None else []
     if p.prediction is not None:
         entry["predictions"] = [{"model_version": _model_version(p.prediction), "score": p.prediction.confidence,
-                                 "result": task.answer_to_result(p.prediction.text)}]
+                                 "result": task.answer_to_result(p.prediction.text) + region}]
+    elif region:
+        entry["predictions"] = [{"model_version": "kdh-segment-region", "result": region}]
     return entry
 
 
@@ -718,18 +784,45 @@ def _resolve_audio(job: Job, client: LabelStudioClient, pid: int, chunk: Sequenc
         return out
     ok: list[tuple[str, str]] = []
     notes: dict[str, str] = {}
+    clips: dict[str, list[_Planned]] = {}
+    checked: dict[tuple[str | None, str | None], tuple[str, str | None]] = {}  # a recording's segments: hash it once
     for p in chunk:
         if p.note is not None:
-            notes[p.item_id] = ""  # no file: the task describes the error (data.kdh_error)
+            notes[p.key] = ""  # no file: the task describes the error (data.kdh_error)
             continue
-        real, problem = _verified_audio(p.value, p.sha256)
+        if (p.value, p.sha256) not in checked:
+            checked[(p.value, p.sha256)] = _verified_audio(p.value, p.sha256)
+        real, problem = checked[(p.value, p.sha256)]
         if problem:
-            result.issues.append(f"item {p.item_id}: {problem}")
+            result.issues.append(f"item {p.key}: {problem}")
             continue
-        ok.append((p.item_id, real))
+        if p.clip is not None:
+            clips.setdefault(real, []).append(p)
+            continue
+        ok.append((p.key, real))
+    ok += _cut_clips(job, clips, result)
     if folder is not None:
         return {**notes, **{i: _link_audio(folder, i, path) for i, path in ok}}
     return {**notes, **_upload_audio(job, client, pid, ok, opts.upload_batch)}
+
+
+def _cut_clips(job: Job, clips: dict[str, list[_Planned]], result: PushResult) -> list[tuple[str, str]]:
+    """Cut the review clips of segments (``{verified recording: segments}``) into the job's ``clips/`` folder;
+    ``[(unit key, clip path)]``. A recording that cannot be decoded any more becomes an issue per segment."""
+    from kdh_ai.audio import AudioError
+
+    out: list[tuple[str, str]] = []
+    for source, planned in clips.items():
+        names = {segs.clip_name(p.item_id, int(p.segment or 0), p.clip.start, p.clip.end): p
+                 for p in planned if p.clip is not None}
+        try:
+            made = segs.cut_clip(source, [(n, p.clip.start, p.clip.end) for n, p in names.items()
+                                          if p.clip is not None], job.root / "clips")
+        except AudioError as exc:
+            result.issues.extend(f"item {p.key}: its clip could not be cut ({exc})" for p in planned)
+            continue
+        out.extend((p.key, made[n][0]) for n, p in names.items())
+    return out
 
 
 def _verified_audio(path: str | None, sha256: str | None) -> tuple[str, str | None]:

@@ -158,7 +158,7 @@ def job_status(job_dir: str | Path, *, now: datetime | None = None, window_h: fl
     by_item: dict[str, set[Any]] = defaultdict(set)
     for a in anns:
         if not a.skipped:
-            by_item[a.item_id].add(a.annotator_id)
+            by_item[a.key].add(a.annotator_id)
     for item_id, rec in tasks.items():
         need = int(rec.overlap_applied or rec.overlap or 1)
         have = min(need, len(by_item.get(item_id, ())))
@@ -184,7 +184,7 @@ def job_status(job_dir: str | Path, *, now: datetime | None = None, window_h: fl
             s.skipped += 1
         else:
             s.annotations += 1
-            items_of[key].add(a.item_id)
+            items_of[key].add(a.key)
             s.gold += a.gold
             s.control += a.role == TaskRole.CONTROL
         if a.created_at and (s.first_at is None or a.created_at < s.first_at):

@@ -17,7 +17,10 @@ there is not enough data.
   interval), :func:`annotator_wer`, :func:`wilson_interval`.
 * Aggregation (:mod:`.aggregation`, crowd-kit): :func:`aggregate_labels`,
   :func:`aggregate_texts`, with optional model answers as weighted pseudo-workers.
-* Effort (:mod:`.effort`): :func:`real_time_factor`, :func:`compare_prelabel_effort`.
+* Effort (:mod:`.effort`): :func:`real_time_factor`, :func:`compare_prelabel_effort`,
+  :func:`effort_per_audio_minute` (human seconds per audio minute, with and without pre-labels).
+* Review of long recordings (:mod:`.review`): :func:`review_coverage` (per file: segments and seconds people
+  checked, human seconds per audio minute).
 
 Example:
     >>> from kdh_ai import quality
@@ -63,10 +66,13 @@ from .classification import (
 )
 from .effort import (
     EffortComparison,
+    EffortPerMinute,
     RealTimeFactor,
     compare_prelabel_effort,
+    effort_per_audio_minute,
     real_time_factor,
 )
+from .review import review_coverage
 from .text import (
     DEFAULT_NORMALIZER,
     NORMALIZERS,
@@ -96,6 +102,7 @@ __all__ = [
     "AnnotatorWER",
     "ClassificationReport",
     "EffortComparison",
+    "EffortPerMinute",
     "GoldAccuracy",
     "InsufficientDataError",
     "Normalizer",
@@ -111,6 +118,7 @@ __all__ = [
     "cohen_kappa",
     "compare_prelabel_effort",
     "confusion_matrix",
+    "effort_per_audio_minute",
     "fleiss_kappa",
     "gold_accuracy",
     "get_normalizer",
@@ -119,6 +127,7 @@ __all__ = [
     "normalize_text",
     "percent_agreement",
     "real_time_factor",
+    "review_coverage",
     "top_confusions",
     "wer",
     "wilson_interval",

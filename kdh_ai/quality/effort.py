@@ -38,8 +38,10 @@ from ._common import InsufficientDataError, check_columns, preview, to_series
 
 __all__ = [
     "EffortComparison",
+    "EffortPerMinute",
     "RealTimeFactor",
     "compare_prelabel_effort",
+    "effort_per_audio_minute",
     "real_time_factor",
 ]
 
@@ -234,3 +236,76 @@ def compare_prelabel_effort(
             "all pre-labelled annotations have lead_time 0; the speed-up is undefined"
         )
     return EffortComparison(with_pre, without_pre, without_pre.rtf / with_pre.rtf, p_value)
+
+
+@dataclass(frozen=True)
+class EffortPerMinute:
+    """Human seconds per minute of audio people worked on, in all and with and without pre-labels.
+
+    Attributes:
+        all: Seconds of work per audio minute over every timed annotation.
+        with_prelabels: The same for annotations that started from the model's pre-label (``None``: none).
+        without_prelabels: The same for annotations made from scratch (``None``: none).
+        n_with: Timed annotations with a pre-label.
+        n_without: Timed annotations without one.
+        n_missing_lead_time: Annotations left out because their lead time is missing.
+    """
+
+    all: float
+    with_prelabels: float | None
+    without_prelabels: float | None
+    n_with: int
+    n_without: int
+    n_missing_lead_time: int = 0
+
+
+def effort_per_audio_minute(
+    df: pd.DataFrame,
+    *,
+    durations: pd.Series | Mapping[Hashable, float] | None = None,
+    prelabeled_column: str | None = "prelabeled",
+) -> EffortPerMinute:
+    """Human seconds of work per minute of audio (60 x the pooled real-time factor), with and without pre-labels.
+
+    Unlike :func:`compare_prelabel_effort`, a group without annotations is ``None``, not an error: a batch
+    where every task carried a pre-label still has a cost per minute.
+
+    Args:
+        df: As for :func:`real_time_factor`; with ``prelabeled_column`` (booleans; a missing value counts as
+            pre-labelled, as Label Studio tasks pushed with predictions are) to split the two groups.
+        durations: Audio seconds per task (Series or dict); overrides ``duration``.
+        prelabeled_column: Name of the pre-label column (``None`` or absent: no split, both groups ``None``
+            except as counted in ``all``).
+
+    Returns:
+        An :class:`EffortPerMinute`.
+
+    Raises:
+        ValueError: On bad input (see :func:`real_time_factor`).
+        InsufficientDataError: If no annotation has a lead time.
+
+    Example:
+        >>> annotations = pd.DataFrame({"task": ["s1", "s2", "s3"], "lead_time": [30.0, 45.0, 120.0],
+        ...                             "duration": [15.0, 15.0, 20.0], "prelabeled": [True, True, False]})
+        >>> e = effort_per_audio_minute(annotations)
+        >>> e.all, e.with_prelabels, e.without_prelabels, e.n_with, e.n_without
+        (234.0, 150.0, 360.0, 2, 1)
+    """
+    data = _prepare(df, durations)
+    overall = _summarize(data, what="annotation")
+    timed = data[data["lead_time"].notna()]
+    if prelabeled_column is None or prelabeled_column not in data.columns:
+        return EffortPerMinute(60 * overall.rtf, None, None, 0, 0, overall.n_missing_lead_time)
+    flags = timed[prelabeled_column].map(lambda v: True if v is None or (isinstance(v, float) and np.isnan(v))
+                                         else v)
+    bad = timed.index[~flags.map(lambda v: isinstance(v, (bool, np.bool_)))]
+    if len(bad):
+        raise ValueError(f"{prelabeled_column!r} must be True, False or missing; rows {preview(bad)} hold "
+                         f"{preview(timed.loc[bad, prelabeled_column].tolist())}")
+    mask = flags.astype(bool)
+
+    def per_minute(rows: pd.DataFrame) -> float | None:
+        return None if rows.empty else 60 * float(rows["lead_time"].sum() / rows["duration"].sum())
+
+    return EffortPerMinute(60 * overall.rtf, per_minute(timed[mask]), per_minute(timed[~mask]), int(mask.sum()),
+                           int((~mask).sum()), overall.n_missing_lead_time)

@@ -38,7 +38,7 @@ from kdh_ai.report.style import PAGE_CSS, figure_png
 from kdh_ai.routing import routing_result
 from kdh_ai.second_opinion import describe as describe_second_opinion
 
-__all__ = ["ReportError", "find_chromium", "report_paths", "write_client_report", "write_pdf"]
+__all__ = ["ReportError", "find_chromium", "report_paths", "segment_category", "write_client_report", "write_pdf"]
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def _confidence_plot(job: Job, metrics: dict[str, Any], q: _Quality) -> tuple[An
     import matplotlib.pyplot as plt
 
     task = job.task_type()
-    preds = job.current_predictions()
+    preds = job.units()  # a short clip, or a work segment of a long recording (people answer units)
     humans = human_answers(job, task)
     ids = sorted(k for k in humans if k in preds and preds[k].status != "error")
     if not ids:
@@ -229,7 +229,8 @@ def _confidence_plot(job: Job, metrics: dict[str, Any], q: _Quality) -> tuple[An
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
     ax.set_xlabel("model confidence")
     ax.set_ylabel("model WER on the clip (vs people)")
-    ax.set_title(f"The model's confidence against its errors ({len(ids)} clips people checked)")
+    what = "clips and segments" if any("#" in k for k in ids) else "clips"
+    ax.set_title(f"The model's confidence against its errors ({len(ids)} {what} people checked)")
     ax.grid(alpha=0.25)
     return fig, {"items": ids, "confidence": conf.round(6).tolist(), "wer": rate.round(6).tolist(),
                  "threshold": threshold}
@@ -262,6 +263,74 @@ def _reliability_plot(metrics: dict[str, Any]) -> tuple[Any, dict[str, Any]] | N
     return fig, {"bins": bins, "calibration_error": errors.get("calibration_error")}
 
 
+_SEGMENT_COLOURS = {"auto-accepted (the model's text)": "#d0d0d0", "checked: calibration": "tab:blue",
+                    "checked: routed to people": "tab:orange", "checked: audit": "tab:purple",
+                    "checked: gold": "goldenrod", "with people, not answered yet": "white",
+                    "not routed yet": "#f4f4f4"}
+"""Timeline colours: a segment's state, and for a checked segment the role that sent it to people."""
+
+_MAX_TIMELINES = 25
+
+
+def segment_category(seg: dict[str, Any]) -> str:
+    """The timeline category of a segment of :func:`kdh_ai.report.metrics.job_metrics`' ``segment_view``.
+
+    Example:
+        >>> segment_category({"checked": True, "role": "audit"}), segment_category({"checked": False, "role": "human"})
+        ('checked: audit', 'with people, not answered yet')
+    """
+    role = seg.get("role")
+    if seg.get("checked"):
+        return {"calibration": "checked: calibration", "audit": "checked: audit", "gold": "checked: gold"}.get(
+            str(role), "checked: routed to people")
+    if role == "auto_accept":
+        return "auto-accepted (the model's text)"
+    return "with people, not answered yet" if role in ("calibration", "human", "audit", "gold") else "not routed yet"
+
+
+def _timeline_plot(metrics: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+    """Long recordings: one bar per file along its time, each segment coloured by who produced its text."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    view = metrics.get("segment_view") or {}
+    files = sorted(view.get("files") or [], key=lambda f: -f["duration_s"])[:_MAX_TIMELINES]
+    if not files:
+        return None
+    height = 2.0 + 0.42 * len(files)
+    fig, ax = plt.subplots(figsize=(9.6, height))
+    fig.subplots_adjust(left=0.2, right=0.97, top=1 - 0.42 / height, bottom=1.1 / height)
+    data = []
+    longest = max(f["duration_s"] for f in files) / 60
+    for row, f in enumerate(files):
+        bars = []
+        for seg in f["timeline"]:
+            cat = segment_category(seg)
+            bars.append([seg["start"], seg["end"], cat, bool(seg["edited"])])
+            ax.broken_barh([(seg["start"] / 60, (seg["end"] - seg["start"]) / 60)], (row - 0.35, 0.7),
+                           facecolors=_SEGMENT_COLOURS[cat], edgecolor="white" if cat.startswith(("auto", "checked"))
+                           else "tab:orange" if cat.startswith("with") else "#999999", linewidth=0.6,
+                           hatch="///" if seg["edited"] else None)
+        ax.text(f["duration_s"] / 60 + longest * 0.01, row, f"{100 * f['checked_share']:.0f}% checked", va="center",
+                fontsize=8)
+        data.append({"item_id": f["item_id"], "duration_s": f["duration_s"], "checked_share": f["checked_share"],
+                     "bars": bars})
+    ax.set_yticks(range(len(files)), [f["item_id"] if len(f["item_id"]) <= 28 else f["item_id"][:27] + "…"
+                                      for f in files], fontsize=8)
+    ax.set_ylim(len(files) - 0.5, -0.5)
+    ax.set_xlim(0, longest * 1.14)
+    ax.set_xlabel("minutes into the recording")
+    used = {b[2] for d in data for b in d["bars"]}
+    handles = [Patch(facecolor=c, edgecolor="#999999", label=k) for k, c in _SEGMENT_COLOURS.items() if k in used]
+    if any(b[3] for d in data for b in d["bars"]):
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="///", label="people changed the text"))
+    fig.legend(handles=handles, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 0.02), ncol=3, frameon=False)
+    ax.set_title("Long recordings: which stretches people checked", fontsize=10)
+    ax.grid(axis="x", alpha=0.25)
+    return fig, {"files": data, "colours": _SEGMENT_COLOURS, "shown": len(files),
+                 "of": len(view.get("files") or [])}
+
+
 def _plots(job: Job, metrics: dict[str, Any], q: _Quality) -> tuple[dict[str, str], dict[str, Any]]:
     import matplotlib
 
@@ -271,6 +340,8 @@ def _plots(job: Job, metrics: dict[str, Any], q: _Quality) -> tuple[dict[str, st
     makers = [("human_share_vs_quality", lambda: _share_curve(job, metrics, q))]
     makers.append(("confidence_vs_error", lambda: _confidence_plot(job, metrics, q)) if q.is_audio
                   else ("reliability", lambda: _reliability_plot(metrics)))
+    if q.is_audio:
+        makers.append(("segment_timeline", lambda: _timeline_plot(metrics)))
     for name, make in makers:
         made = make()
         if made is not None:
@@ -371,6 +442,54 @@ def _method(metrics: dict[str, Any], q: _Quality, is_audio: bool) -> list[str]:
         _guideline(metrics),
     ]
     return lines
+
+
+def _segment_section(metrics: dict[str, Any], images: dict[str, str], plot_data: dict[str, Any]) -> list[str]:
+    """Long recordings: how much of each file people checked, its delivered WER, and the human time per minute."""
+    view = metrics.get("segment_view")
+    if not view:
+        return []
+    files = view["files"]
+    minutes = view["audio_s"] / 60
+    out = ["<h2>Long recordings: what people checked</h2>"]
+    text = (f"Each long recording was cut at pauses into segments of up to about 30 seconds, and each segment "
+            f"was routed on its own. People checked {view['checked_segments']} of the {view['segments']} segments "
+            f"of the {len(files)} long recording{'s' if len(files) != 1 else ''}: {_pct(view['checked_share'])} of "
+            f"{minutes:.1f} minutes of audio. The model's transcript of the other segments is delivered as it "
+            "stands. A segment whose text people changed keeps its start and end; the words they changed or added "
+            "are timed by aligning their text to the audio, or, where that fails, placed between the words they "
+            "kept (each recording's JSON says which).")
+    out.append(f'<p id="segment-summary">{_e(text)}</p>')
+    if "segment_timeline" in images:
+        out.append(f'<img alt="timeline of each long recording: segments people checked" '
+                   f'src="{images["segment_timeline"]}">')
+        shown = plot_data.get("segment_timeline") or {}
+        if shown.get("of", 0) > shown.get("shown", 0):
+            out.append(f'<p class="note">The plot shows the {shown["shown"]} longest of the {shown["of"]} '
+                       "recordings; the table lists them all.</p>")
+    rows = []
+    for f in sorted(files, key=lambda f: f["item_id"]):
+        rows.append([f["item_id"], f"{f['duration_s'] / 60:.1f} min",
+                     f"{f['checked_segments']} of {f['segments']}", _pct(f["checked_share"], 0),
+                     _pct(f["delivered_wer"]), _pct(f["model_wer"]), f"{f['human_s_per_audio_min']:.0f} s"])
+    out.append(_table(["recording", "length", "segments checked", "audio checked", "delivered WER",
+                       "model WER", "human s per audio min"], rows, {1, 2, 3, 4, 5, 6}, {0}))
+    notes = ["Delivered WER: the delivered transcript against your reference; model WER: the model's transcript "
+             "before people checked it (n/a: you sent no reference for that recording)."]
+    eff = view.get("effort_per_checked_minute")
+    cost = (f"Delivering these recordings took {view['human_s_per_audio_min']:.0f} seconds of people's work per "
+            "minute of audio")
+    if eff:
+        cost += (f"; on the segments they checked, people worked {eff['all']:.0f} s per minute of audio"
+                 + (f": {eff['with_prelabels']:.0f} s when they started from the model's transcript "
+                    f"({eff['n_with']} answers)" if eff.get("with_prelabels") is not None else "")
+                 + (f" and {eff['without_prelabels']:.0f} s when they transcribed from scratch "
+                    f"({eff['n_without']} answers)" if eff.get("without_prelabels") is not None else
+                    "; every segment started from the model's transcript, so there is no from-scratch time to "
+                    "compare with"))
+    notes.append(cost + ".")
+    out.append(f'<p class="note" id="segment-effort">{_e(" ".join(notes))}</p>')
+    return out
 
 
 def _guideline(metrics: dict[str, Any]) -> str:
@@ -487,9 +606,15 @@ def _page(job: Job, metrics: dict[str, Any], images: dict[str, str], plot_data: 
 
     prov = metrics.get("provenance") or {}
     total = sum(prov.values()) or 1
+    counted = unit if metrics.get("units", metrics["items"]) == metrics["items"] else (
+        "clips and segments" if is_audio else unit)
     sections += ["<h2>Who produced what you receive</h2>", _table(
-        ["source of the delivered answer", unit, "share"],
+        ["source of the delivered answer", counted, "share"],
         [[_PROVENANCE[k], n, _pct(n / total)] for k, n in prov.items() if n], {1, 2})]
+    if counted != unit:
+        sections.append('<p class="note">Long recordings count once per segment: each segment is answered by '
+                        "the model or by people on its own.</p>")
+    sections += _segment_section(metrics, images, plot_data)
 
     method = [*_method(metrics, q, is_audio), *describe_second_opinion(metrics.get("second_opinion"))]
     sections += ["<h2>How quality was measured</h2>",
@@ -532,7 +657,8 @@ def _banner(job: Job, metrics: dict[str, Any], q: _Quality, client: str | None) 
     sections += [
         f"<h1>Quality report{': ' + _e(client) if client else ''}</h1>",
         f'<div class="sub">Batch {_e(job.root.name)} · {"audio transcription" if is_audio else "text classification"}'
-        f" · {metrics['items']} {unit}" + (f" ({metrics['audio_hours'] * 60:.1f} minutes of audio)"
+        f" · {metrics['items']} {unit if metrics['items'] != 1 else unit[:-1]}"
+        + (f" ({metrics['audio_hours'] * 60:.1f} minutes of audio)"
                                           if metrics.get("audio_hours") else "")
         + f" · model {_e(model.get('name') or 'n/a')} {_e(model.get('version') or '')}</div>",
     ]
@@ -621,6 +747,10 @@ def _model_section(metrics: dict[str, Any], images: dict[str, str], q: _Quality,
                      + (f", character error rate {_pct(ref.get('cer'))}." if ref.get("cer") is not None else "."))
     else:
         lines.append("Against your reference answers: not measured (you sent none).")
+    dv = metrics.get("delivered_vs_client_reference")
+    if dv and ref:
+        lines.append(f"What you receive (after people's corrections) against your reference answers ({dv['items']} "
+                     f"{unit if dv['items'] != 1 else unit[:-1]}): {q.name} {q.value(dv['error_rate'])}.")
     if mv:
         lines.append(f"Against the people's answers ({mv['items']} {unit} people checked): {q.name} "
                      f"{q.value(mv['error_rate'])}." + (

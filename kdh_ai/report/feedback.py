@@ -62,8 +62,12 @@ def _transcription_errors(mine: pd.DataFrame, gold: dict[str, str], preds: dict[
             if chunk.type in ("substitute", "delete"):
                 said = " ".join(rw[chunk.ref_start_idx:chunk.ref_end_idx])
                 typed = " ".join(hw[chunk.hyp_start_idx:chunk.hyp_end_idx]) if chunk.type == "substitute" else ""
+                unit = preds.get(task)
+                at_s = word_time(unit, rw, chunk.ref_start_idx)
+                if at_s is None and unit is not None and unit.segment is not None:
+                    at_s = float(unit.payload.get("start") or 0.0)  # a segment: play from its start
                 examples.append({"item": task, "kind": "substitution" if typed else "deletion", "said": said,
-                                 "typed": typed, "at_s": word_time(preds.get(task), rw, chunk.ref_start_idx)})
+                                 "typed": typed, "at_s": at_s})
     return top, examples
 
 
@@ -186,7 +190,7 @@ def write_feedback(job_dir: str | Path, annotator: str, out: str | Path) -> Path
     metric = "WER" if audio else "accuracy"
     shown = (lambda e: f"{100 * e:.1f}%") if audio else (lambda e: f"{100 * (1 - e):.1f}%")
     over_time = _over_time_plot(errs, audio, metric)
-    preds = job.current_predictions()
+    preds = job.units()  # answers are per unit: a clip, or a work segment of a long recording
     if audio:
         top, examples = _transcription_errors(mine, gold, preds)
     else:
@@ -194,7 +198,9 @@ def write_feedback(job_dir: str | Path, annotator: str, out: str | Path) -> Path
     my_speed, team_median = _speed(table, annotator)
     ratio = float(my_speed / team_median) if my_speed and team_median else None
     hints = _hints(task.item_kind, top, rate, ratio)
-    ex_rows = _example_rows(examples, audio, job.current_items(), gold, dict(zip(mine["task"], mine["answer"])))
+    items = job.current_items()
+    paths = {k: {"path": items.get(u.item_id, {}).get("path") or u.source} for k, u in preds.items()}
+    ex_rows = _example_rows(examples, audio, {**items, **paths}, gold, dict(zip(mine["task"], mine["answer"])))
     top_rows = "".join(f"<tr><td>{r.kind}</td><td>{html.escape(str(r.reference))}</td>"
                        f"<td>{html.escape(str(r.hypothesis))}</td><td>{r.count}</td></tr>" for r in top.itertuples())
     speed = (f"Your median time per item is {my_speed:.0f} s; the team's median is {team_median:.0f} s."

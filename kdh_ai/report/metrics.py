@@ -52,8 +52,8 @@ def _try(reasons: dict[str, str], key: str, fn: Callable[[], Any]) -> Any:
 
 
 def _durations(job: Job) -> dict[str, float]:
-    return {k: float(p.payload["duration_s"]) for k, p in job.current_predictions().items()
-            if p.payload.get("duration_s")}
+    """Audio seconds per unit of work (a short clip, or a work segment of a long recording), by unit key."""
+    return {k: float(u.payload["duration_s"]) for k, u in job.units().items() if u.payload.get("duration_s")}
 
 
 def annotator_table(job: Job) -> pd.DataFrame:
@@ -153,16 +153,20 @@ def _effort(out: dict[str, Any], item_kind: str, table: pd.DataFrame, durations:
 
 def job_metrics(job: Job) -> dict[str, Any]:
     """All applicable metrics of a job (see the module docstring)."""
+    from kdh_ai.deliver import delivered_tables
+
     task = job.task_type()
     manifest = job.read_manifest()
     preds = job.current_predictions()
+    units = job.units()
     items = job.current_items()
     roles = {k: r.role for k, r in job.roles().items()}
     reasons: dict[str, str] = {}
     metric = "wer" if task.item_kind == "audio" else "error_rate"
     from kdh_ai import __version__
 
-    out: dict[str, Any] = {"task": task.name, "metric": metric, "items": len(items), "kdh_version": __version__,
+    out: dict[str, Any] = {"task": task.name, "metric": metric, "items": len(items), "units": len(units),
+                           "kdh_version": __version__,
                            "model": manifest.get("model"), "config_hash": manifest.get("config_hash"),
                            "statuses": manifest.get("counts"),
                            "roles": {r: sum(v == r for v in roles.values()) for r in set(roles.values())},
@@ -176,8 +180,8 @@ def job_metrics(job: Job) -> dict[str, Any]:
     out["model_vs_client_reference"] = _model_vs(task, preds, client_refs)
     if out["model_vs_client_reference"] is None:
         reasons["model_vs_client_reference"] = "the client gave no reference answers"
-    humans = human_answers(job, task)
-    out["model_vs_people"] = _model_vs(task, preds, {k: h.answer for k, h in humans.items()})
+    humans = human_answers(job, task)  # by unit key: an item, or a segment of a long recording
+    out["model_vs_people"] = _model_vs(task, units, {k: h.answer for k, h in humans.items()})
     if out["model_vs_people"] is None:
         reasons["model_vs_people"] = "no item has a human answer yet (push, annotate, pull)"
 
@@ -207,14 +211,19 @@ def job_metrics(job: Job) -> dict[str, Any]:
     out["turnaround"] = _turnaround(manifest, table)
     out["time_saved"] = _time_saved(table, durations if task.item_kind == "audio" else {}, reasons)
     out["simulated_annotators"] = sorted(simulated_annotators(job))
-    out["provenance"] = _provenance(job, roles, bool(out["delivered"] and out["delivered"]["calibration_reviewed"]))
+    delivered_items, delivered_units = delivered_tables(job)
+    out["delivered_vs_client_reference"] = _delivered_vs(task, delivered_items, client_refs)
+    out["provenance"] = _provenance(delivered_units, roles,
+                                    bool(out["delivered"] and out["delivered"]["calibration_reviewed"]))
+    out["segment_view"] = _segment_view(task, delivered_items, delivered_units, client_refs, table, durations,
+                                        reasons)
     out["open_items"] = _open_items(roles, humans)
     out["audit_checked"] = routing.get("step") == "audit" or not any(r == "audit" for r in roles.values())
     out["draft"] = _draft(routing, roles, out["open_items"], out["audit_checked"])
     out["evidence"] = _evidence(routing, manifest, answered_cal=_answered_calibration(roles, humans),
                                 gold_answers_n=int(table["task"].isin(gold_answers(job)).sum()) if not table.empty
                                 else 0)
-    out["errors"] = _model_errors(task, preds, items, {k: h.answer for k, h in humans.items()}, reasons)
+    out["errors"] = _model_errors(task, units, items, {k: h.answer for k, h in humans.items()}, reasons)
     out["not_enough_data"] = reasons
     return out
 
@@ -229,20 +238,19 @@ def _answered_calibration(roles: dict[str, str], humans: dict[str, Any]) -> int:
     return sum(r == "calibration" and k in humans for k, r in roles.items())
 
 
-def _provenance(job: Job, roles: dict[str, str], calibration_reviewed: bool) -> dict[str, int]:
-    """Who produced each delivered answer, as :func:`kdh_ai.deliver.delivered_records` delivers it.
+def _provenance(units: list[dict[str, Any]], roles: dict[str, str], calibration_reviewed: bool) -> dict[str, int]:
+    """Who produced each delivered answer, per unit (a short clip or item, or a work segment of a long
+    recording), as :func:`kdh_ai.deliver.delivered_units` delivers it.
 
     Keys: ``model`` (auto-accepted), ``model_awaiting_people`` (routed to people, no answer yet),
     ``model_not_routed`` (no routing decision yet: the model's answer for now), ``people``
     (one person), ``aggregated`` (several people, combined), ``gold`` (the known answer), ``reviewed`` (a
     calibration slice labelled to gold quality), ``none`` (neither the model nor people answered).
     """
-    from kdh_ai.deliver import delivered_records
-
     counts = {k: 0 for k in ("model", "model_awaiting_people", "model_not_routed", "people", "aggregated", "gold",
                              "reviewed", "none")}
-    for rec in delivered_records(job):
-        role, prov = roles.get(rec["item_id"]), rec["provenance"]
+    for rec in units:
+        role, prov = roles.get(rec["key"]), rec["provenance"]
         if prov == "model":
             key = ("model" if role == "auto_accept" else "model_awaiting_people" if role in HUMAN_ROLES
                    else "model_not_routed")
@@ -320,6 +328,82 @@ def _evidence(routing: dict[str, Any], manifest: dict[str, Any], *, answered_cal
     return {"source": "rule of thumb", "calibration_have": answered_cal, "calibration_needed": SMALL_SAMPLE,
             "gold_have": gold_answers_n, "gold_needed": {"rule of thumb": SMALL_SAMPLE},
             "small": small_cal or small_gold, "small_calibration": small_cal, "small_gold": small_gold}
+
+
+def _delivered_vs(task: Any, records: list[dict[str, Any]], refs: dict[str, str]) -> dict[str, Any] | None:
+    """The delivered answers against the client's references (the quality the client receives, measured)."""
+    rows = [r for r in records if r["item_id"] in refs and r["answer"] is not None]
+    if not rows:
+        return None
+    errs = task.item_errors([r["answer"] for r in rows], [refs[r["item_id"]] for r in rows])
+    if errs[:, 1].sum() == 0:
+        return None
+    rate = float(errs[:, 0].sum() / errs[:, 1].sum())
+    return {"items": len(rows), "error_rate": rate, **({"wer": rate} if task.item_kind == "audio" else {})}
+
+
+def _rate(task: Any, hyps: list[str], refs: list[str]) -> float | None:
+    if not refs:
+        return None
+    errs = task.item_errors(hyps, refs)
+    return float(errs[:, 0].sum() / errs[:, 1].sum()) if errs[:, 1].sum() else None
+
+
+def _segment_view(task: Any, records: list[dict[str, Any]], units: list[dict[str, Any]], refs: dict[str, str],
+                  table: pd.DataFrame, durations: dict[str, float], reasons: dict[str, str]) -> dict[str, Any] | None:
+    """Long recordings: per file, which segments people checked (the timeline), delivered and model WER against
+    the client's reference, the model's WER on the segments people checked, and human seconds per audio minute;
+    for the batch, human seconds per audio minute people worked on, with and without pre-labels."""
+    if task.item_kind != "audio":
+        return None
+    long_items = [r for r in records if r.get("segments")]
+    if not long_items:
+        reasons["segment_view"] = "no recording is long enough to be cut into work segments"
+        return None
+    work = (pd.to_numeric(table["lead_time_s"], errors="coerce").fillna(0.0).groupby(table["task"]).sum().to_dict()
+            if not table.empty else {})
+    by_item: dict[str, list[dict[str, Any]]] = {}
+    for u in units:
+        by_item.setdefault(u["item_id"], []).append(u)
+    rows = [{"item": u["item_id"], "start": u["start"], "end": u["end"], "checked": bool(u["checked"]),
+             "work_s": float(work.get(u["key"], 0.0))} for r in long_items for u in by_item[r["item_id"]]]
+    cov = quality.review_coverage(pd.DataFrame(rows))
+    files = []
+    for r in long_items:
+        segs, item = by_item[r["item_id"]], r["item_id"]
+        c = cov.loc[item]
+        checked = [u for u in segs if u["checked"] and u["answer"] is not None and u["model_answer"] is not None]
+        ref = refs.get(item)
+        files.append({
+            "item_id": item, "duration_s": float(c["audio_s"]), "segments": int(c["segments"]),
+            "checked_segments": int(c["checked_segments"]), "checked_s": float(c["checked_s"]),
+            "checked_share": float(c["checked_share"]), "human_s": float(c["human_s"]),
+            "human_s_per_audio_min": float(c["human_s_per_audio_min"]),
+            "edited_segments": sum(bool(u["edited"]) for u in segs),
+            "delivered_wer": _rate(task, [r["answer"] or ""], [ref]) if ref else None,
+            "model_wer": _rate(task, [r["model_answer"] or ""], [ref]) if ref else None,
+            "model_wer_on_checked": _rate(task, [u["model_answer"] for u in checked], [u["answer"] for u in checked]),
+            "timeline": [{"segment": u["segment"], "start": u["start"], "end": u["end"], "role": u["role"],
+                          "checked": bool(u["checked"]), "edited": bool(u["edited"]), "provenance": u["provenance"],
+                          "model_wer": u["model_wer"]}
+                         for u in segs]})
+    audio = sum(f["duration_s"] for f in files)
+    out: dict[str, Any] = {
+        "files": files, "audio_s": audio, "checked_s": sum(f["checked_s"] for f in files),
+        "segments": sum(f["segments"] for f in files), "checked_segments": sum(f["checked_segments"] for f in files),
+        "human_s": sum(f["human_s"] for f in files)}
+    out["checked_share"] = out["checked_s"] / audio if audio else None
+    out["human_s_per_audio_min"] = out["human_s"] / (audio / 60) if audio else None
+    timed = table[table["task"].isin(durations)] if not table.empty else table
+    eff = None
+    if timed.empty:
+        reasons["segment_view.effort"] = "no answers from people with audio durations yet"
+    else:
+        eff = _try(reasons, "segment_view.effort", lambda: quality.effort_per_audio_minute(
+            timed.assign(lead_time=pd.to_numeric(timed["lead_time_s"], errors="coerce"))[
+                ["task", "lead_time", "prelabeled"]], durations=durations))
+    out["effort_per_checked_minute"] = None if eff is None else asdict(eff)
+    return out
 
 
 def _time_saved(table: pd.DataFrame, durations: dict[str, float], reasons: dict[str, str]) -> dict[str, Any] | None:

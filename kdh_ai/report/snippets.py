@@ -24,12 +24,13 @@ DIFF_CSS = ("del{background:#fde2e1;color:#8a1c1c} ins{background:#e1f5e6;color:
 
 
 def word_time(pred: Any, ref_words: list[str], index: int) -> float | None:
-    """Time (s) in the clip of reference word ``index``, from the model's word timestamps where it got it."""
+    """Time (s) in the clip (the recording, for a work segment's unit) of reference word ``index``, from the
+    model's word timestamps where it got it."""
     import jiwer
 
     if pred is None:
         return None
-    words = [w for seg in pred.payload.get("segments", []) for w in seg.get("words", [])]
+    words = pred.payload.get("words") or [w for seg in pred.payload.get("segments", []) for w in seg.get("words", [])]
     norm = [quality.normalize_text(w["word"]) for w in words]
     if not words or not ref_words:
         return None

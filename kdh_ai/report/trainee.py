@@ -107,7 +107,9 @@ def _job_progress(job_dir: Path, email: str) -> JobProgress | None:
             lo, hi = quality.wilson_interval(max(0, n - int(round(min(wrong, size)))), n)
             low, high = 1 - hi, 1 - lo
         items = job.current_items()
-        preds = job.current_predictions() if task.item_kind == "audio" else {}
+        preds = job.units() if task.item_kind == "audio" else {}  # a clip, or a work segment of a recording
+        items = {**items, **{k: {"path": items.get(u.item_id, {}).get("path") or u.source}
+                             for k, u in preds.items() if u.segment is not None}}
         for t, ans in zip(mine["task"], mine["answer"]):
             ref = gold[t]
             if task.item_kind == "audio":

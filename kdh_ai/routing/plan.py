@@ -1,6 +1,12 @@
-"""Routing a job's items: calibration slice, threshold, audit, in two steps over the job directory.
+"""Routing a job's units: calibration slice, threshold, audit, in two steps over the job directory.
 
-Roles (``routing.jsonl``: ``{item_id, role, reason, step, at}``, latest record per item wins):
+Routing works on **units of work** (:meth:`kdh_ai.job.Job.units`): a short clip or a text is one unit (its
+item id); a long recording is one unit per work segment (``item#0007``, :func:`kdh_ai.records.unit_key`), each
+with its own text and confidence, so only its uncertain segments go to people. Errors and words are counted per
+unit and the target (e.g. WER of the delivered words) is word-weighted over all units, so it holds for the whole
+batch as before. Below, "item" means unit.
+
+Roles (``routing.jsonl``: ``{item_id, segment, role, reason, step, at}``, latest record per unit wins):
 
 * ``calibration``: a random slice labelled by people first; it measures the model's errors on this batch;
 * ``gold``: items with a known answer (``gold.jsonl``), mixed in to measure the people;
@@ -24,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -40,7 +46,7 @@ from kdh_ai.routing.threshold import ThresholdChoice, betting_upper_bound, choos
 from kdh_ai.second_opinion import job_second_opinion, prediction_score
 
 __all__ = ["HUMAN_ROLES", "ROLES", "RoutingError", "RoutingResult", "check_audit", "current_roles", "drift_check",
-           "evidence_plan", "mark_roles", "plan_calibration", "route", "routing_result"]
+           "evidence_plan", "mark_roles", "plan_calibration", "route", "routing_result", "unit_ids"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +61,28 @@ def current_roles(job: Job) -> dict[str, str]:
     return {k: r.role for k, r in job.roles().items()}
 
 
-def mark_roles(job: Job, roles: dict[str, tuple[str, str]], step: str) -> None:
-    """Record ``{item_id: (role, reason)}`` in ``routing.jsonl`` (items whose role is unchanged are skipped).
+def unit_ids(job: Job, keys: Iterable[str]) -> dict[str, tuple[str, int | None]]:
+    """``{unit key: (item_id, segment)}`` for unit keys of ``job`` (:func:`kdh_ai.records.unit_key`).
 
-    Call it holding the job's lock.
+    Keys of the job's units (:meth:`kdh_ai.job.Job.units`) and routed units resolve exactly; any other key is
+    a whole item (an item id may itself contain ``#``).
+    """
+    known = {u.key: (u.item_id, u.segment) for u in job.units().values()}
+    known.update({k: (r.item_id, r.segment) for k, r in job.roles().items() if k not in known})
+    return {k: known.get(k, (k, None)) for k in keys}
+
+
+def mark_roles(job: Job, roles: dict[str, tuple[str, str]], step: str) -> None:
+    """Record ``{unit key: (role, reason)}`` in ``routing.jsonl`` (units whose role is unchanged are skipped).
+
+    A unit key is an item id, or ``item#0007`` for a work segment of a long recording
+    (:func:`kdh_ai.records.unit_key`); its record carries the segment. Call it holding the job's lock.
     """
     now = utc_now()
     current = current_roles(job)
-    job.append_roles(RoleRecord(k, r, why, step, now) for k, (r, why) in roles.items() if current.get(k) != r)
+    changed = {k: v for k, v in roles.items() if current.get(k) != v[0]}
+    ids = unit_ids(job, changed) if changed else {}
+    job.append_roles(RoleRecord(ids[k][0], r, why, step, now, segment=ids[k][1]) for k, (r, why) in changed.items())
 
 
 def _human_share(roles: dict[str, str]) -> float:
@@ -126,8 +146,9 @@ def _units_per_item(job: Job, task: Any, ids: list[str]) -> float:
     """Typical size of an item: the median reference words of the gold answers (or of the model's answers)."""
     if task.item_kind != "audio":
         return 1.0
-    texts = [str(g.answer) for g in job.gold().values()] or [p.text for k, p in job.current_predictions().items()
-                                                  if k in set(ids) and p.text]
+    wanted = set(ids)
+    texts = [str(g.answer) for g in job.gold().values()] or [p.text for k, p in job.units().items()
+                                                              if k in wanted and p.text]
     words = [len(t.split()) for t in texts if t]
     return float(np.median(words)) if words else 12.0
 
@@ -159,7 +180,7 @@ def evidence_plan(job_dir: str | Path, *, target: float, delta: float = 0.05, se
 
     job = Job(Path(job_dir))
     task = job.task_type()
-    preds = job.current_predictions()
+    preds = job.units()
     roles = current_roles(job)
     gold = set(job.gold())
     routable = [k for k, p in preds.items() if k not in gold and p.status != "error"
@@ -196,7 +217,7 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
 
     job = Job(Path(job_dir))
     with job:
-        preds = job.current_predictions()
+        preds = job.units()
         if not preds:
             raise RoutingError(f"{job.root} has no predictions yet; run `kdh prelabel` first")
         if any(r in ("auto_accept", "audit") for r in current_roles(job).values()):
@@ -285,7 +306,7 @@ def _prior_calibration(job: Job, task: Any, prior: Sequence[str | Path]) -> tupl
                                f"(config {manifest.get('config_hash')} vs {config_hash}): its calibration does "
                                "not transfer. Leave it out, or pre-label both with the same configuration")
         cal_ids = sorted(k for k, r in current_roles(other).items() if r == "calibration")
-        c, e, answered = _calibration_errors(other, task, cal_ids, other.current_predictions())
+        c, e, answered = _calibration_errors(other, task, cal_ids, other.units())
         if not answered:
             raise RoutingError(f"--prior-calibration {path} has no answered calibration item; leave it out")
         confs.append(c)
@@ -375,7 +396,7 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
     job = Job(Path(job_dir))
     with job:
         task = job.task_type()
-        preds = job.current_predictions()
+        preds = job.units()
         roles = current_roles(job)
         cal_ids = sorted(k for k, r in roles.items() if r == "calibration")
         if not cal_ids:
@@ -412,7 +433,7 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         fixed_err = sum(k not in set(open_ids) and r in with_people for k, r in roles.items()) / max(1, n_total)
         batch_conf = np.array([prediction_score(preds[k]) for k in open_ids])
         # The slice was drawn from the items routable at step 1; some of them may have been answered since.
-        ever_pending = {r.item_id for r in job.role_history() if r.role == "pending"}
+        ever_pending = {r.key for r in job.role_history() if r.role == "pending"}
         kw = dict(batch_confidence=batch_conf, human_error_rate=measured.rate, human_error_upper=measured.upper,
                   people_delta=people_delta, budget=budget, fixed_human_share=fixed, delta=delta,
                   start_threshold=(1 - measured.rate) if task.confidence_is_probability else None,
@@ -693,7 +714,7 @@ def check_audit(job_dir: str | Path, *, strata: int = 5, delta: float = 0.05) ->
             raise RoutingError("check-audit needs a job routed to a target (kdh route --target-...)")
         task = job.task_type()
         metric = _metric(task.name)
-        preds = job.current_predictions()
+        preds = job.units()
         roles = current_roles(job)
         audit_ids = [k for k, r in roles.items() if r == "audit"]
         base = {k: routing.get(k) for k in ("threshold", "estimated_error", "error_upper", "reachable",

@@ -111,10 +111,18 @@ def split_delta(delta: float, *, people_measured: bool) -> tuple[float, float]:
 
 
 def item_error_ratio(errors: np.ndarray, units: np.ndarray) -> np.ndarray:
-    """Each item's error ratio ``min(1, errors / units)`` (an item's WER counted at most 100%)."""
+    """Each item's error ratio ``min(1, errors / units)`` (an item's WER counted at most 100%).
+
+    An item with an empty reference (silence, a wordless segment of a long recording) counts 1 when the answer
+    has words (insertions) and 0 when it is empty too.
+
+    Example:
+        >>> item_error_ratio(np.array([1, 0, 2, 30]), np.array([10, 0, 0, 20])).tolist()
+        [0.1, 0.0, 1.0, 1.0]
+    """
     e = np.asarray(errors, dtype=float)
     n = np.asarray(units, dtype=float)
-    return np.clip(np.divide(e, n, out=np.ones_like(e), where=n > 0), 0.0, 1.0)
+    return np.clip(np.divide(e, n, out=(e > 0).astype(float), where=n > 0), 0.0, 1.0)
 
 
 def people_upper_bound(errors: float, units: float, *, delta: float) -> float:

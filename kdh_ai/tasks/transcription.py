@@ -28,9 +28,23 @@ class TranscriptionTask(TaskType):
     to_name: ClassVar[str] = "audio"
 
     def label_config(self, *, labels: Iterable[str] | None = None) -> str:
-        return ('<View>\n  <Audio name="audio" value="$audio"/>\n'
+        """One template for short clips and for the segments of long recordings (:mod:`kdh_ai.labelstudio.segments`).
+
+        A header from the task data (what to transcribe), the Audio player, the model's text before the segment,
+        the text box, the model's text after it. A segment is marked in its clip by a pre-annotated region of
+        the hidden ``segment`` Labels control (annotators cannot draw new regions); short clips have no region
+        and empty context lines. Header and context are Header tags, not Text objects: the template then has
+        one data key (``$audio``), which Label Studio's direct file upload (``--audio upload``) requires.
+        """
+        return ('<View>\n  <Header value="$kdh_header" size="5"/>\n  <Audio name="audio" value="$audio"/>\n'
+                '  <View style="display: none">\n    <Labels name="segment" toName="audio">'
+                '<Label value="to transcribe" background="#f5a623"/></Labels>\n  </View>\n'
+                '  <View style="color: #555; font-style: italic"><Header value="$context_before" '
+                'size="6"/></View>\n'
                 '  <TextArea name="transcription" toName="audio" rows="4" editable="true" '
-                'maxSubmissions="1" placeholder="Type what is said"/>\n</View>')
+                'maxSubmissions="1" placeholder="Type what is said"/>\n'
+                '  <View style="color: #555; font-style: italic"><Header value="$context_after" '
+                'size="6"/></View>\n</View>')
 
     def answer_to_result(self, answer: str) -> list[dict[str, Any]]:
         return [{"from_name": self.from_name, "to_name": self.to_name, "type": "textarea",
