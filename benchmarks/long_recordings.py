@@ -291,11 +291,12 @@ def segment_alignment(segments: list[Segment], clips: list[list[Any]]
     return errors, words, refs
 
 
-def unit_table(job: Job, manifest: Path, *, context_s: float) -> tuple[pd.DataFrame, dict[str, Any]]:
+def unit_table(job: Job, manifest: Path, *, context_s: float, config_hash: str | None = None
+               ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One row per unit (``kind`` = ``segment`` or ``file``): confidence, errors, reference words, audio
     seconds, and the seconds a person listens to it."""
     items = pd.read_csv(manifest, keep_default_na=False).set_index("item_id")
-    preds = job.current_predictions()
+    preds = job.current_predictions(config_hash)
     rows, sources, check = [], set(), {"file_wer_project": [], "file_wer_aligned": []}
     for item_id, it in items.iterrows():
         pred = preds[item_id]
@@ -617,6 +618,8 @@ def main(argv: list[str] | None = None) -> int:
                    "(default: 0 and 4)")
     p.add_argument("--context-s", type=float, default=3.0, help="seconds of context a reviewer hears on each "
                    "side of a segment (3, as kdh push cuts a segment's clip)")
+    p.add_argument("--config", metavar="HASH", help="score the predictions of another configuration kept in the "
+                   "cached job (e.g. an earlier engine version; its config_hash in predictions.jsonl)")
     p.add_argument("--end-to-end", type=float, metavar="MINUTES", help="instead: time one recording of this "
                    "many minutes through prelabel, route, push, pull (SIMULATED annotators), route, push, pull, "
                    "deliver, against its length (a real Label Studio server on a free port)")
@@ -627,7 +630,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     manifest, notes = build_recordings(n_lj=args.lj, n_noisy=args.noisy, lj_minutes=args.lj_minutes, n_syn=args.synthetic)
     job, engine_note = transcribe(manifest)
-    table, check = unit_table(job, manifest, context_s=args.context_s)
+    table, check = unit_table(job, manifest, context_s=args.context_s, config_hash=args.config)
+    if args.config:
+        engine_note = f"predictions of configuration {args.config} (an earlier engine or options)"
     table.to_csv(manifest.parent / "units.csv", index=False)
     describe(table, check, notes, engine_note)
     print(f"People assumed to leave {args.human_wer:.0%} of the words wrong; a reviewer hears a segment with "
