@@ -42,13 +42,22 @@ for units = segments and units = whole files, on the same batch (every recording
   confidence threshold can reach at best, and it gives whole-file routing its best chance (no slice to pay for).
 
 Human time is the audio people listen to: a whole file, or a segment plus ``--context-s`` seconds of context
-on each side (the reviewer hears the segment in context). It is printed as **human audio minutes per delivered
-audio hour**, with the ratio whole files / segments.
+on each side (3 s, as ``kdh push`` cuts a segment's review clip). It is printed as **human audio minutes per
+delivered audio hour**, with the ratio whole files / segments.
+
+**End to end** (``--end-to-end MINUTES``): one recording of that length (LJ Speech clips joined with pauses)
+through the commands a lead runs, each timed: ``kdh prelabel transcribe``, ``kdh route --calibration 0.2``,
+``kdh push``, SIMULATED annotators answering every task through Label Studio's API (each segment with its
+aligned reference, a few words dropped; not timed: people's time is not the software's), ``kdh pull``,
+``kdh route --target-wer``, ``kdh push``, answers, ``kdh pull``, ``kdh deliver``; on a real Label Studio
+server started on a free port (its start-up is printed apart: once per hub, not per file). It prints each
+step's seconds and seconds per audio minute, and the whole against the audio's length.
 
 Usage::
 
     .venv/bin/python benchmarks/long_recordings.py [--lj 3] [--lj-minutes 5] [--synthetic 4] [--targets 0.05 0.08]
-        [--human-wer 0.02] [--seeds 200] [--context-s 2]
+        [--human-wer 0.02] [--seeds 200] [--context-s 3] [--batch-hours 0 4]
+    .venv/bin/python benchmarks/long_recordings.py --end-to-end 60
 """
 
 from __future__ import annotations
@@ -573,6 +582,11 @@ def end_to_end(minutes: float, *, target: float, human_wer: float, keep: bool = 
         _timed_kdh(steps, "pull (calibration)", "pull", str(job), env=env)
         _timed_kdh(steps, "route (threshold)", "route", str(job), "--target-wer", str(target), "--human-wer",
                    str(human_wer), env=env, ok=(0, 1))
+        roles = pd.Series([str(r.role) for r in Job(job).roles().values()]).value_counts().to_dict()
+        units_s = {k: float(u.payload.get("duration_s") or 0.0) for k, u in Job(job).units().items()}
+        heard = sum(units_s.get(k, 0.0) for k, r in Job(job).roles().items() if r.role.to_people)
+        print(f"  roles after routing: {roles}; people hear {heard / 60:.1f} of {rec.duration_s / 60:.1f} min "
+              f"(segments only, without the 3 s of context each side)", flush=True)
         _timed_kdh(steps, "push (routed)", "push", str(job), "--no-progress", env=env)
         n2 = _answer_tasks(project_id, answers, clients, rng, task_type, human_wer)
         _timed_kdh(steps, "pull (routed)", "pull", str(job), env=env)
@@ -589,8 +603,29 @@ def end_to_end(minutes: float, *, target: float, human_wer: float, keep: bool = 
         print(f"{name:<28} {t:>8.1f} {t / audio_min:>16.2f}")
     print(f"{'total (software)':<28} {total:>8.1f} {total / audio_min:>16.2f}")
     print(f"audio {rec.duration_s:.0f} s: end to end {total:.0f} s = {total / rec.duration_s:.2f}x the audio's "
-          f"length ({rec.duration_s / total:.1f}x real time); delivered files: "
-          f"{', '.join(sorted(p.name for p in (root / 'delivery').rglob('*') if p.is_file())[:12])}")
+          f"length ({rec.duration_s / total:.1f}x real time); per recording: "
+          f"{', '.join(sorted(p.name for p in (root / 'delivery' / 'transcripts').glob('*')))}")
+    print(check_subtitles(root / "delivery" / "transcripts", "recording", rec.clips))
+
+
+def check_subtitles(transcripts: Path, item_id: str, clips: list[list[Any]]) -> str:
+    """Read the delivered SRT and WebVTT back (``srt``, ``webvtt-py``) and hold the cues against the clip
+    timeline (where speech really is): the share of cues that start while speech plays (at most 0.3 s before
+    a clip's speech, or inside it), and the share of clips whose speech onset has a cue starting within 0.3 s
+    (a clip that follows the previous one after a short pause may share its cue: that counts as a miss)."""
+    import srt as srt_lib  # noqa: PLC0415
+    import webvtt  # noqa: PLC0415
+
+    cues = list(srt_lib.parse((transcripts / f"{item_id}.srt").read_text(encoding="utf-8")))
+    vtt = webvtt.read(str(transcripts / f"{item_id}.vtt"))
+    starts = np.array([c.start.total_seconds() for c in cues])
+    spans = np.array([(c[1] - 0.3, c[2]) for c in clips])
+    in_speech = np.array([bool(np.any((spans[:, 0] <= t) & (t <= spans[:, 1]))) for t in starts])
+    onset = np.array([float(np.min(np.abs(starts - c[1]))) for c in clips]) if len(starts) else np.array([np.inf])
+    return (f"subtitles: {len(cues)} SRT and {len(vtt.captions)} WebVTT cues read back; {in_speech.mean():.0%} of "
+            f"the cues start while speech plays (or <= 0.3 s before it); {np.mean(onset <= 0.3):.0%} of the "
+            f"{len(clips)} clips have a cue starting within 0.3 s of their speech ({np.mean(onset <= 1.0):.0%} "
+            f"within 1 s)")
 
 
 def _free_port() -> int:
