@@ -87,6 +87,7 @@ bench: install bench-deps
 	$(PY) benchmarks/classification.py
 	$(PY) benchmarks/quality_speed.py
 	$(PY) benchmarks/labelstudio_bulk.py
+	$(PY) benchmarks/long_recordings.py
 
 clean:
 	rm -rf $(VENV) $(LS_VENV) demo_out .pytest_cache

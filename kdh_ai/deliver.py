@@ -21,7 +21,7 @@ by length (:func:`kdh_ai.subtitles.retime_words`; ``"word_times": "estimated"``,
 ``"estimated": true``). ``"model"``: the model's own times; ``"none"``: no words. Subtitle cues never cross a
 segment's bounds.
 
-``kdh deliver JOB_DIR --out DIR`` writes::
+``kdh deliver JOB_DIR --out DIR`` writes (``docs/delivery.md`` says it for clients and leads)::
 
     DIR/delivered.jsonl            one record per item (schema below)
     DIR/delivered.parquet          the same table
@@ -192,7 +192,6 @@ def _realign_units(ans: _Answers, preds: list[Prediction], records: list[dict[st
     """Re-time the edited units of one recording whose words were spread by length, with a forced alignment
     of the people's text to the audio (:class:`kdh_ai.realign.Realigner`); in place. A unit that cannot be
     aligned keeps its spread times (``word_times: estimated``)."""
-    from kdh_ai.audio import AudioError
     from kdh_ai.realign import Realigner, read_spans
 
     todo = [(p, r) for p, r in zip(preds, records) if r["word_times"] == "estimated" and r["answer"]
@@ -203,12 +202,16 @@ def _realign_units(ans: _Answers, preds: list[Prediction], records: list[dict[st
         clips = read_spans(records[0]["audio_path"], [(r["start"], r["end"]) for _, r in todo])
         if ans.realigner_ is None:
             ans.realigner_ = Realigner(ans.model_name, language=preds[0].payload.get("language") or "en")
-    except (AudioError, OSError, ValueError, RuntimeError) as exc:  # no audio or model: keep spread times
+    except Exception as exc:  # noqa: BLE001  no audio, or no CTranslate2 model of that name: keep spread times
         logger.warning("Cannot re-align the edited segments of %s (%s); their word times stay estimated",
                        records[0]["item_id"], exc)
         return
     for (p, r), audio in zip(todo, clips):
-        words = ans.realigner_.align(audio, r["answer"], start=r["start"], end=r["end"])
+        try:
+            words = ans.realigner_.align(audio, r["answer"], start=r["start"], end=r["end"])
+        except Exception as exc:  # noqa: BLE001  an alignment failure costs this segment its aligned times only
+            logger.warning("Cannot re-align %s (%s); its word times stay estimated", r["key"], exc)
+            continue
         if words is None:
             continue
         tokens: list[tuple[float, float]] = []

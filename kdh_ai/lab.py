@@ -354,6 +354,21 @@ _LEAD_REPORT = {
           "The version tells the client which rules (numbers, tags, casing) the transcripts follow."),
 }
 
+# notebook 08: long recordings, segments and subtitles (answers are letters)
+_SUBTITLES = {
+    "1": ("A cue is on screen for 0.6 s", "c",
+          "Subtitle guidelines ask 1 to 7 s per cue: under 1 s a viewer cannot read it (kdh stretches a short cue "
+          "into the silence next to it)."),
+    "2": ("One segment at confidence 0.52, every other one above 0.9", "a",
+          "Only the uncertain segment goes to people, heard with a few seconds of context around it: nobody "
+          "re-listens to the whole hour, and the file's average confidence hides the doubtful stretch."),
+    "3": ("A line of a cue has 50 characters", "b",
+          "At most 42 characters per line and 2 lines per cue: the text is broken into two lines, or two cues."),
+    "4": ("People corrected two words of segment 7", "c",
+          "The segment's bounds stay; words people kept keep the model's times, and new words share the time "
+          "between them (marked estimated)."),
+}
+
 
 def _check_choices(answer: Any, ex: Exercise) -> CheckResult:
     """Label-choice exercises: each answer compared with the guideline's label."""
@@ -369,7 +384,7 @@ def _check_choices(answer: Any, ex: Exercise) -> CheckResult:
     table = pd.DataFrame(rows)
     passed = right == len(rows)
     hint = None if passed else table[table["ok"] == "no"]["rule"].iloc[0]
-    said = "right." if ex.id.startswith("lead.") else "labelled as the guideline says."
+    said = "right." if ex.id.startswith(("lead.", "08.")) else "labelled as the guideline says."
     return CheckResult(ex.id, passed, right / len(rows), f"{right} of {len(rows)} {said}",
                        hint, None if passed else table)
 
@@ -393,6 +408,8 @@ EXERCISES: dict[str, Exercise] = {
                  {"questions": _LEAD_FEEDBACK}, _check_choices),
         Exercise("lead.report", "Read the client report: which letter is right?",
                  {"questions": _LEAD_REPORT}, _check_choices),
+        Exercise("08.subtitles", "Segments and subtitles: which letter is right?",
+                 {"questions": _SUBTITLES}, _check_choices),
     )
 }
 """Every exercise of the notebooks, by id."""

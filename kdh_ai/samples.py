@@ -34,7 +34,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from kdh_ai.errors import InputFileNotFoundError, InvalidInputError
 
@@ -149,6 +150,31 @@ class LongRecording:
     duration_s: float
     clips: list[tuple[str, float, float, str]]
 
+    def segment_references(self, segments: Sequence[Any]) -> list[str]:
+        """The reference text that belongs to each work segment of this recording (for simulated annotators
+        and per-segment scoring of sample data).
+
+        The reference words are aligned (``jiwer``, after lower-casing and dropping punctuation) to the words
+        the segments hold (``text``); a reference word aligned to a segment's word belongs to that segment, one
+        the model left out belongs to the segment at its time on the clip timeline (spread evenly over its
+        clip), among the segments between its aligned neighbours. Every reference word lands in exactly one
+        segment, in order, so the texts joined give :attr:`reference` back.
+
+        Args:
+            segments: The recording's work segments in time order (:class:`kdh_ai.records.Segment`, or
+                anything with ``start`` and ``text``).
+
+        Example:
+            >>> from kdh_ai.records import Segment
+            >>> rec = LongRecording(Path("talk.wav"), "Hello there. Good day to you.", 9.0,
+            ...                     [("a", 0.5, 2.0, "Hello there."), ("b", 4.0, 8.0, "Good day to you.")])
+            >>> segs = [Segment(index=0, start=0.0, end=3.0, text="Hello, hair.", confidence=0.5, words=[]),
+            ...         Segment(index=1, start=3.0, end=9.0, text="day to you", confidence=0.9, words=[])]
+            >>> rec.segment_references(segs)
+            ['Hello there.', 'Good day to you.']
+        """
+        return _segment_references(self.clips, segments)
+
 
 def long_recording(path: str | Path, *, minutes: float = 10.0, seed: int = 0, clips_dir: str | Path | None = None,
                    pause_s: tuple[float, float] = (0.3, 1.8), long_pause_every: int = 9,
@@ -193,7 +219,7 @@ def long_recording(path: str | Path, *, minutes: float = 10.0, seed: int = 0, cl
         raise InvalidInputError(f"pause ranges must be (low, high) with 0 <= low <= high, got {pause_s!r} and "
                                 f"{long_pause_s!r}")
     folder = Path(clips_dir) if clips_dir is not None else ljspeech_dir()
-    table = pd.read_csv(folder / "manifest.csv")
+    table = pd.read_csv(folder / "manifest.csv", keep_default_na=False)
     audio = {r.item_id: load_audio(folder / r.path) for r in table.itertuples()}
     refs = dict(zip(table.item_id, table.reference))
     rng = np.random.default_rng(seed)
@@ -220,6 +246,48 @@ def long_recording(path: str | Path, *, minutes: float = 10.0, seed: int = 0, cl
         w.setframerate(SAMPLE_RATE)
         w.writeframes((np.clip(signal, -1, 1) * 32767).astype("<i2").tobytes())
     return LongRecording(out, " ".join(p[3] for p in placed), round(len(signal) / SAMPLE_RATE, 3), placed)
+
+
+def _plain(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalnum() or ch == "'") or word.lower()
+
+
+def _segment_references(clips: Sequence[tuple[str, float, float, str]], segments: Sequence[Any]) -> list[str]:
+    """See :meth:`LongRecording.segment_references`."""
+    import bisect
+
+    import jiwer
+
+    ref: list[str] = []
+    times: list[float] = []
+    for _cid, start, end, text in clips:
+        words = str(text).split()
+        ref += words
+        times += [start + (end - start) * (i + 0.5) / len(words) for i in range(len(words))]
+    hyp_seg = [k for k, seg in enumerate(segments) for _w in str(seg.text or "").split()]
+    hyp = [_plain(w) for seg in segments for w in str(seg.text or "").split()]
+    starts = [float(seg.start) for seg in segments]
+    out: list[list[str]] = [[] for _ in segments]
+
+    def at(t: float, lo: int, hi: int) -> int:
+        return min(max(bisect.bisect_right(starts, t) - 1, lo), hi)
+
+    if not segments:
+        return []
+    if not hyp or not ref:
+        for w, t in zip(ref, times):
+            out[at(t, 0, len(segments) - 1)].append(w)
+        return [" ".join(ws) for ws in out]
+    for c in jiwer.process_words(" ".join(_plain(w) for w in ref), " ".join(hyp)).alignments[0]:
+        if c.type in ("equal", "substitute"):
+            for r, h in zip(range(c.ref_start_idx, c.ref_end_idx), range(c.hyp_start_idx, c.hyp_end_idx)):
+                out[hyp_seg[h]].append(ref[r])
+        elif c.type == "delete":
+            lo = hyp_seg[c.hyp_start_idx - 1] if c.hyp_start_idx > 0 else 0
+            hi = hyp_seg[c.hyp_start_idx] if c.hyp_start_idx < len(hyp) else len(segments) - 1
+            for r in range(c.ref_start_idx, c.ref_end_idx):
+                out[at(times[r], lo, hi)].append(ref[r])
+    return [" ".join(ws) for ws in out]
 
 
 def load_ljspeech() -> pd.DataFrame:

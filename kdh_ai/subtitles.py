@@ -247,7 +247,8 @@ def make_cues(words: Sequence[dict[str, Any]], *, start: float, end: float, segm
 def _merge_short(words: Sequence[dict[str, Any]], spans: list[tuple[int, int]], *, start: float, end: float,
                  max_chars: int, max_lines: int, min_s: float, max_s: float) -> list[tuple[int, int]]:
     """Join a cue shorter than ``min_s`` that the silence around it cannot stretch to ``min_s`` with the cue
-    before it (or else after it), where the two fit as one."""
+    before it (or else after it), where the two fit as one; else move the last words of the cue before into it
+    (the fewest that make it last ``min_s``)."""
     def dur(a: int, b: int) -> float:
         return float(words[b - 1]["end"]) - float(words[a]["start"])
 
@@ -268,6 +269,12 @@ def _merge_short(words: Sequence[dict[str, Any]], spans: list[tuple[int, int]], 
             if k + 1 < len(out) and fits(a, out[k + 1][1]):
                 out[k:k + 2] = [(a, out[k + 1][1])]
                 continue
+            if k > 0:  # the two do not fit as one: move words from the cue before into this one
+                p0 = out[k - 1][0]
+                moves = [j for j in range(p0 + 1, a) if fits(p0, j) and fits(j, b) and dur(p0, j) >= min_s
+                         and hi - float(words[j]["start"]) >= min_s]
+                if moves:
+                    out[k - 1:k + 1] = [(p0, moves[-1]), (moves[-1], b)]
         k += 1
     return out
 

@@ -1,7 +1,11 @@
 """`make demo`: the whole loop on bundled sample data, with a real Label Studio server.
 
 pre-label -> route (calibration slice) -> Label Studio -> pull -> route (threshold) -> Label Studio -> pull ->
-audit check -> quality -> deliver -> client report -> trainee feedback; then the same job flow for text
+audit check -> quality -> deliver -> client report -> trainee feedback; the transcription batch holds one long
+recording (2.5 minutes), which is cut into work segments, routed segment by segment (a segment for people is a
+Label Studio task of its own, with context; in a batch this small every unit is in the calibration slice, see
+``benchmarks/long_recordings.py --end-to-end`` for an hour where only the uncertain segments go to people) and
+delivered with SRT and WebVTT subtitles; then the same job flow for text
 classification (zero-shot pre-labels -> Label Studio -> pull -> retrained head -> next round chosen by
 uncertainty -> route to a target accuracy -> audit check -> quality -> report); it ends with one trainee's
 progress page across both jobs (``kdh trainee``) and a failed qualification.
@@ -11,7 +15,8 @@ Qualification is enforced at pull (:mod:`kdh_ai.qualify`): the demo keeps its ow
 ``kdh qualify`` tests before their work counts: they pass (a script knows the answers), a third simulated
 trainee answers wrongly and fails.
 
-The audio is real (12 LJ Speech clips, public domain), so are the 60 SMS texts (SMS Spam Collection, CC BY
+The audio is real (12 LJ Speech clips, public domain, and a long recording made of them joined with natural
+pauses: :func:`kdh_ai.samples.long_recording`), so are the 60 SMS texts (SMS Spam Collection, CC BY
 4.0, see ``tests/data/text/sms_spam``), the models, the server and every kdh step.
 The **annotators are simulated**: two accounts named ``simulated.*@kdh.demo`` take tasks from Label Studio's
 label stream through its API and submit the reference transcript with a few deliberate mistakes, and a
@@ -38,7 +43,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from kdh_ai.samples import ljspeech_manifest, sms_spam_dir
+from kdh_ai.records import unit_key
+from kdh_ai.samples import LongRecording, ljspeech_dir, long_recording, sms_spam_dir
 
 console = Console()
 SMS = sms_spam_dir()
@@ -46,6 +52,7 @@ GOLD_ITEMS = ("LJ001-0011", "LJ001-0012")
 SIMULATED = ("simulated.amina@kdh.demo", "simulated.brian@kdh.demo")
 FAILING = "simulated.chen@kdh.demo"  # takes a qualification test and fails it
 DEMO_PASSWORD = "kakuma-demo-2026"
+LONG_ID = "interview-demo"  # the batch's long recording
 
 
 def _kdh(*args: str, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> int:
@@ -110,8 +117,12 @@ def _simulate_annotators(project_id: int, references: dict[str, str], durations:
                 continue
             except LabelStudioError:
                 break  # nothing left for this annotator
-            item_id = (task.get("data") or {}).get("item_id")
-            if not item_id or item_id not in references:
+            data = task.get("data") or {}
+            if not data.get("item_id"):
+                break
+            # a unit: a clip, or one work segment of a long recording (data.segment)
+            item_id = unit_key(str(data["item_id"]), None if data.get("segment") is None else int(data["segment"]))
+            if item_id not in references:
                 break
             prelabeled = bool(task.get("predictions"))
             seconds = durations.get(item_id, 5.0) * (2.5 if prelabeled else 5.0) * float(rng.lognormal(0, 0.25))
@@ -164,6 +175,62 @@ def _check_audit(job: Path, project_id: int, references: dict[str, str], duratio
         _kdh("pull", str(job), env=env)
 
 
+def _demo_batch(out: Path) -> tuple[Path, LongRecording]:
+    """The demo's transcription batch: the 12 bundled LJ Speech clips and one long recording made of them
+    (2.5 minutes with natural pauses, its exact reference known), with their manifest."""
+    batch = out / "batch"
+    shutil.copytree(ljspeech_dir(), batch)
+    rec = long_recording(batch / "wavs" / f"{LONG_ID}.wav", minutes=2.5, seed=4)
+    with open(batch / "manifest.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    rows.append({**{k: "" for k in rows[0]}, "item_id": LONG_ID, "path": f"wavs/{LONG_ID}.wav",
+                 "reference": rec.reference, "duration_s": f"{rec.duration_s:.3f}", "speaker": "LJ"})
+    with open(batch / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return batch / "manifest.csv", rec
+
+
+def _segment_references(job: Path, rec: LongRecording, references: dict[str, str]) -> None:
+    """The long recording's work segments, shown; each segment's reference (what a SIMULATED annotator types)."""
+    from kdh_ai.job import Job
+
+    segments = Job(job).current_predictions()[LONG_ID].work_segments()
+    if not segments:
+        raise SystemExit(f"{LONG_ID} ({rec.duration_s:.0f} s) came back without work segments")
+    for seg, text in zip(segments, rec.segment_references(segments)):
+        references[unit_key(LONG_ID, seg.index)] = text
+    console.print(f"{LONG_ID}: {rec.duration_s / 60:.1f} min cut into {len(segments)} work segments, each with its "
+                  "own text, word times and confidence:")
+    for seg in segments:
+        console.print(f"  #{seg.index:<2} {seg.start:6.1f}-{seg.end:6.1f} s  confidence {seg.confidence:.2f}  "
+                      f"{seg.text[:70]}")
+
+
+def _show_segment_roles(job: Path) -> None:
+    """Where routing sent each segment of the long recording (its units), in one line."""
+    from collections import Counter
+
+    from kdh_ai.job import Job
+
+    roles = Counter(str(r.role.value) for key, r in Job(job).roles().items() if key.startswith(f"{LONG_ID}#"))
+    console.print(f"{LONG_ID}'s segments by role: {dict(sorted(roles.items()))}. This batch has about 20 units, so all "
+                  "of them are in the calibration slice (kdh route draws at least 30); in a larger batch only the "
+                  "uncertain segments go to people (benchmarks/README.md, 'Long recordings').")
+
+
+def _show_subtitles(delivery: Path, rec: LongRecording) -> None:
+    """The long recording's subtitles, as delivered."""
+    srt, vtt = (next(delivery.rglob(f"{LONG_ID}.{ext}"), None) for ext in ("srt", "vtt"))
+    if srt is None or vtt is None:
+        raise SystemExit(f"kdh deliver wrote no SRT/VTT subtitles for the long recording {LONG_ID}")
+    cues = srt.read_text(encoding="utf-8").strip().split("\n\n")
+    console.print(f"Subtitles of {LONG_ID} ({rec.duration_s / 60:.1f} min): {len(cues)} cues in {srt} and {vtt}; "
+                  "the first three:")
+    console.print("\n\n".join(cues[:3]), markup=False, highlight=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="where the demo writes (default: demo_out)")
@@ -193,13 +260,15 @@ def main() -> int:
     out.mkdir(parents=True)
     job = out / "transcription-job"
 
-    console.rule("1. Pre-label: Whisper tiny.en, offline, on 12 real LJ Speech clips")
-    _kdh("prelabel", "transcribe", "--input", str(ljspeech_manifest()), "--out", str(job), env=env)
+    console.rule("1. Pre-label: Whisper tiny.en, offline, on 12 real LJ Speech clips and one 2.5-minute recording")
+    manifest, rec = _demo_batch(out)
+    _kdh("prelabel", "transcribe", "--input", str(manifest), "--out", str(job), env=env)
 
     references: dict[str, str] = {}
-    with open(ljspeech_manifest(), newline="", encoding="utf-8") as fh:
+    with open(manifest, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             references[row["item_id"]] = row["reference"]
+    _segment_references(job, rec, references)
     gold_csv = out / "gold.csv"
     with open(gold_csv, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -229,7 +298,7 @@ def main() -> int:
          env=env)
     project_id = int(read_ls_state(Job(job))["project_id"])
 
-    durations = {k: float(p.payload.get("duration_s") or 5.0) for k, p in Job(job).current_predictions().items()}
+    durations = {k: float(u.payload.get("duration_s") or 5.0) for k, u in Job(job).units().items()}
     n = _simulate_annotators(project_id, references, durations, clients, seed=1)
     console.print(f"[yellow]SIMULATED annotators submitted {n} annotations through the Label Studio API.[/]")
     _kdh("pull", str(job), env=env)
@@ -241,11 +310,13 @@ def main() -> int:
     console.print(f"[yellow]SIMULATED annotators submitted {n} more annotations.[/]")
     _kdh("pull", str(job), env=env)
     _check_audit(job, project_id, references, durations, clients, env=env, seed=5)
+    _show_segment_roles(job)
     _kdh("status", str(job), "--no-pull", env=env)
 
     console.rule("5. Quality, delivery, client report, trainee feedback")
     _kdh("quality", str(job), env=env)
     _kdh("deliver", str(job), "--out", str(out / "delivery"), env=env)
+    _show_subtitles(out / "delivery", rec)
     _kdh("report", str(job), "--out", str(out / "report" / "report.html"), "--client", "Demo client", env=env)
     _kdh("feedback", str(job), "--annotator", SIMULATED[1], "--out", str(out / "feedback.html"), env=env, ok=(0, 2))
 

@@ -431,3 +431,35 @@ def test_trainee_feedback_on_a_segment_of_a_long_recording(long_job, tmp_path: P
     at = float(re.search(r"<td>([0-9.]+) s<br><span class=diff>", page).group(1))
     assert abs(at - seg.words[3]["start"]) < 0.15 and seg.start <= at <= seg.end
     assert f"interview#{seg.index:04d}" in page and "wrongword" in page and "data:audio/wav;base64," in page
+
+
+def test_segment_view_with_many_recordings_plots_the_longest_and_lists_all() -> None:
+    """30 long recordings: the timeline draws the 25 longest (and says so), the table lists all 30."""
+    import matplotlib
+
+    from kdh_ai.report.client import _segment_section, _timeline_plot, segment_category
+
+    matplotlib.use("Agg")
+    files = []
+    for i in range(30):
+        dur = 60.0 + 10 * i
+        timeline = [{"segment": k, "start": dur * k / 4, "end": dur * (k + 1) / 4, "role": "human" if k == 1
+                     else "auto_accept", "checked": k == 1, "edited": False, "provenance": "human" if k == 1
+                     else "model", "model_wer": None} for k in range(4)]
+        files.append({"item_id": f"rec{i:02d}", "duration_s": dur, "segments": 4, "checked_segments": 1,
+                      "checked_s": dur / 4, "checked_share": 0.25, "human_s": dur / 2, "human_s_per_audio_min": 30.0,
+                      "edited_segments": 0, "delivered_wer": None, "model_wer": None, "model_wer_on_checked": 0.0,
+                      "timeline": timeline})
+    view = {"files": files, "audio_s": sum(f["duration_s"] for f in files), "checked_s": 0.0, "segments": 120,
+            "checked_segments": 30, "human_s": 0.0, "checked_share": 0.25, "human_s_per_audio_min": 30.0,
+            "effort_per_checked_minute": None}
+    metrics = {"segment_view": view}
+    fig, plot = _timeline_plot(metrics)
+    assert plot["shown"] == 25 and plot["of"] == 30
+    assert [f["item_id"] for f in plot["files"]][:2] == ["rec29", "rec28"]  # the longest first
+    assert all(segment_category(s) in plot["colours"] for f in files for s in f["timeline"])
+    page = "".join(_segment_section(metrics, {"segment_timeline": "data:image/png;base64,x"},
+                                    {"segment_timeline": plot}))
+    text = _text(page)
+    assert "The plot shows the 25 longest of the 30 recordings" in text
+    assert all(f"rec{i:02d}" in text for i in range(30)) and "People checked 30 of the 120 segments" in text

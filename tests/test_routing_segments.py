@@ -223,3 +223,11 @@ def test_kdh_route_shows_the_audio_people_hear(tmp_path: Path) -> None:
     line = next(x for x in res.output.splitlines() if x.startswith("audio people hear"))
     heard, total = (float(v) for v in line.split(":")[1].split("min")[0].split(" of "))
     assert total == pytest.approx((2 * 10 * 15 + 4 * 8) / 60, abs=0.05) and 0 < heard <= 1.8
+
+
+def test_step1_says_when_a_batch_is_too_small_for_savings(tmp_path: Path) -> None:
+    build_segmented_job(tmp_path / "talk", long_files=1, segments=40, short=0, gold_short=0)
+    small = plan_calibration(tmp_path / "talk", size=0.2)  # the README's step 1: raised to min_items=30
+    assert small.details["calibration_size"] == 30 and "This batch is small (40 units)" in small.message
+    build_segmented_job(tmp_path / "big", long_files=8, segments=40, short=20)
+    assert "small" not in plan_calibration(tmp_path / "big", size=0.2).message

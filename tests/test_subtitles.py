@@ -88,6 +88,18 @@ def test_overlapping_word_times_never_overlap_cues() -> None:
     assert cues[0].end == cues[1].start == 521.1 and cue_problems(cues, max_chars=12, max_lines=1) == []
 
 
+def test_a_lone_last_word_takes_words_from_a_full_cue_before_it() -> None:
+    """A real case (10-minute recording): a full two-line cue, then "book" alone at the segment's end with
+    less than a second left; the two do not fit as one cue, so "printed" moves over to give "book" a second."""
+    text = "produced the block books which were the immediate predecessors of the true printed book"
+    times = [361.66, 362.02, 362.42, 362.76, 363.28, 363.66, 363.9, 364.1, 364.58, 365.12, 365.56, 365.7, 365.98,
+             366.34, 366.71]
+    words = [{"word": " " + w, "start": a, "end": b} for w, a, b in zip(text.split(), times, times[1:])]
+    cues = make_cues(words, start=350.64, end=367.285)
+    assert cue_problems(cues) == [], [(c.start, c.end, c.lines) for c in cues]
+    assert " ".join(c.text.replace("\n", " ") for c in cues) == text and cues[-1].text != "book"
+
+
 def test_wrap_lines_keeps_the_limits() -> None:
     text = "the invention of movable metal letters in the middle of the 15th century"
     lines = wrap_lines(text)
@@ -316,3 +328,19 @@ def test_realigner_agrees_with_the_models_own_word_times(long_job: LongJob, deli
     doc = json.loads(res.transcripts["interview"].with_suffix(".json").read_text())
     assert all(s["word_times"] == "estimated" for s in doc["segments"] if s["edited"])
     assert not any(w["aligned"] for s in doc["segments"] for w in s["words"])
+
+
+@pytest.mark.slow
+def test_delivery_without_the_jobs_model_keeps_estimated_times(long_job: LongJob, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """A job made with a model this machine cannot load for alignment (another engine's, or gone): delivery
+    goes on, the edited segments keep times placed between the kept words, and the log says why."""
+    import shutil
+
+    job = Job(shutil.copytree(long_job.job.root, tmp_path / "job"))
+    job.update_manifest(model={"name": "no-such-model", "version": "0"})
+    res = deliver(job.root, tmp_path / "out")
+    doc = json.loads(res.transcripts["interview"].with_suffix(".json").read_text())
+    assert all(s["word_times"] == "estimated" for s in doc["segments"] if s["edited"])
+    assert "Cannot re-align the edited segments of interview" in caplog.text
+    assert list(srt.parse(res.transcripts["interview"].with_suffix(".srt").read_text()))

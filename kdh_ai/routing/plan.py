@@ -263,6 +263,11 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
                "Next: `kdh push`, "
                "let people answer them (trusted reviewers, or 2+ annotators each), `kdh pull`, then `kdh route` "
                "again with --target-wer/--target-accuracy or --budget.")
+        if len(routable) < 100 and n >= 0.5 * len(routable):
+            msg += (f" This batch is small ({len(routable)} units): the slice is most of it, and a promise on so few "
+                    "units sends most of the rest to people too. Route it with the client's other recordings in "
+                    "one job, or draw a smaller slice (--calibration 12) and pool earlier jobs' slices in step 2 "
+                    "(--prior-calibration EARLIER_JOB); see docs/labelstudio.md, 'A single long recording'.")
         if plan is not None:
             plan["calibration_have"] = n
             msg += " " + describe(plan, metric=_metric(task.name),
