@@ -136,9 +136,9 @@ def _cut_run(words: list[dict[str, Any]], *, max_s: float, target_s: float, paus
             cuts.append(at)
             start = float(words[at]["start"])
             best = None
-            for j in range(at + 1, i + 1):  # pauses after the cut stay candidates
+            for j in range(at + 1, i + 1):  # pauses after the cut stay candidates (not too close to it)
                 g = float(words[j]["start"]) - float(words[j - 1]["end"])
-                if best is None or g >= best[0]:
+                if float(words[j - 1]["end"]) - start >= min(target_s, max_s) / 3 and (best is None or g >= best[0]):
                     best = (g, j)
             continue
         if length >= min(target_s, max_s) / 3 and (best is None or gap >= best[0]):

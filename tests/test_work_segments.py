@@ -247,3 +247,19 @@ def test_packed_long_file_gets_work_segments_and_short_clips_stay_whole(recordin
     preds = Job(tmp_path / "job").current_predictions()
     _check_work_segments(preds["talk"], recording.reference)
     assert "work_segments" not in preds["short"].payload and preds["short"].units() == [preds["short"]]
+
+
+def test_speech_without_pauses_gets_no_sliver_segments() -> None:
+    """Words timed back to back with no pause (a stretch Whisper decoded without timestamps: its words spread
+    over whole 30 s windows, 10 ms apart at window starts; seen on a 30-minute recording): cuts still fall
+    at the widest gaps, and no segment is a sliver of one word (one was 0.01 s long before)."""
+    words, t = [], 0.0
+    for k in range(400):
+        gap = 0.02 if k % 90 == 89 else 0.0
+        words.append({"word": f" w{k}", "start": round(t + gap, 3), "end": round(t + gap + 0.33, 3),
+                      "probability": 0.9})
+        t += gap + 0.33
+    segs = cut_segments(words, duration_s=t + 0.5, speech_probs=_speech_of(words, t + 0.5))
+    _assert_tiles(segs, words, t + 0.5)
+    assert all(s.duration_s <= 30.0 for s in segs[:-1])
+    assert all(s.duration_s >= 3.0 for s in segs[:-1]), [s.duration_s for s in segs]
