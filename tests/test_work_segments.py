@@ -263,3 +263,36 @@ def test_speech_without_pauses_gets_no_sliver_segments() -> None:
     _assert_tiles(segs, words, t + 0.5)
     assert all(s.duration_s <= 30.0 for s in segs[:-1])
     assert all(s.duration_s >= 3.0 for s in segs[:-1]), [s.duration_s for s in segs]
+
+
+@pytest.mark.slow
+def test_speech_a_chunk_decoding_skipped_is_decoded_again_and_put_in_place() -> None:
+    """A chunk whose decoding skipped speech (Whisper's no-speech rule can drop a whole window of a noisy
+    chunk: measured 143 words lost on a synthetic recording) gets that stretch decoded on its own: here the
+    chunk's decoding found only the first clip's words, and the second clip comes back, timed in place."""
+    from kdh_ai.engines.common import vad_probabilities
+    from kdh_ai.engines.faster_whisper import Transcriber
+    from kdh_ai.engines.streaming import Chunk
+    from kdh_ai.samples import ljspeech_clip, load_ljspeech
+
+    refs = dict(zip(load_ljspeech().item_id, load_ljspeech().reference))
+    first, second = load_audio(ljspeech_clip("LJ001-0002")), load_audio(ljspeech_clip("LJ001-0008"))
+    pause = np.zeros(SAMPLE_RATE, np.float32)
+    audio = np.concatenate([pause, first, pause, second, pause])
+    offset = 300 * SAMPLE_RATE // VAD_FRAME * VAD_FRAME  # the chunk lies 300 s into its recording
+    chunk = Chunk(audio=audio, start=offset, probs=vad_probabilities(audio), last=False)
+    t = Transcriber(TranscribeOptions())
+    kept, segs, _ = t._loop(audio[:len(pause) + len(first)], chunk.offset_s, condition_on_previous_text=False)
+    assert kept and _norm(" ".join(w["word"] for w in kept)) == _norm(refs["LJ001-0002"])
+
+    words, segments = t._recover_skipped(chunk, chunk.length_s, list(kept), list(segs))
+    second_start = chunk.offset_s + (2 * len(pause) + len(first)) / SAMPLE_RATE
+    added = [w for w in words if w not in kept]
+    assert jiwer.wer(_norm(refs["LJ001-0008"]), _norm(" ".join(w["word"] for w in added))) <= 0.15
+    assert all(second_start - 0.5 <= w["start"] and w["end"] <= second_start + len(second) / SAMPLE_RATE + 0.5
+               for w in added)
+    assert words == sorted(words, key=lambda w: (w["start"], w["end"])) and len(segments) > len(segs)
+    assert t.stats["recovered_words"] == len(added)
+    # Speech already covered by words is not decoded again.
+    again, _ = t._recover_skipped(chunk, chunk.length_s, words, segments)
+    assert again == words

@@ -45,6 +45,8 @@ Speed and accuracy against a plain faster-whisper loop are measured in ``benchma
 
 from __future__ import annotations
 
+import math
+
 import hashlib
 import json
 import logging
@@ -202,6 +204,7 @@ class Transcriber(Prelabeler):
     stream_chunk_s: ClassVar[float] = 240.0
     stream_search_s: ClassVar[float] = 30.0
     prompt_words: ClassVar[int] = 120
+    recover_min_s: ClassVar[float] = 1.5
 
     def __init__(self, options: TranscribeOptions, *, model: ResolvedModel | None = None) -> None:
         from faster_whisper import WhisperModel
@@ -224,7 +227,7 @@ class Transcriber(Prelabeler):
                     "model_bin_size": bin_path.stat().st_size if bin_path.exists() else None,
                     "decode": options.decode_signature(), "engine": "faster-whisper",
                     "empty_confidence": "1-vad_max",
-                    "stream": [self.stream_chunk_s, self.stream_search_s, self.prompt_words]}
+                    "stream": [self.stream_chunk_s, self.stream_search_s, self.prompt_words, self.recover_min_s]}
         self.config_hash = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         # Counters (for benchmarks and logs): windows decoded, pieces decoded, pieces sent to another window,
         # tails cut off, pieces decoded alone, pieces decoded again by faster-whisper's loop, pieces (and
@@ -660,7 +663,52 @@ class Transcriber(Prelabeler):
                 words.extend(sw)
                 segments.append(segment_record(sw, avg_logprob=s["avg_logprob"], no_speech_prob=s["no_speech_prob"],
                                                compression_ratio=s["compression_ratio"]))
+        words, segments = self._recover_skipped(chunk, done_s, words, segments)
         return words, segments, language or info.language, done_s
+
+    def _recover_skipped(self, chunk: Any, done_s: float, words: list[dict[str, Any]],
+                         segments: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Decode again, each on its own, the stretches of a chunk where VAD hears speech that no word covers.
+
+        Whisper sometimes skips a whole window of a chunk (its no-speech rule on noisy audio): measured on the
+        synthetic long recordings of ``benchmarks/long_recordings.py``, a chunk that started 20 s earlier than
+        the whole-file loop's window lost 36 s of speech (143 words, WER 17% -> 31%). A stretch of at least
+        ``recover_min_s`` of clear speech (VAD >= 0.5) more than 0.3 s from any word is decoded alone, as a
+        short clip is (faster-whisper's loop with word timestamps, no conditioning), and its words are put in
+        place. Words still missing after that are left to the per-segment check (a wordless segment goes to
+        people)."""
+        probs, frame_s = chunk.probs, VAD_FRAME / SAMPLE_RATE
+        covered = np.zeros(len(probs), bool)
+        for w in words:
+            a = max(0, int((w["start"] - chunk.offset_s - 0.3) / frame_s))
+            covered[a:int(math.ceil((w["end"] - chunk.offset_s + 0.3) / frame_s))] = True
+        limit = min(len(probs), int(done_s / frame_s))
+        speech = (probs[:limit] >= 0.5) & ~covered[:limit]
+        spans: list[list[int]] = []
+        for i in np.flatnonzero(speech):
+            if spans and i - spans[-1][1] <= int(0.5 / frame_s):
+                spans[-1][1] = int(i) + 1
+            else:
+                spans.append([int(i), int(i) + 1])
+        found = 0
+        for a, b in spans:
+            if (b - a) * frame_s < self.recover_min_s:
+                continue
+            lo = max(0.0, a * frame_s - 0.3)
+            hi = min(done_s, b * frame_s + 0.3)
+            clip = chunk.audio[int(lo * SAMPLE_RATE):int(hi * SAMPLE_RATE)]
+            new_words, new_segments = self._transcribe_alone(clip, chunk.offset_s + lo)
+            lo_t, hi_t = chunk.offset_s + lo, chunk.offset_s + hi
+            keep = [w for w in new_words if lo_t <= w["start"] and w["end"] <= hi_t + 0.5]
+            if keep:
+                found += len(keep)
+                words = sorted(words + keep, key=lambda w: (w["start"], w["end"]))
+                segments = sorted(segments + [sg for sg in new_segments if sg["words"] and sg["words"][0] in keep],
+                                  key=lambda sg: sg["start"])
+        if found:
+            with self._lock:
+                self.stats["recovered_words"] = self.stats.get("recovered_words", 0) + found
+        return words, segments
 
     def _finish(self, piece: _Piece, finished: list[Prediction]) -> None:
         piece.audio, piece.speech = np.empty(0, np.float32), None  # let the audio go
