@@ -16,7 +16,8 @@ __all__ = ["register"]
 def route_command(
     job_dir: Annotated[Path, typer.Argument(help="A pre-labeled job directory.")],
     calibration: Annotated[Optional[float], typer.Option(
-        help="Step 1: draw the calibration slice (share of items, e.g. 0.2, or a count, e.g. 60). With "
+        help="Step 1: draw the calibration slice (a share of the items below 1, e.g. 0.2, or a count from 1 "
+        "up, e.g. 60: 1.0 is one item). With "
         "--target-wer/--target-accuracy it also plans the evidence: the slice is raised to the size the target "
         "needs, and it says how many gold answers are needed.")] = None,
     target_wer: Annotated[Optional[float], typer.Option(help="Step 2 (transcription): target WER of the whole "
