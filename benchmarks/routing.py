@@ -266,7 +266,7 @@ def simulate(pool: pd.DataFrame, *, target: float, people_of: Callable[[np.rando
                                   human_error_rate=h_hat, human_error_upper=h_up, people_delta=people_delta,
                                   target=target, fixed_human_share=fixed, fixed_error_share=0.0, delta=delta,
                                   start_threshold=(1 - h_hat) if start_from_confidence else None,
-                                  slice_in_batch=prior_batches == 0, curve_bounds=False)
+                                  curve_bounds=False)
         to_human = conf[rest_i] < choice.threshold
         audit = (~to_human) & (rng.random(len(rest_i)) < audit_rate)
         people = to_human | audit

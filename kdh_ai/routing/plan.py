@@ -442,7 +442,7 @@ def route(job_dir: str | Path, *, target: float | None = None, budget: float | N
         kw = dict(batch_confidence=batch_conf, human_error_rate=measured.rate, human_error_upper=measured.upper,
                   people_delta=people_delta, budget=budget, fixed_human_share=fixed, delta=delta,
                   start_threshold=(1 - measured.rate) if task.confidence_is_probability else None,
-                  slice_in_batch=not pooled.get("used"), population=len(answered) + len(ever_pending))
+                  population=len(conf) + len(ever_pending))
         choice = choose_threshold(conf, errs[:, 0], errs[:, 1], target=target, fixed_error_share=fixed_err, **kw)
         second = job_second_opinion(job)  # the score is confidence x agreement with a second model
         score_name = f"score (confidence x agreement with {second['model']})" if second else "confidence"

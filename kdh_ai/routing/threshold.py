@@ -24,8 +24,12 @@ JRSS-B 2023), in its form for sampling *without replacement* from the batch (Wau
 batch's routable items, so the bound covers the items actually delivered, not a population mean. The wealth
 is averaged over a few fixed orderings of the slice (an average of e-values is an e-value); ``H0`` is
 rejected when it reaches ``1 / delta_model``. With earlier batches' slices pooled
-(``kdh route --prior-calibration``) the items are treated as i.i.d. draws of the client's stream instead, and
-the batch's own sampling noise is added with a Chernoff (Bernoulli KL) bound at the same level.
+(``kdh route --prior-calibration``) the items of those slices and of this batch are assumed exchangeable
+(i.i.d. draws of the client's stream): given their values, the pooled slice is then a uniformly random subset
+of the pooled slice and the batch together, so the same without-replacement test bounds that larger
+population's mean, and the batch's own losses follow by subtracting the slice's. (An earlier version bounded
+the stream's mean and added the batch's sampling noise with a Chernoff bound for Bernoulli losses; for a
+batch of a few dozen units, a single 10-minute recording, that noise term alone exceeded a 10% target.)
 
 **The people's part.** ``h+`` is a Clopper-Pearson upper bound on the people's word (or label) error rate
 from the gold answers (:func:`people_upper_bound`, assuming their errors are independent across words; it is
@@ -209,41 +213,6 @@ def betting_upper_bound(x: np.ndarray, *, delta: float, population: int | None =
     return hi
 
 
-def _kl_largest_mean(q: np.ndarray, n: int, delta: float) -> np.ndarray:
-    """Largest expectation ``p <= q`` whose Chernoff bound for the mean of ``n`` i.i.d. [0, 1] draws is at most
-    ``q`` at level ``delta`` (solves ``n KL(q || p) = log(1 / delta)``; vectorized bisection)."""
-    q = np.clip(np.asarray(q, dtype=float), 0.0, 1.0)
-    c = np.log(1 / delta) / max(n, 1)
-    qq = np.clip(q, 1e-15, 1 - 1e-15)
-    lo, hi = np.zeros_like(q), q.copy()
-    for _ in range(50):
-        mid = np.clip((lo + hi) / 2, 1e-15, 1 - 1e-15)
-        kl = qq * np.log(qq / mid) + (1 - qq) * np.log((1 - qq) / (1 - mid))
-        lo, hi = np.where(kl >= c, mid, lo), np.where(kl >= c, hi, mid)
-    return np.where(q <= 0, 0.0, lo)
-
-
-def _kl_upper(p: float, n: int, delta: float) -> float:
-    """Largest mean of ``n`` i.i.d. [0, 1] draws with expectation ``p`` not excluded at level ``delta``
-    (Chernoff: ``n KL(q || p) = log(1 / delta)``)."""
-    if n <= 0 or p >= 1:
-        return min(1.0, p)
-    p = max(p, 1e-12)
-    target = np.log(1 / delta) / n
-
-    def kl(q: float) -> float:
-        q = min(max(q, 1e-15), 1 - 1e-15)
-        return q * np.log(q / p) + (1 - q) * np.log((1 - q) / (1 - p))
-
-    if kl(1.0) <= target:
-        return 1.0
-    lo, hi = p, 1.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if kl(mid) <= target else (lo, mid)
-    return hi
-
-
 def _ratio_se(losses: np.ndarray, units: np.ndarray, r: float, n_predict: int | None) -> tuple[float, float]:
     """Standard error of the ratio estimate (delta method) and Johnson's skewness shift.
 
@@ -337,7 +306,6 @@ def choose_threshold(
     fixed_human_share: float = 0.0,
     fixed_error_share: float | None = None,
     start_threshold: float | None = None,
-    slice_in_batch: bool = True,
     population: int | None = None,
     delta: float = 0.05,
     n_candidates: int = 100,
@@ -371,13 +339,11 @@ def choose_threshold(
             equals the people's (``1 - h`` for a calibrated probability) tests that mix first. It must not
             come from the calibration slice's errors (that would void the guarantee). When nothing in the
             sequence meets the target, everything goes to people, reachable if their own bound allows.
-        slice_in_batch: The slice was drawn at random from this batch's routable items (the batch is then a
-            finite population: slice + ``batch_confidence``); False when earlier batches' slices are pooled
-            (the items are then treated as i.i.d. draws of the client's stream).
-        population: With ``slice_in_batch``: the number of items the slice was drawn from, when larger than
-            the slice plus ``batch_confidence`` (routing again after people answered some items: those left
-            the batch but not the population). The bound then covers the model's losses on every item not in
-            the slice, a superset of the batch's (conservative).
+        population: The number of items the slice and the batch were drawn from, when larger than the slice
+            plus ``batch_confidence`` (routing again after people answered some items: those left the batch but
+            not the population). The slice (this batch's random slice, with earlier batches' slices pooled
+            under the exchangeability assumption of the module docstring) is a random subset of it; the bound
+            covers the model's losses on every item not in the slice, a superset of the batch's (conservative).
         delta: Error level of the whole promise (people and model): it holds with probability at least
             ``1 - delta``.
         n_candidates: Number of candidate thresholds (quantiles of ``batch_confidence``).
@@ -403,7 +369,7 @@ def choose_threshold(
     started = start_threshold is not None and start_threshold < float("inf")
     cands = _candidates(batch, n_candidates, start_threshold if started else None)
     test = _SliceTest.build(conf, item_error_ratio(err, n), cands, batch, delta_model=delta - people_delta,
-                            slice_in_batch=slice_in_batch, population=population, h_up=h_up)
+                            population=population, h_up=h_up)
 
     rows = []
     for j, t in enumerate(cands):
@@ -480,41 +446,31 @@ class _SliceTest:
     inverse: np.ndarray  # candidate -> its row of y_uniq
     n_auto: np.ndarray  # batch items auto-accepted at each candidate
     n_batch: int
-    population: int | None  # finite population (slice drawn from this batch), or None (i.i.d. stream)
-    slice_in_batch: bool
+    population: int  # the finite population the slice is a random subset of (slice + batch, or more)
     delta_model: float
     h_up: float
 
     @classmethod
     def build(cls, conf: np.ndarray, x: np.ndarray, cands: list[float], batch: np.ndarray, *, delta_model: float,
-              slice_in_batch: bool, population: int | None, h_up: float) -> _SliceTest:
+              population: int | None, h_up: float) -> _SliceTest:
         t_arr = np.array(cands)
         auto = conf[None, :] >= t_arr[:, None]                        # (k, m): slice items auto-accepted
         y = np.where(auto, x[None, :], 0.0)                           # model losses of auto-accepted items
         n_auto = np.array([int(np.sum(batch >= t)) for t in cands])   # batch items auto-accepted
         uniq, inverse = np.unique(auto, axis=0, return_inverse=True)  # one betting test per distinct slice split
-        pop = max(len(x) + len(batch), int(population or 0)) if slice_in_batch else None
+        pop = max(len(x) + len(batch), int(population or 0))
         return cls(y, np.where(uniq, x[None, :], 0.0), np.asarray(inverse).reshape(-1), n_auto, len(batch), pop,
-                   slice_in_batch, delta_model, h_up)
-
-    @property
-    def level(self) -> float:
-        return self.delta_model if self.slice_in_batch else self.delta_model / 2
+                   delta_model, h_up)
 
     def null(self, allowed: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Null mean of the auto-accepted losses for a total of ``allowed`` in the batch's auto-accepted items."""
-        if self.slice_in_batch:
-            return (self.y[rows].sum(axis=1) + allowed) / self.population
-        return _kl_largest_mean(allowed / max(self.n_batch, 1), self.n_batch, self.delta_model / 2)
+        return (self.y[rows].sum(axis=1) + allowed) / self.population
 
     def batch_upper(self, j_rows: np.ndarray) -> np.ndarray:
         """Upper bound of the batch's per-item mean loss (before the fixed shares) at candidates ``j_rows``."""
-        up = betting_upper_bound(self.y_uniq[self.inverse[j_rows]], delta=self.level, population=self.population)
-        if self.slice_in_batch:
-            auto_sum = self.population * up - self.y[j_rows].sum(axis=1)
-        else:
-            auto_sum = self.n_batch * np.array([_kl_upper(float(u), self.n_batch, self.delta_model / 2)
-                                                for u in up])
+        up = betting_upper_bound(self.y_uniq[self.inverse[j_rows]], delta=self.delta_model,
+                                 population=self.population)
+        auto_sum = self.population * up - self.y[j_rows].sum(axis=1)
         auto_sum = np.clip(auto_sum, 0.0, self.n_auto[j_rows])
         return (auto_sum + (self.n_batch - self.n_auto[j_rows]) * self.h_up) / max(self.n_batch, 1)
 
@@ -532,7 +488,7 @@ class _SliceTest:
         undecided = (allowed >= 0) & ~meets
         if undecided.any():
             rows_u = np.nonzero(undecided)[0]
-            log_inv = float(np.log(1 / self.level))
+            log_inv = float(np.log(1 / self.delta_model))
             wealth = _log_wealth(self.y_uniq[self.inverse[rows_u]], self.null(allowed[rows_u], rows_u),
                                  self.population, log_inv)
             meets[rows_u] = wealth >= log_inv
