@@ -424,3 +424,19 @@ def test_kdh_route_refuses_targets_that_make_no_sense(tmp_path: Path) -> None:
     assert current_roles(Job(tmp_path / "job")) == {}, "nothing was routed by a refused command"
     code, out = kdh("route", job, "--calibration", "30", "--target-wer", "0.08")
     assert code == 0 and "gold answers needed" in out
+
+
+def test_kdh_route_calibration_all_sends_every_routable_item_to_people(tmp_path: Path) -> None:
+    # A new client's first batch reviewed whole: every item but gold joins the slice (unbiased, so it can serve
+    # later batches as --prior-calibration); a word that is not a share, count or 'all' is refused.
+    from typer.testing import CliRunner
+
+    from kdh_ai.cli import app
+
+    build_job(tmp_path / "job", n=50, n_gold=5)
+    res = CliRunner().invoke(app, ["route", str(tmp_path / "job"), "--calibration", "most"])
+    assert res.exit_code == 2 and "'all'" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["route", str(tmp_path / "job"), "--calibration", "all"])
+    assert res.exit_code == 0, res.output
+    roles = current_roles(Job(tmp_path / "job"))
+    assert sum(r == "calibration" for r in roles.values()) == 45 and sum(r == "gold" for r in roles.values()) == 5

@@ -15,9 +15,10 @@ __all__ = ["register"]
 
 def route_command(
     job_dir: Annotated[Path, typer.Argument(help="A pre-labeled job directory.")],
-    calibration: Annotated[Optional[float], typer.Option(
+    calibration: Annotated[Optional[str], typer.Option(
         help="Step 1: draw the calibration slice (a share of the items below 1, e.g. 0.2, or a count from 1 "
-        "up, e.g. 60: 1.0 is one item). With "
+        "up, e.g. 60: 1.0 is one item), or 'all': people review every item (a new client's first batch, whose "
+        "answers then serve later batches as --prior-calibration). With "
         "--target-wer/--target-accuracy it also plans the evidence: the slice is raised to the size the target "
         "needs, and it says how many gold answers are needed.")] = None,
     target_wer: Annotated[Optional[float], typer.Option(help="Step 2 (transcription): target WER of the whole "
@@ -95,7 +96,7 @@ def route_command(
             console.print(f"{added} gold item(s) recorded from {gold}")
         if target is not None:
             console.print("planning the evidence for the target (simulated slices; a few seconds) ...")
-        result = plan_calibration(job_dir, size=calibration, seed=seed, target=target, delta=delta)
+        result = plan_calibration(job_dir, size=_slice_size(calibration), seed=seed, target=target, delta=delta)
     elif check_audit:
         result = do_check_audit(job_dir, delta=delta)
     else:
@@ -143,3 +144,17 @@ def _audio_minutes(job_dir: Path) -> dict[str, float] | None:
 def register(app: typer.Typer) -> None:
     """Add ``kdh route`` to the ``kdh`` command."""
     app.command("route")(route_command)
+
+
+def _slice_size(text: str) -> float:
+    """``--calibration``: a share (< 1), a count (>= 1) or ``all`` (every routable item, ``inf``)."""
+    if text.strip().lower() == "all":
+        return float("inf")
+    try:
+        size = float(text)
+    except ValueError:
+        raise fail(f"--calibration takes a share below 1 (0.2), a count (60) or 'all', got {text!r}") from None
+    if not size > 0 or size == float("inf"):
+        raise fail(f"--calibration must be a share in (0, 1), a count from 1 up, or 'all', got {text!r}")
+    return size
+

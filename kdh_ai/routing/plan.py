@@ -207,7 +207,8 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
 
     Args:
         job_dir: A pre-labeled job.
-        size: The slice as a share of the routable items (< 1) or a number of items (>= 1).
+        size: The slice as a share of the routable items (< 1), a number of items (>= 1), or ``inf``: every
+            routable item (a client's first batch reviewed whole, to serve later ones as prior calibration).
         min_items: With a share, draw at least this many (or all routable items when there are fewer).
         seed: Seed of the random draw (recorded; the same seed draws the same slice).
         target: The target step 2 will route to (WER, or 1 - accuracy); plans the evidence for it.
@@ -242,7 +243,8 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
             else:
                 routable.append(item_id)
         # A share is raised to min_items (a bound needs enough items); an explicit count is taken as given.
-        n = max(int(round(size * len(routable))), min_items) if size < 1 else int(size)
+        n = (max(int(round(size * len(routable))), min_items) if size < 1 else
+             len(routable) if math.isinf(size) else int(size))
         plan = None
         if target is not None:
             gold_have, _ = _gold_have(job, task, delta)
