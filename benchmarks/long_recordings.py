@@ -37,6 +37,11 @@ for units = segments and units = whole files, on the same batch (every recording
   what they touch (post-editors starting from the pre-label, as ``benchmarks/routing.py --residual``); a
   person's errors on a unit of ``n`` words are ``Binomial(n, human_wer)``. The delivered WER is computed on the
   references; "held" is the share of draws where it met the target.
+* **with prior calibration** (``--prior-hours H``): a client's earlier recordings reviewed whole (``kdh route
+  --calibration all``) serve later batches (``kdh route --prior-calibration``). Each draw also draws ``H`` hours
+  of the *other* recordings (not those of the batch) as that earlier batch, whose every unit joins the slice;
+  the batch's own slice is ``--own-slice`` units. The earlier listening is not counted (the earlier batch paid
+  for it as delivered work); ``kdh route``'s drift check is not simulated (the pool is one stream).
 * **best threshold in hindsight** (no calibration, no audit, expected people errors): the threshold on
   confidence that meets the target with the least human time, knowing every unit's true errors. It is what a
   confidence threshold can reach at best, and it gives whole-file routing its best chance (no slice to pay for).
@@ -57,6 +62,7 @@ Usage::
 
     .venv/bin/python benchmarks/long_recordings.py [--lj 3] [--lj-minutes 5] [--synthetic 4] [--targets 0.05 0.08]
         [--human-wer 0.02] [--seeds 200] [--context-s 3] [--batch-hours 0 4]
+    .venv/bin/python benchmarks/long_recordings.py --batch-hours 0.17 --prior-hours 1   # one 10-min recording
     .venv/bin/python benchmarks/long_recordings.py --end-to-end 60
 """
 
@@ -328,18 +334,31 @@ def unit_table(job: Job, manifest: Path, *, context_s: float, config_hash: str |
 
 
 def route_once(units: pd.DataFrame, *, target: float, human_wer: float, rng: np.random.Generator,
-               delta: float, cal_share: float = 0.2, cal_min: int = 30, audit_rate: float = 0.05) -> dict[str, float]:
-    """One draw of ``kdh route`` with its defaults on these units (see the module docstring)."""
+               delta: float, cal_share: float = 0.2, cal_min: int = 30, audit_rate: float = 0.05,
+               prior: pd.DataFrame | None = None, own_slice: int = 6) -> dict[str, float]:
+    """One draw of ``kdh route`` with its defaults on these units (see the module docstring).
+
+    With ``prior`` (earlier recordings of the client, reviewed whole: ``kdh route --calibration all``), this
+    batch's own slice is ``own_slice`` units and the prior's units join it (``--prior-calibration``); the prior's
+    listening was paid for by the earlier batch and is not counted here."""
     conf = units["confidence"].to_numpy(float)
     err, words = units["errors"].to_numpy(float), units["words"].to_numpy(int)
     listen = units["listen_s"].to_numpy(float)
     n = len(units)
-    k = n if n <= cal_min else max(cal_min, math.ceil(cal_share * n))
+    if prior is not None:
+        k = min(n, own_slice)
+    else:
+        k = n if n <= cal_min else max(cal_min, math.ceil(cal_share * n))
     order = rng.permutation(n)
     cal, rest = order[:k], order[k:]
+    c_conf, c_err, c_words = conf[cal], err[cal], words[cal]
+    if prior is not None:
+        c_conf = np.concatenate([c_conf, prior["confidence"].to_numpy(float)])
+        c_err = np.concatenate([c_err, prior["errors"].to_numpy(float)])
+        c_words = np.concatenate([c_words, prior["words"].to_numpy(int)])
     people = np.zeros(len(rest), bool)
     if len(rest):
-        choice = choose_threshold(conf[cal], err[cal], words[cal], batch_confidence=conf[rest],
+        choice = choose_threshold(c_conf, c_err, c_words, batch_confidence=conf[rest],
                                   human_error_rate=human_wer, target=target, fixed_human_share=k / n,
                                   fixed_error_share=0.0, delta=delta, curve_bounds=False)
         to_people = conf[rest] < choice.threshold
@@ -378,9 +397,10 @@ def draw_batch(table: pd.DataFrame, files: list[str], hours: float, rng: np.rand
 
 
 def compare(table: pd.DataFrame, *, targets: list[float], human_wer: float, seeds: int, delta: float,
-            batch_hours: list[float]) -> pd.DataFrame:
+            batch_hours: list[float], prior_hours: float = 0.0, own_slice: int = 6) -> pd.DataFrame:
     """The key table: human audio minutes per delivered audio hour, segments vs whole files, for each target
-    and batch size (every draw routes the same batch both ways)."""
+    and batch size (every draw routes the same batch both ways). With ``prior_hours``, each draw also draws
+    that many hours of *other* recordings, reviewed whole, as prior calibration (:func:`route_once`)."""
     files = sorted(table.loc[table["kind"] == "file", "file"])
     rows = []
     for hours, target in ((h, t) for h in batch_hours for t in targets):
@@ -390,11 +410,16 @@ def compare(table: pd.DataFrame, *, targets: list[float], human_wer: float, seed
         audio_h = []
         for _ in range(seeds):
             batch = draw_batch(table, files, hours, rng)
+            prior = None
+            if prior_hours > 0:
+                others = [f for f in files if f not in set(batch["file"])]
+                prior = draw_batch(table, others, prior_hours, rng) if others else None
             audio_h.append(batch.loc[batch["kind"] == "file", "audio_s"].sum() / 3600)
             for kind in draws:
                 units = batch[batch["kind"] == kind].reset_index(drop=True)
                 sizes[kind].append(len(units))
-                d = route_once(units, target=target, human_wer=human_wer, rng=rng, delta=delta)
+                d = route_once(units, target=target, human_wer=human_wer, rng=rng, delta=delta,
+                               prior=None if prior is None else prior[prior["kind"] == kind], own_slice=own_slice)
                 draws[kind].append({**d, "min_per_h": d["human_s"] / 60 / audio_h[-1]})
         for kind, ds in draws.items():
             units = table[table["kind"] == kind]
@@ -651,6 +676,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-hours", type=float, nargs="+", default=[0.0, 4.0], help="client batch sizes: 0 is "
                    "the recordings themselves; more draws recordings with replacement up to that many hours "
                    "(default: 0 and 4)")
+    p.add_argument("--prior-hours", type=float, default=0.0, help="earlier recordings of the client, reviewed "
+                   "whole (kdh route --calibration all), pooled as prior calibration: this many hours of the other "
+                   "recordings per draw, with a batch's own slice of --own-slice units (default 0: off)")
+    p.add_argument("--own-slice", type=int, default=6, help="with --prior-hours: the batch's own calibration "
+                   "slice, in units (6; the drift check needs a few)")
     p.add_argument("--context-s", type=float, default=3.0, help="seconds of context a reviewer hears on each "
                    "side of a segment (3, as kdh push cuts a segment's clip)")
     p.add_argument("--config", metavar="HASH", help="score the predictions of another configuration kept in the "
@@ -673,7 +703,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"People assumed to leave {args.human_wer:.0%} of the words wrong; a reviewer hears a segment with "
           f"{args.context_s:g} s of context on each side; promise level delta = {args.delta}")
     res = compare(table, targets=args.targets, human_wer=args.human_wer, seeds=args.seeds, delta=args.delta,
-                  batch_hours=args.batch_hours)
+                  batch_hours=args.batch_hours, prior_hours=args.prior_hours, own_slice=args.own_slice)
+    if args.prior_hours:
+        print(f"\nWith {args.prior_hours:g} h of other recordings reviewed whole as prior calibration, and a "
+              f"slice of {args.own_slice} units of the batch itself (prior listening not counted):")
     print_table(res, seeds=args.seeds)
     print_groups(table, targets=args.targets, human_wer=args.human_wer)
     return 0

@@ -54,6 +54,16 @@ def test_normalizer_choice_changes_the_score() -> None:
     assert wer(ref, hyp, normalizer="none") == 1.0  # case differs too
 
 
+def test_words_in_round_parentheses_are_scored_and_square_bracket_tags_are_not() -> None:
+    # LJ001-0024: the aside in parentheses is read aloud; a model that transcribes it is right.
+    ref = "But the first Bible actually dated (which also was printed at Maintz by Peter Schoeffer)"
+    hyp = "but the first bible actually dated which also was printed at maintz by peter schoeffer"
+    assert wer(ref, hyp) == 0.0
+    assert wer(ref, "but the first bible actually dated") == pytest.approx(9 / 15)  # the aside missing
+    for normalizer in ("english", "basic"):
+        assert normalize_text("we met at [inaudible] (the) station", normalizer=normalizer) == "we met at the station"
+
+
 def test_basic_normalizer_keeps_non_english_words() -> None:
     assert normalize_text("Ninakupenda, RAFIKI! [laughs]", normalizer="basic") == "ninakupenda rafiki"
     assert normalize_text("Café", normalizer="basic") == "café"
