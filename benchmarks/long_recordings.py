@@ -41,7 +41,8 @@ for units = segments and units = whole files, on the same batch (every recording
   --calibration all``) serve later batches (``kdh route --prior-calibration``). Each draw also draws ``H`` hours
   of the *other* recordings (not those of the batch) as that earlier batch, whose every unit joins the slice;
   the batch's own slice is ``--own-slice`` units. The earlier listening is not counted (the earlier batch paid
-  for it as delivered work); ``kdh route``'s drift check is not simulated (the pool is one stream).
+  for it as delivered work); ``kdh route``'s drift check runs as it does there (a drifted draw routes on its
+  own slice alone).
 * **best threshold in hindsight** (no calibration, no audit, expected people errors): the threshold on
   confidence that meets the target with the least human time, knowing every unit's true errors. It is what a
   confidence threshold can reach at best, and it gives whole-file routing its best chance (no slice to pay for).
@@ -93,6 +94,7 @@ from kdh_ai.job import Job  # noqa: E402
 from kdh_ai.prelabel import run_prelabel  # noqa: E402
 from kdh_ai.quality import normalize_text  # noqa: E402
 from kdh_ai.records import Prediction, Segment  # noqa: E402
+from kdh_ai.routing import drift_check  # noqa: E402
 from kdh_ai.routing.threshold import choose_threshold  # noqa: E402
 from kdh_ai.samples import ljspeech_dir, long_recording  # noqa: E402
 from kdh_ai.segments import FRAME_S, cut_segments  # noqa: E402
@@ -340,7 +342,9 @@ def route_once(units: pd.DataFrame, *, target: float, human_wer: float, rng: np.
 
     With ``prior`` (earlier recordings of the client, reviewed whole: ``kdh route --calibration all``), this
     batch's own slice is ``own_slice`` units and the prior's units join it (``--prior-calibration``); the prior's
-    listening was paid for by the earlier batch and is not counted here."""
+    listening was paid for by the earlier batch and is not counted here. As in ``kdh route``, the prior is
+    dropped when this batch's confidences or its slice's errors say it is not like them
+    (:func:`kdh_ai.routing.drift_check`)."""
     conf = units["confidence"].to_numpy(float)
     err, words = units["errors"].to_numpy(float), units["words"].to_numpy(int)
     listen = units["listen_s"].to_numpy(float)
@@ -352,6 +356,10 @@ def route_once(units: pd.DataFrame, *, target: float, human_wer: float, rng: np.
     order = rng.permutation(n)
     cal, rest = order[:k], order[k:]
     c_conf, c_err, c_words = conf[cal], err[cal], words[cal]
+    if prior is not None and drift_check(c_conf, np.c_[c_err, c_words], prior["confidence"].to_numpy(float),
+                                         prior[["errors", "words"]].to_numpy(float), delta=delta,
+                                         batch_confidence=conf)["drift"]:
+        prior = None  # kdh route's drift check: this batch is not like the earlier ones
     if prior is not None:
         c_conf = np.concatenate([c_conf, prior["confidence"].to_numpy(float)])
         c_err = np.concatenate([c_err, prior["errors"].to_numpy(float)])
