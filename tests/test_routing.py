@@ -256,6 +256,28 @@ def test_pooled_slices_promise_a_small_batch_and_keep_it() -> None:
     assert np.mean(plug_held) < 0.9, np.mean(plug_held)
 
 
+def test_drift_check_refuses_earlier_slices_when_this_batch_is_another_kind_of_audio() -> None:
+    # Earlier batches: clean speech (confidence near 1). This batch: noisy calls (confidence spread lower). Its
+    # slice of 6 happens to err exactly as the earlier slices predict, so only the confidences can tell.
+    from kdh_ai.routing import drift_check
+
+    rng = np.random.default_rng(0)
+    p_conf = rng.beta(9, 1, size=200)
+    p_errs = np.c_[np.round(30 * 0.3 * (1 - p_conf)), np.full(200, 30)]
+    noisy = rng.beta(3, 2, size=40)
+    slice_conf = noisy[:6]
+    edges = np.quantile(p_conf, np.linspace(0, 1, 6))
+    band = lambda c: np.clip(np.searchsorted(edges, c, side="right") - 1, 0, 4)  # noqa: E731
+    rates = np.array([p_errs[band(p_conf) == b, 0].sum() / p_errs[band(p_conf) == b, 1].sum() for b in range(5)])
+    slice_errs = np.c_[rates[band(slice_conf)] * 30, np.full(6, 30)]
+    shifted = drift_check(slice_conf, slice_errs, p_conf, p_errs, batch_confidence=noisy)
+    assert shifted["drift"] and shifted["shift"] and not shifted["errors_drift"], shifted
+    same = rng.beta(9, 1, size=40)
+    alike = drift_check(same[:6], np.c_[rates[band(same[:6])] * 30, np.full(6, 30)], p_conf, p_errs,
+                        batch_confidence=same)
+    assert not alike["drift"] and alike["shift_p"] > 0.05, alike
+
+
 def test_people_worse_than_the_confident_model_still_get_a_mix() -> None:
     # Calibrated classifier: an item of confidence c is right with probability c. People are right 81% of
     # the time; the target is 84% accuracy. Everything to people cannot meet it; the model alone cannot
