@@ -15,7 +15,7 @@ __all__ = ["register"]
 
 def route_command(
     job_dir: Annotated[Path, typer.Argument(help="A pre-labeled job directory.")],
-    calibration: Annotated[Optional[str], typer.Option(
+    calibration: Annotated[Optional[str], typer.Option(metavar="SHARE|COUNT|all",
         help="Step 1: draw the calibration slice (a share of the items below 1, e.g. 0.2, or a count from 1 "
         "up, e.g. 60: 1.0 is one item), or 'all': people review every item (a new client's first batch, whose "
         "answers then serve later batches as --prior-calibration). With "
