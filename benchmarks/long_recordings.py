@@ -639,6 +639,18 @@ def end_to_end(minutes: float, *, target: float, human_wer: float, keep: bool = 
           f"length ({rec.duration_s / total:.1f}x real time); per recording: "
           f"{', '.join(sorted(p.name for p in (root / 'delivery' / 'transcripts').glob('*')))}")
     print(check_subtitles(root / "delivery" / "transcripts", "recording", rec.clips))
+    print(delivered_wer(root / "delivery" / "transcripts" / "recording.txt", Job(job), "recording", rec.reference))
+
+
+def delivered_wer(transcript: Path, job: Job, item_id: str, reference: str) -> str:
+    """The delivered transcript's WER against the recording's reference, beside the model's alone."""
+    import jiwer
+
+    ref = normalize_text(reference)
+    delivered = jiwer.wer(ref, normalize_text(transcript.read_text(encoding="utf-8")))
+    model = jiwer.wer(ref, normalize_text(job.current_predictions()[item_id].text))
+    return (f"delivered WER {delivered:.2%} against the recording's reference ({len(ref.split())} words); "
+            f"the model alone {model:.2%}")
 
 
 def check_subtitles(transcripts: Path, item_id: str, clips: list[list[Any]]) -> str:
