@@ -265,11 +265,12 @@ def plan_calibration(job_dir: str | Path, *, size: float = 0.2, min_items: int =
                "Next: `kdh push`, "
                "let people answer them (trusted reviewers, or 2+ annotators each), `kdh pull`, then `kdh route` "
                "again with --target-wer/--target-accuracy or --budget.")
-        if len(routable) < 100 and n >= 0.5 * len(routable):
+        if len(routable) < 100 and n >= 0.5 * len(routable) and not math.isinf(size):
             msg += (f" This batch is small ({len(routable)} units): the slice is most of it, and a promise on so few "
                     "units sends most of the rest to people too. Route it with the client's other recordings in "
-                    "one job, or draw a smaller slice (--calibration 12) and pool earlier jobs' slices in step 2 "
-                    "(--prior-calibration EARLIER_JOB); see docs/labelstudio.md, 'A single long recording'.")
+                    "one job, or draw a small slice (--calibration 6) and pool earlier jobs' reviewed units in "
+                    "step 2 (--prior-calibration EARLIER_JOB, e.g. a first batch routed with --calibration all); "
+                    "see docs/labelstudio.md, 'A single long recording'.")
         if plan is not None:
             plan["calibration_have"] = n
             msg += " " + describe(plan, metric=_metric(task.name),
@@ -535,10 +536,10 @@ def _pool_prior(job: Job, task: Any, prior: Sequence[str | Path], conf: np.ndarr
 def _drift_reason(drift: dict[str, Any]) -> str:
     """Which drift check fired, in words."""
     why = []
-    if drift.get("errors_drift", drift["drift"]):
+    if drift["errors_drift"]:
         why.append(f"this slice's model error {drift['observed']:.2%} vs {drift['expected']:.2%} predicted, "
                    f"p={drift['p_value']:.3f}")
-    if drift.get("shift"):
+    if drift["shift"]:
         why.append(f"this batch's confidences differ from theirs (Kolmogorov-Smirnov D={drift['shift_d']:.2f}, "
                    f"p={drift['shift_p']:.3f})")
     return "; ".join(why)
