@@ -557,22 +557,58 @@ def _answer_tasks(project_id: int, answers: dict[str, str], clients: list[Any], 
     return done
 
 
-def end_to_end(minutes: float, *, target: float, human_wer: float, keep: bool = False) -> None:
-    """One ``minutes``-long recording through the loop a lead runs; prints each step's time against the
-    audio's length. Label Studio is a real server on a free port; the annotators are SIMULATED."""
+def fresh_hub_folder(root: Path) -> tuple[Path, dict[str, str]]:
+    """Wipe ``root`` (stopping a Label Studio server an earlier run left in it) and make it again; return its
+    ``labelstudio`` folder and an environment for ``kdh`` in which Label Studio, the hub and qualification are
+    this folder's own (no outside server or token leaks in)."""
     import shutil  # noqa: PLC0415
 
-    from kdh_ai.labelstudio.accounts import add_annotator, login_token  # noqa: PLC0415
-    from kdh_ai.labelstudio.client import Connection, LabelStudioClient  # noqa: PLC0415
-    from kdh_ai.labelstudio.push import read_ls_state  # noqa: PLC0415
-    from kdh_ai.labelstudio.server import ServerOptions, local_connection, start_server, stop_server  # noqa: PLC0415
+    from kdh_ai.labelstudio.server import stop_server  # noqa: PLC0415
 
-    root = CACHE / f"e2e-{minutes:g}m"
     ls_dir = root / "labelstudio"
     if ls_dir.exists():
         stop_server(ls_dir)
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
+    env = {**os.environ, "KDH_LS_DATA_DIR": str(ls_dir), "KDH_HUB_DIR": str(root / "hub"),
+           "KDH_QUALIFICATION": "off"}
+    for k in ("KDH_LS_URL", "KDH_LS_TOKEN"):
+        env.pop(k, None)
+    return ls_dir, env
+
+
+def start_with_simulated_annotators(ls_dir: Path) -> tuple[list[Any], float]:
+    """Start Label Studio on a free port in ``ls_dir`` and log in the SIMULATED annotators
+    (:data:`E2E_ANNOTATORS`); their API clients and the server's start-up seconds. The server is stopped again
+    if an annotator cannot be made."""
+    from kdh_ai.labelstudio.accounts import add_annotator, login_token  # noqa: PLC0415
+    from kdh_ai.labelstudio.client import Connection, LabelStudioClient  # noqa: PLC0415
+    from kdh_ai.labelstudio.server import ServerOptions, local_connection, start_server, stop_server  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    start_server(ServerOptions(data_dir=ls_dir, port=_free_port(), start_timeout_s=600.0))
+    startup = time.perf_counter() - t0
+    try:
+        conn = local_connection(ls_dir)
+        clients = []
+        for email in E2E_ANNOTATORS:
+            add_annotator(conn, email, password=E2E_PASSWORD, last_name=email.split("@")[0], simulated=True)
+            clients.append(LabelStudioClient(Connection(url=conn.url,
+                                                        token=login_token(conn.url, email, E2E_PASSWORD))))
+    except BaseException:
+        stop_server(ls_dir)
+        raise
+    return clients, startup
+
+
+def end_to_end(minutes: float, *, target: float, human_wer: float, keep: bool = False) -> None:
+    """One ``minutes``-long recording through the loop a lead runs; prints each step's time against the
+    audio's length. Label Studio is a real server on a free port; the annotators are SIMULATED."""
+    from kdh_ai.labelstudio.push import read_ls_state  # noqa: PLC0415
+    from kdh_ai.labelstudio.server import stop_server  # noqa: PLC0415
+
+    root = CACHE / f"e2e-{minutes:g}m"
+    ls_dir, env = fresh_hub_folder(root)
     lj_dir, lj_note = lj_clips_dir()
     rec = long_recording(root / "recording.wav", minutes=minutes, seed=11, clips_dir=lj_dir)
     (root / "recording.clips.json").write_text(json.dumps(rec.clips))
@@ -580,10 +616,6 @@ def end_to_end(minutes: float, *, target: float, human_wer: float, keep: bool = 
     pd.DataFrame([{"item_id": "recording", "path": "recording.wav", "reference": ""}]).to_csv(manifest, index=False)
     print(f"End to end: one recording of {rec.duration_s / 60:.1f} min ({lj_note}); Label Studio on 127.0.0.1; "
           f"annotators SIMULATED", flush=True)
-    env = {**os.environ, "KDH_LS_DATA_DIR": str(ls_dir), "KDH_HUB_DIR": str(root / "hub"),
-           "KDH_QUALIFICATION": "off"}
-    for k in ("KDH_LS_URL", "KDH_LS_TOKEN"):
-        env.pop(k, None)
     job = root / "job"
     steps: list[tuple[str, float]] = []
     _timed_kdh(steps, "prelabel", "prelabel", "transcribe", "--input", str(manifest), "--out", str(job),
@@ -597,14 +629,7 @@ def end_to_end(minutes: float, *, target: float, human_wer: float, keep: bool = 
     print(f"  {len(segs) or 'no'} work segments", flush=True)
     _timed_kdh(steps, "route (calibration slice)", "route", str(job), "--calibration", "0.2",
                "--target-wer", str(target), env=env)
-    t0 = time.perf_counter()
-    info = start_server(ServerOptions(data_dir=ls_dir, port=_free_port(), start_timeout_s=600.0))
-    startup = time.perf_counter() - t0
-    conn = local_connection(ls_dir)
-    clients = []
-    for email in E2E_ANNOTATORS:
-        add_annotator(conn, email, password=E2E_PASSWORD, last_name=email.split("@")[0], simulated=True)
-        clients.append(LabelStudioClient(Connection(url=conn.url, token=login_token(conn.url, email, E2E_PASSWORD))))
+    clients, startup = start_with_simulated_annotators(ls_dir)
     try:
         rng = np.random.default_rng(0)
         task_type = TranscriptionTask()

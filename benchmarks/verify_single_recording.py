@@ -19,9 +19,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -32,8 +29,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from long_recordings import (  # noqa: E402
-    CACHE, E2E_ANNOTATORS, E2E_PASSWORD, _answer_tasks, _free_port, check_subtitles, lj_clips_dir,
-    segment_alignment)
+    CACHE, _answer_tasks, check_subtitles, fresh_hub_folder, lj_clips_dir, segment_alignment,
+    start_with_simulated_annotators)
 
 from kdh_ai.job import Job  # noqa: E402
 from kdh_ai.quality import normalize_text  # noqa: E402
@@ -94,26 +91,16 @@ def main() -> int:
     p.add_argument("--earlier-calibration", default="all")
     p.add_argument("--name", default="verify10", help="folder under the benchmark cache")
     args = p.parse_args()
-    from kdh_ai.labelstudio.accounts import add_annotator, login_token
-    from kdh_ai.labelstudio.client import Connection, LabelStudioClient
     from kdh_ai.labelstudio.push import read_ls_state
-    from kdh_ai.labelstudio.server import ServerOptions, local_connection, start_server, stop_server
+    from kdh_ai.labelstudio.server import stop_server
 
     root = CACHE / args.name
-    ls_dir = root / "labelstudio"
-    if ls_dir.exists():
-        stop_server(ls_dir)
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
+    ls_dir, env = fresh_hub_folder(root)
     lj_dir, lj_note = lj_clips_dir()
     print(f"clips: {lj_note}; annotators SIMULATED", flush=True)
     early = make_job(root, "earlier", [(f"earlier{k}", m, 101 + k) for k, m in enumerate(args.earlier_minutes)],
                      lj_dir)
     new = make_job(root, "new", [("talk", args.minutes, 907)], lj_dir)
-    env = {**os.environ, "KDH_LS_DATA_DIR": str(ls_dir), "KDH_HUB_DIR": str(root / "hub"),
-           "KDH_QUALIFICATION": "off"}
-    for k in ("KDH_LS_URL", "KDH_LS_TOKEN"):
-        env.pop(k, None)
     ej, nj = root / "job_earlier", root / "job_new"
     kdh("prelabel", "transcribe", "--input", str(root / "earlier.csv"), "--out", str(ej), "--no-progress", env=env)
     kdh("prelabel", "transcribe", "--input", str(root / "new.csv"), "--out", str(nj), "--no-progress", env=env)
@@ -124,16 +111,9 @@ def main() -> int:
     print("earlier roles:", roles_count(ej), flush=True)
     kdh("route", str(nj), "--calibration", args.calibration, env=env)
     print("new roles after step 1:", roles_count(nj), flush=True)
-    t0 = time.perf_counter()
-    start_server(ServerOptions(data_dir=ls_dir, port=_free_port(), start_timeout_s=600.0))
-    print(f"Label Studio started in {time.perf_counter() - t0:.0f} s", flush=True)
+    clients, startup = start_with_simulated_annotators(ls_dir)
+    print(f"Label Studio started in {startup:.0f} s", flush=True)
     try:
-        conn = local_connection(ls_dir)
-        clients = []
-        for email in E2E_ANNOTATORS:
-            add_annotator(conn, email, password=E2E_PASSWORD, last_name=email.split("@")[0], simulated=True)
-            clients.append(LabelStudioClient(Connection(url=conn.url,
-                                                        token=login_token(conn.url, email, E2E_PASSWORD))))
         rng = np.random.default_rng(0)
         tt = TranscriptionTask()
         kdh("push", str(ej), "--project", "verify10: earlier", "--no-progress", env=env)
