@@ -12,7 +12,7 @@ describe this recording better than a real client's earlier work would describe 
 
 Usage::
 
-    .venv/bin/python benchmarks/verify_single_recording.py [--earlier-minutes 10 10 10 10 10] [--minutes 10]
+    .venv/bin/python benchmarks/verify_single_recording.py [--earlier-minutes 10 10 10 10 10] [--minutes 10] [--seed 907]
         [--target 0.08] [--human-wer 0.02] [--calibration 6] [--earlier-calibration all]
 """
 
@@ -85,6 +85,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--earlier-minutes", type=float, nargs="+", default=[10.0] * 5)
     p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=907, help="seed of the new recording (its clips' order and pauses)")
     p.add_argument("--target", type=float, default=0.08)
     p.add_argument("--human-wer", type=float, default=0.02)
     p.add_argument("--calibration", default="6")
@@ -100,7 +101,7 @@ def main() -> int:
     print(f"clips: {lj_note}; annotators SIMULATED", flush=True)
     early = make_job(root, "earlier", [(f"earlier{k}", m, 101 + k) for k, m in enumerate(args.earlier_minutes)],
                      lj_dir)
-    new = make_job(root, "new", [("talk", args.minutes, 907)], lj_dir)
+    new = make_job(root, "new", [("talk", args.minutes, args.seed)], lj_dir)
     ej, nj = root / "job_earlier", root / "job_new"
     kdh("prelabel", "transcribe", "--input", str(root / "earlier.csv"), "--out", str(ej), "--no-progress", env=env)
     kdh("prelabel", "transcribe", "--input", str(root / "new.csv"), "--out", str(nj), "--no-progress", env=env)
